@@ -1,0 +1,340 @@
+"""Board profiles: one TOML file per board, parsed once into frozen dataclasses.
+
+Built-in profiles live in the project's ``boards/`` folder (shipped inside the wheel as
+``edge/boards``). Users add their own with ``--boards-dir DIR`` or ``EDGE_BOARDS_DIR`` (a list of
+folders separated by ``os.pathsep``); a user profile with a built-in's name replaces it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edge.errors import BoardError
+
+KINDS = ("linux", "mcu")
+CAMERA_BACKENDS = ("picamera2", "opencv")
+DELEGATES = ("none", "edgetpu")
+KERNELS = ("reference", "cmsis-nn", "esp-nn")
+MEMORY_KINDS = ("ram", "flash", "psram")
+LORES_FORMATS = ("YUV420", "RGB888", "BGR888", "XRGB8888", "XBGR8888")
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """How edge-run drives a Linux board."""
+
+    threads: int  # 0 = use every core
+    camera: str
+    lores_formats: tuple[str, ...]
+    delegate: str
+    device: str
+    serial_port: str
+    baud: int
+
+
+@dataclass(frozen=True)
+class MemoryRegion:
+    """One region of an MCU's memory map."""
+
+    name: str
+    kind: str
+    origin: int
+    length: int
+
+
+@dataclass(frozen=True)
+class FlashSlot:
+    """A flash region the firmware reserves for a model image (absolute address)."""
+
+    address: int
+    length: int
+
+
+@dataclass(frozen=True)
+class McuSpec:
+    """What edge-export and edge-flash need to know about a microcontroller board."""
+
+    pointer_size: int
+    kernels: str
+    progmem: bool
+    memory: tuple[MemoryRegion, ...]
+    arena_region: str
+    flash_region: str
+    reserved_ram: int
+    reserved_flash: int
+    model_slot: FlashSlot | None
+    flash_tool: str
+    uf2_family: int | None
+    usb_ids: tuple[str, ...]
+    platformio_platform: str
+    platformio_board: str
+    platformio_framework: str
+
+    def region(self, name: str) -> MemoryRegion:
+        for region in self.memory:
+            if region.name == name:
+                return region
+        raise KeyError(name)
+
+    @property
+    def ram_for_arena(self) -> int:
+        """Bytes of the arena region left after firmware, TFLM and stack."""
+        return self.region(self.arena_region).length - self.reserved_ram
+
+    @property
+    def flash_for_model(self) -> int:
+        """Bytes of flash left for model data after firmware and TFLM code."""
+        return self.region(self.flash_region).length - self.reserved_flash
+
+
+@dataclass(frozen=True)
+class BoardProfile:
+    """One board, as described by its TOML file."""
+
+    name: str
+    kind: str
+    description: str
+    cpu: str
+    cores: int
+    source: Path
+    runtime: RuntimeSpec | None = None
+    mcu: McuSpec | None = None
+
+
+class _Fields:
+    """Typed access to one TOML table, with errors that name the file, field and value."""
+
+    def __init__(self, table: Mapping[str, Any], where: str) -> None:
+        self.table = table
+        self.where = where
+
+    def fail(self, key: str, message: str) -> BoardError:
+        return BoardError(f"{self.where}: {key} {message}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise self.fail(key, "is missing")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+            raise self.fail(key, f"(={value!r}) must be {_kind_name(kind)}")
+        if not isinstance(value, kind):
+            raise self.fail(key, f"(={value!r}) must be {_kind_name(kind)}")
+        return value
+
+    def integer(self, key: str, low: int, high: int, default: Any = ...) -> int:
+        value = self.get(key, int, default)
+        if not low <= value <= high:
+            raise self.fail(key, f"(={value}) must be in [{low}...{high}]")
+        return int(value)
+
+    def choice(self, key: str, allowed: Iterable[str], default: Any = ...) -> str:
+        value = self.get(key, str, default)
+        allowed = tuple(allowed)
+        if value not in allowed:
+            raise self.fail(key, f"(={value!r}) must be one of {', '.join(allowed)}")
+        return str(value)
+
+    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, list, default)
+        if not all(isinstance(item, str) for item in value):
+            raise self.fail(key, f"(={value!r}) must be a list of strings")
+        return tuple(value)
+
+    def sub(self, key: str) -> _Fields | None:
+        if key not in self.table:
+            return None
+        return _Fields(self.get(key, dict), f"{self.where}: [{key}]")
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", str: "a string", bool: "true or false", list: "a list",
+             dict: "a table"}
+    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+
+
+def _parse_runtime(fields: _Fields, cores: int) -> RuntimeSpec:
+    return RuntimeSpec(
+        threads=fields.integer("threads", 0, max(cores, 1) if cores else 256, 0),
+        camera=fields.choice("camera", CAMERA_BACKENDS, "opencv"),
+        lores_formats=_lores(fields),
+        delegate=fields.choice("delegate", DELEGATES, "none"),
+        device=fields.get("device", str, ""),
+        serial_port=fields.get("serial_port", str, ""),
+        baud=fields.integer("baud", 300, 12_000_000, 115200),
+    )
+
+
+def _lores(fields: _Fields) -> tuple[str, ...]:
+    formats = fields.strings("lores_formats", ())
+    for fmt in formats:
+        if fmt not in LORES_FORMATS:
+            allowed = ", ".join(LORES_FORMATS)
+            raise fields.fail("lores_formats", f"(={fmt!r}) must be among {allowed}")
+    return formats
+
+
+def _parse_region(table: Any, where: str, index: int) -> MemoryRegion:
+    if not isinstance(table, dict):
+        raise BoardError(f"{where}: memory[{index}] must be a table")
+    fields = _Fields(table, f"{where}: memory[{index}]")
+    return MemoryRegion(
+        name=fields.get("name", str),
+        kind=fields.choice("kind", MEMORY_KINDS),
+        origin=fields.integer("origin", 0, 2**32 - 1),
+        length=fields.integer("length", 1, 2**32),
+    )
+
+
+def _parse_mcu(fields: _Fields) -> McuSpec:
+    regions = fields.get("memory", list)
+    memory = tuple(_parse_region(t, fields.where, i) for i, t in enumerate(regions))
+    names = [r.name for r in memory]
+    arena_region = fields.choice("arena_region", [r.name for r in memory if r.kind != "flash"])
+    flash_region = fields.choice("flash_region", [r.name for r in memory if r.kind == "flash"])
+    by_name = dict(zip(names, memory, strict=True))
+    slot_fields = fields.sub("model_slot")
+    slot = None
+    if slot_fields is not None:
+        flash = by_name[flash_region]
+        slot = FlashSlot(
+            address=slot_fields.integer("address", flash.origin, flash.origin + flash.length - 1),
+            length=slot_fields.integer("length", 4096, flash.length),
+        )
+        if slot.address + slot.length > flash.origin + flash.length:
+            raise slot_fields.fail("length",
+                                   f"(={slot.length:#x}) runs past the end of {flash_region}")
+    uf2 = fields.integer("uf2_family", 0, 2**32 - 1, 0)
+    return McuSpec(
+        pointer_size=fields.integer("pointer_size", 4, 8),
+        kernels=fields.choice("kernels", KERNELS, "reference"),
+        progmem=fields.get("progmem", bool, False),
+        memory=memory,
+        arena_region=arena_region,
+        flash_region=flash_region,
+        reserved_ram=fields.integer("reserved_ram", 0, by_name[arena_region].length),
+        reserved_flash=fields.integer("reserved_flash", 0, by_name[flash_region].length),
+        model_slot=slot,
+        flash_tool=fields.get("flash_tool", str, ""),
+        uf2_family=uf2 or None,
+        usb_ids=fields.strings("usb_ids", ()),
+        platformio_platform=fields.get("platformio_platform", str, ""),
+        platformio_board=fields.get("platformio_board", str, ""),
+        platformio_framework=fields.get("platformio_framework", str, "arduino"),
+    )
+
+
+def parse_board(table: Mapping[str, Any], source: Path) -> BoardProfile:
+    """Validate one parsed TOML table into a :class:`BoardProfile`.
+
+    Raises:
+        BoardError: naming the file, the field, its value and what is allowed.
+    """
+    fields = _Fields(table, str(source))
+    name = fields.get("name", str)
+    if name != source.stem:
+        raise fields.fail("name", f"(={name!r}) must match the file name {source.stem!r}")
+    kind = fields.choice("kind", KINDS)
+    cores = fields.integer("cores", 0, 256, 0)
+    runtime = mcu = None
+    if kind == "linux":
+        sub = fields.sub("runtime")
+        runtime = _parse_runtime(sub or _Fields({}, f"{source}: [runtime]"), cores)
+    else:
+        sub = fields.sub("mcu")
+        if sub is None:
+            raise fields.fail("[mcu]", "table is missing (kind = 'mcu' needs it)")
+        mcu = _parse_mcu(sub)
+    return BoardProfile(
+        name=name,
+        kind=kind,
+        description=fields.get("description", str, ""),
+        cpu=fields.get("cpu", str, ""),
+        cores=cores,
+        source=source,
+        runtime=runtime,
+        mcu=mcu,
+    )
+
+
+def builtin_boards_dir() -> Path:
+    """The folder of the profiles that ship with edge."""
+    packaged = resources.files("edge") / "boards"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "boards"
+
+
+def board_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
+    """Built-in folder, then EDGE_BOARDS_DIR entries, then ``extra`` (later ones win)."""
+    dirs = [builtin_boards_dir()]
+    env = os.environ.get("EDGE_BOARDS_DIR", "")
+    dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs += [Path(p) for p in extra]
+    return dirs
+
+
+@cache
+def _load_file(path: Path) -> BoardProfile:
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise BoardError(f"{path}: cannot read board profile: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise BoardError(f"{path}: not valid TOML: {e}") from e
+    return parse_board(table, path)
+
+
+def load_boards(extra_dirs: Iterable[str | Path] = ()) -> dict[str, BoardProfile]:
+    """Every board profile found, by name.
+
+    Raises:
+        BoardError: a board folder is missing or a profile in it is invalid.
+    """
+    boards: dict[str, BoardProfile] = {}
+    for folder in board_dirs(extra_dirs):
+        if not folder.is_dir():
+            raise BoardError(f"{folder}: boards folder does not exist (check --boards-dir / "
+                             "EDGE_BOARDS_DIR)")
+        for path in sorted(folder.glob("*.toml")):
+            board = _load_file(path.resolve())
+            boards[board.name] = board
+    return boards
+
+
+def get_board(name: str, extra_dirs: Iterable[str | Path] = (), kind: str | None = None
+              ) -> BoardProfile:
+    """The profile called ``name``.
+
+    Args:
+        name: board name, e.g. ``rpi4`` or ``nano33ble``.
+        extra_dirs: user folders of profiles.
+        kind: ``linux`` or ``mcu`` to refuse boards of the other kind.
+
+    Raises:
+        BoardError: unknown name (naming the nearest ones) or a board of the wrong kind.
+    """
+    boards = load_boards(extra_dirs)
+    candidates = {n: b for n, b in boards.items() if kind is None or b.kind == kind}
+    if name in candidates:
+        return candidates[name]
+    if name in boards:
+        raise BoardError(f"board {name!r} is a {boards[name].kind} board; this command needs "
+                         f"one of: {', '.join(sorted(candidates))}")
+    near = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.4)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    raise BoardError(f"unknown board {name!r}; {hint}known boards: {', '.join(sorted(candidates))}"
+                     " (add your own with --boards-dir)")

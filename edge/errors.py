@@ -1,0 +1,79 @@
+"""The one exception tree of edge.
+
+Every error a user can cause or fix derives from :class:`EdgeError`, and each is mixed into the
+standard exception type it resembles, so callers may catch either (``except ModelError`` or
+``except ValueError``). Command-line tools map :class:`EdgeError` to exit code 2 and print its
+message as one line.
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of every error edge raises on purpose."""
+
+    exit_code = 2
+
+
+class ModelError(EdgeError, ValueError):
+    """A model file is missing, malformed, or not usable for the requested job."""
+
+
+class BoardError(EdgeError, ValueError):
+    """A board profile is unknown or invalid."""
+
+
+class BackendError(EdgeError, ImportError):
+    """An optional package (interpreter, camera stack, flashing tool) is not installed."""
+
+
+class InterpreterError(EdgeError, RuntimeError):
+    """The interpreter refused the model or failed to run it."""
+
+
+class DelegateError(InterpreterError):
+    """The Edge TPU delegate could not be loaded or used."""
+
+
+class PreprocessError(EdgeError, ValueError):
+    """A frame cannot be converted to the model's input."""
+
+
+class LabelError(EdgeError, ValueError):
+    """A labels file is missing or malformed."""
+
+
+class CameraError(EdgeError, OSError):
+    """A frame source could not be opened or read."""
+
+
+class SinkError(EdgeError, OSError):
+    """A label sink (file, serial port) could not be opened or written."""
+
+
+class SerialLinkError(EdgeError, OSError):
+    """A serial port or URL could not be opened or vanished."""
+
+
+class ProtocolError(EdgeError, ValueError):
+    """Bytes on the wire do not form a valid frame of the label protocol."""
+
+
+class ExportError(EdgeError, ValueError):
+    """A model cannot be exported for a board."""
+
+
+class BudgetError(ExportError):
+    """A model does not fit a board's RAM or flash."""
+
+
+class VerifyError(ExportError):
+    """The TFLite Micro verification run failed or disagreed with the prediction."""
+
+
+class FlashError(EdgeError, OSError):
+    """A flashing step failed or its inputs are unusable."""
+
+
+class TrainingError(EdgeError, RuntimeError):
+    """Building, training or quantizing a model failed."""

@@ -1,0 +1,1 @@
+"""edge-export and edge-flash: TFLite Micro firmware for microcontrollers."""

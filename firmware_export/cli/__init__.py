@@ -1,0 +1,1 @@
+"""Thin command-line tools of the firmware exporter."""
