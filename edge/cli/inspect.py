@@ -1,0 +1,139 @@
+"""edge-inspect: what a .tflite model costs, layer by layer, and where it can run."""
+
+from __future__ import annotations
+
+import argparse
+
+from edge.boards import load_boards
+from edge.cli.common import (
+    add_boards_dir_arg,
+    add_logging_args,
+    configure_logging,
+    print_json,
+    run_command,
+)
+from edge.model import read_model
+from edge.model.analysis import ModelReport, analyze
+from edge.model.types import Model
+
+PROG = "edge-inspect"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Per-operator multiply-adds, parameters and live activation memory of a "
+                    ".tflite model (tensor lifetimes as TFLite Micro counts them), totals, the "
+                    "MobileNetV2 paper's per-resolution memory view, and whether TFLite Micro "
+                    "or the Edge TPU can run it.",
+        epilog="examples:\n  edge-inspect model.tflite\n  edge-inspect model.tflite --json | jq "
+               ".total_macs\n  edge-inspect model.tflite --activation-bytes 2   # the paper's "
+               "16-bit view\n  edge-inspect --list-boards",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", nargs="?", help="path of a .tflite file")
+    parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    parser.add_argument("--activation-bytes", type=int, choices=(1, 2, 4), default=None,
+                        metavar="N", help="bytes per activation for the per-resolution view "
+                        "(1 int8, 2 the paper's 16-bit floats, 4 float32; default: the "
+                        "model's own activation type)")
+    parser.add_argument("--list-boards", action="store_true",
+                        help="list the board profiles found and exit")
+    add_boards_dir_arg(parser)
+    add_logging_args(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    if not args.list_boards and not args.model:
+        parser.error("give a MODEL to inspect, or --list-boards")
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.list_boards:
+        return _list_boards(args)
+    model = read_model(args.model)
+    width = args.activation_bytes or _activation_width(model)
+    report = analyze(model, width)
+    if args.json:
+        data = report.to_dict()
+        data["inputs"] = [_tensor_info(t) for t in model.input_tensors]
+        data["outputs"] = [_tensor_info(t) for t in model.output_tensors]
+        print_json(data)
+    else:
+        print(format_report(model, report))
+    return 0
+
+
+def _list_boards(args: argparse.Namespace) -> int:
+    boards = load_boards(args.boards_dir)
+    if args.json:
+        print_json([{"name": b.name, "kind": b.kind, "description": b.description,
+                     "source": str(b.source)} for b in boards.values()])
+        return 0
+    for board in sorted(boards.values(), key=lambda b: (b.kind, b.name)):
+        print(f"{board.name:18} {board.kind:6} {board.description}")
+    return 0
+
+
+def _activation_width(model: Model) -> int:
+    inputs = model.input_tensors
+    return inputs[0].itemsize if inputs and inputs[0].itemsize else 1
+
+
+def _tensor_info(tensor: object) -> dict[str, object]:
+    from edge.model.types import Tensor
+
+    assert isinstance(tensor, Tensor)
+    quant = tensor.quantization.to_dict() if tensor.quantization else None
+    return {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype,
+            "quantization": quant}
+
+
+def format_report(model: Model, report: ModelReport) -> str:
+    """The human-readable report."""
+    lines = [f"{model.source}: {len(model.main.operators)} operators, "
+             f"{len(model.main.tensors)} tensors, {len(model.content):,} bytes", ""]
+    lines.append(f"{'#':>3}  {'op':<20} {'output shape':<18} {'in B':>10} {'out B':>10} "
+                 f"{'live B':>10} {'MACs':>12} {'params':>9}")
+    for op in report.ops:
+        shape = "x".join(str(d) for d in op.output_shape)
+        lines.append(f"{op.index:>3}  {op.opcode:<20.20} {shape:<18} {op.input_bytes:>10,} "
+                     f"{op.output_bytes:>10,} {op.live_bytes:>10,} {op.macs:>12,} "
+                     f"{op.params:>9,}")
+    peak, largest = report.ops[report.peak_op], report.ops[report.largest_io_op]
+    lines += [
+        "",
+        f"parameters      {report.total_params:>15,}  ({report.definitions['params']})",
+        f"multiply-adds   {report.total_macs:>15,}  ({report.total_macs / 1e6:.1f} M)",
+        f"weight bytes    {report.weight_bytes:>15,}",
+        f"peak live       {report.peak_live_bytes:>15,}  bytes at op {peak.index} "
+        f"({peak.opcode})",
+        f"largest in+out  {largest.input_bytes + largest.output_bytes:>15,}  bytes at op "
+        f"{largest.index} ({largest.opcode})",
+        "",
+        f"per resolution at {report.bytes_per_activation} byte(s) per activation "
+        "(MobileNetV2 paper, Table 3; the paper counts bottlenecks):",
+        f"  {'size':<10} {'max ch':>7} {'KB':>10} {'bottleneck ch':>14} {'KB':>8}",
+    ]
+    for row in report.resolutions:
+        bn_ch = row.bottleneck_channels or "-"
+        bn_kb = f"{row.bottleneck_kilobytes:.0f}" if row.bottleneck_kilobytes else "-"
+        lines.append(f"  {row.height}x{row.width:<7} {row.max_channels:>7} "
+                     f"{row.kilobytes:>10.0f} {bn_ch:>14} {bn_kb:>8}")
+    micro = "yes" if report.micro_runnable else "no"
+    tpu = "compiled for it (edgetpu-custom-op)" if report.edgetpu_compiled else "CPU model"
+    lines += [
+        "",
+        f"TFLite Micro    {micro}: {report.micro_reason}",
+        f"Edge TPU        {tpu}",
+        f"labels          {report.labels or 'none'} embedded",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
