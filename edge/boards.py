@@ -287,8 +287,18 @@ def board_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
     return dirs
 
 
-@cache
 def _load_file(path: Path) -> BoardProfile:
+    try:
+        stat = path.stat()
+    except OSError as e:
+        raise BoardError(f"{path}: cannot read board profile: {e}") from e
+    return _parse_file(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _parse_file(path: Path, mtime_ns: int, size: int) -> BoardProfile:
+    """Parsed once per file version (the key includes its modification time and size)."""
+    del mtime_ns, size
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
