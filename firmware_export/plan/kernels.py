@@ -1,0 +1,158 @@
+"""What each TFLite Micro kernel allocates, per operator: one table, keyed by opcode.
+
+For every operator TFLM allocates, in this order (``micro_interpreter.cc``): the parsed builtin
+options (``Parse*`` in ``flatbuffer_conversions.cc``, TFLite's ``TfLite*Params`` structs), the
+kernel's op data in ``Init`` and further persistent buffers in ``Prepare`` (per-channel output
+multipliers and shifts: one int32 each per output channel of int8 convolutions), plus scratch
+buffers requested in ``Prepare`` that the planner places in the arena head.
+
+The 64-bit numbers were measured on the x86-64 ``tflite-micro`` package by tracing every arena
+allocation (gdb on ``SingleArenaBufferAllocator::AllocatePersistentBuffer`` and
+``MicroAllocator::RequestScratchBufferInArena``) while it loaded MobileNetV2 and person_detect.
+32-bit sizes are the 64-bit structs with each pointer field shrunk to 4 bytes. Operators not in
+the table get :data:`UNKNOWN_OP`, a deliberately generous guess, and are flagged in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from edge.model.types import Operator, Tensor
+
+Sizes = Callable[[Operator, Sequence[Tensor]], list[int]]
+
+
+@dataclass(frozen=True)
+class Struct:
+    """A C struct by its 64-bit size, alignment and number of pointer fields."""
+
+    size64: int
+    align64: int = 4
+    pointers: int = 0
+
+    def size(self, pointer_size: int) -> int:
+        return self.size64 - (8 - pointer_size) * self.pointers
+
+    def align(self, pointer_size: int) -> int:
+        return min(self.align64, pointer_size) if self.pointers else self.align64
+
+
+NO_STRUCT = Struct(0)
+
+
+@dataclass(frozen=True)
+class KernelCost:
+    """What one kernel allocates for one operator."""
+
+    builtin_data: Struct = NO_STRUCT
+    op_data: Struct = NO_STRUCT
+    prepare: Sizes | None = None
+    scratch: Mapping[str, Sizes] | None = None  # by kernel set; missing = none
+    measured: bool = True
+
+
+def _none(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
+    return []
+
+
+def _output_channels(op: Operator, tensors: Sequence[Tensor]) -> int:
+    shape = tensors[op.outputs[0]].shape
+    return shape[-1] if shape else 1
+
+
+def per_channel_quant(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
+    """int32 multiplier and shift per output channel (8 bytes a channel, two allocations)."""
+    output = tensors[op.outputs[0]]
+    if output.dtype not in ("int8", "int16"):
+        return []
+    channels = _output_channels(op, tensors)
+    return [4 * channels, 4 * channels]
+
+
+def _fully_connected_quant(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
+    output = tensors[op.outputs[0]]
+    if output.dtype not in ("int8", "int16") or len(op.inputs) < 2:
+        return []
+    weights = tensors[op.inputs[1]]
+    channels = weights.shape[0] if weights.shape else 1
+    return [4 * channels, 4 * channels]
+
+
+def _mean_scratch(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
+    source, output = tensors[op.inputs[0]], tensors[op.outputs[0]]
+    axes = tensors[op.inputs[1]].size if len(op.inputs) > 1 else 1
+    sums = [4 * output.size] if source.dtype in ("int8", "uint8", "int16") else []
+    return [*sums, 4 * len(source.shape), 4 * axes]
+
+
+def _padding(op: Operator) -> bool:
+    return op.options.get("padding", "SAME") != "VALID"
+
+
+def _cmsis_conv_scratch(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
+    """``arm_convolve_wrapper_s8_get_buffer_size`` (DSP extension, Cortex-M4/M7)."""
+    weights = tensors[op.inputs[1]].shape  # [out, kh, kw, in]
+    if len(weights) != 4:
+        return []
+    _, kh, kw, cin = weights
+    strides = (op.options.get("stride_h", 1), op.options.get("stride_w", 1))
+    if (kh, kw) == (1, 1) and strides == (1, 1) and not (_padding(op) and kh > 1):
+        return []  # arm_convolve_1x1_s8_fast needs no buffer
+    cols = kh * kw * cin
+    return [2 * 2 * (cols + (-cols) % 4)]
+
+
+def _cmsis_depthwise_scratch(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
+    """``arm_depthwise_conv_wrapper_s8_get_buffer_size`` (DSP extension)."""
+    weights = tensors[op.inputs[1]].shape  # [1, kh, kw, out]
+    source = tensors[op.inputs[0]].shape
+    if len(weights) != 4 or len(source) != 4:
+        return []
+    _, kh, kw, _ = weights
+    multiplier = op.options.get("depth_multiplier", 1) or 1
+    dilated = op.options.get("dilation_h_factor", 1) != 1 or op.options.get(
+        "dilation_w_factor", 1) != 1
+    if multiplier != 1 or dilated or (kh, kw) == (3, 3):
+        return []  # arm_depthwise_conv_3x3_s8 / the generic kernel need no buffer
+    return [2 * source[3] * kh * kw]
+
+
+def _cmsis_pool_scratch(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
+    return [4 * _output_channels(op, tensors)]
+
+
+CONV_SCRATCH: dict[str, Sizes] = {"cmsis-nn": _cmsis_conv_scratch, "esp-nn": _cmsis_conv_scratch}
+DEPTHWISE_SCRATCH: dict[str, Sizes] = {"cmsis-nn": _cmsis_depthwise_scratch, "esp-nn": _cmsis_depthwise_scratch}
+REDUCE_SCRATCH: dict[str, Sizes] = {k: _mean_scratch for k in ("reference", "cmsis-nn", "esp-nn")}
+POOL = Struct(40)  # TfLitePoolParams
+CONV_DATA = Struct(80, 8, 2)  # OpDataConv: padding, zero points, multipliers, 2 pointers
+
+KERNELS: dict[str, KernelCost] = {
+    "CONV_2D": KernelCost(Struct(28), CONV_DATA, per_channel_quant, CONV_SCRATCH),
+    "DEPTHWISE_CONV_2D": KernelCost(Struct(28), CONV_DATA, per_channel_quant, DEPTHWISE_SCRATCH),
+    "FULLY_CONNECTED": KernelCost(Struct(32, 8), Struct(72, 8, 2), _fully_connected_quant),
+    "ADD": KernelCost(Struct(8), Struct(60)),
+    "MEAN": KernelCost(Struct(1, 1), Struct(44), scratch=REDUCE_SCRATCH),
+    "SOFTMAX": KernelCost(Struct(4), Struct(80, 8, 2)),
+    "QUANTIZE": KernelCost(NO_STRUCT, Struct(32)),
+    "AVERAGE_POOL_2D": KernelCost(POOL, Struct(32), scratch={"cmsis-nn": _cmsis_pool_scratch}),
+    "MAX_POOL_2D": KernelCost(POOL, Struct(32)),
+    "RESHAPE": KernelCost(Struct(36)),
+}
+
+UNKNOWN_OP = KernelCost(Struct(64, 8, 2), Struct(128, 8, 4), measured=False)
+
+
+def kernel_cost(opcode: str) -> KernelCost:
+    return KERNELS.get(opcode, UNKNOWN_OP)
+
+
+def scratch_rule(kernels: str) -> Callable[[Operator, Sequence[Tensor]], list[int]]:
+    """The scratch-buffer sizes each operator requests with the ``kernels`` set."""
+
+    def rule(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
+        per_set = kernel_cost(op.opcode).scratch or {}
+        return per_set.get(kernels, _none)(op, tensors)
+
+    return rule
