@@ -123,7 +123,8 @@ def _cmsis_pool_scratch(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
 
 
 CONV_SCRATCH: dict[str, Sizes] = {"cmsis-nn": _cmsis_conv_scratch, "esp-nn": _cmsis_conv_scratch}
-DEPTHWISE_SCRATCH: dict[str, Sizes] = {"cmsis-nn": _cmsis_depthwise_scratch, "esp-nn": _cmsis_depthwise_scratch}
+DEPTHWISE_SCRATCH: dict[str, Sizes] = {"cmsis-nn": _cmsis_depthwise_scratch,
+                                       "esp-nn": _cmsis_depthwise_scratch}
 REDUCE_SCRATCH: dict[str, Sizes] = {k: _mean_scratch for k in ("reference", "cmsis-nn", "esp-nn")}
 POOL = Struct(40)  # TfLitePoolParams
 CONV_DATA = Struct(80, 8, 2)  # OpDataConv: padding, zero points, multipliers, 2 pointers
