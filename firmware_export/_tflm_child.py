@@ -31,8 +31,12 @@ def _fits(model: bytes, arena: int) -> bool:
 
 
 def minimum(model: bytes, low: int, high: int) -> dict[str, Any]:
-    if not _fits(model, high):
-        return {"ok": False, "error": f"does not allocate even with {high} bytes"}
+    while not _fits(model, high):
+        if high > 1 << 30:
+            return {"ok": False, "error": f"does not allocate even with {high} bytes"}
+        low, high = high, high * 2
+    if low > 0 and _fits(model, low):
+        low = 0
     while high - low > 1:
         middle = (low + high) // 2
         if _fits(model, middle):
