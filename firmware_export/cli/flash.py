@@ -1,0 +1,116 @@
+"""edge-flash: put a model (and/or firmware) onto a microcontroller board.
+
+    edge-flash MODEL --board B --port P [--labels FILE] [--arena-size N] [--dry-run] [--json]
+    edge-flash --firmware BUILD_DIR_OR_FILE --board B [--port P]
+    edge-flash MODEL --board B --output model.uf2        (write the image, do not flash)
+    edge-flash --list-ports
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge.boards import load_boards
+from edge.cli.common import (
+    EXIT_OK,
+    add_boards_dir_arg,
+    add_logging_args,
+    configure_logging,
+    print_json,
+    run_command,
+)
+from edge.errors import FlashError
+from firmware_export.flash import ports
+from firmware_export.flash.request import FlashRequest, FlashResult, flash
+
+PROG = "edge-flash"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Write a model image into an MCU board's model slot (no firmware "
+        "rebuild), flash exported firmware with the board's own tool, or list serial ports.")
+    parser.add_argument("model", nargs="?", type=Path, help=".tflite model for a model-only update")
+    parser.add_argument("--board", help="MCU board profile name (see boards/*.toml)")
+    parser.add_argument("--port", help="serial port (esptool, bossac), probe UID (pyocd) or a "
+                        "mounted UF2 boot drive (RP2040)")
+    parser.add_argument("--labels", type=Path, help="labels file, one per line, index = class")
+    parser.add_argument("--arena-size", type=_size, metavar="N",
+                        help="tensor arena bytes the model needs (kTensorArenaSize in arena.h)")
+    parser.add_argument("--firmware", type=Path, metavar="BUILD",
+                        help="firmware file, build folder or exported PlatformIO project")
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write the image (.uf2 for UF2) or, with --firmware on ESP32, the "
+                        "merged flash image, instead of flashing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print every file, address and command; flash nothing")
+    parser.add_argument("--list-ports", action="store_true",
+                        help="list serial ports with USB VID:PID and the boards they suggest")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_boards_dir_arg(parser)
+    add_logging_args(parser)
+    return parser
+
+
+def _size(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.list_ports:
+        return _list_ports(args)
+    if not args.board:
+        raise FlashError("--board is required (e.g. --board esp32s3; --list-ports suggests one)")
+    request = FlashRequest(board=args.board, boards_dirs=tuple(args.boards_dir), model=args.model,
+                           labels=args.labels, arena_size=args.arena_size,
+                           firmware=args.firmware, port=args.port, output=args.output,
+                           dry_run=args.dry_run)
+    result = flash(request)
+    _report(result, args)
+    return EXIT_OK
+
+
+def _report(result: FlashResult, args: argparse.Namespace) -> None:
+    if args.json:
+        print_json(result.to_json())
+        return
+    if result.image_size is not None:
+        print(f"model image: {result.image_size:,} bytes, arena {result.arena_size:,} bytes, "
+              f"{result.label_count} labels")
+    if args.dry_run:
+        print("dry run, nothing written or flashed:")
+        for line in result.plan.lines():
+            print(line)
+        return
+    for path in result.written:
+        print(f"wrote {path}")
+    if result.flashed:
+        print(f"flashed {result.plan.board}")
+
+
+def _list_ports(args: argparse.Namespace) -> int:
+    boards = load_boards(args.boards_dir)
+    found = ports.list_ports(boards)
+    if args.json:
+        print_json([{"device": p.device, "usb_id": p.usb_id, "description": p.description,
+                     "boards": list(p.boards)} for p in found])
+        return EXIT_OK
+    if not found:
+        print("no serial ports found; plug the board in (for RP2040 in BOOTSEL mode look for "
+              "the RPI-RP2 drive instead)")
+    for port in found:
+        hint = (f"  -> edge-flash --board {port.boards[0]} --port {port.device}"
+                if port.boards else "")
+        also = f" (or {', '.join(port.boards[1:])})" if len(port.boards) > 1 else ""
+        print(f"{port.device}  {port.usb_id or '-':9}  {port.description}{hint}{also}")
+    return EXIT_OK
