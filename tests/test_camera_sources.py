@@ -108,7 +108,7 @@ def test_image_folder_in_name_order_and_bad_image_is_a_camera_error(tmp_path: Pa
     (tmp_path / "notes.txt").write_text("ignored")
     with open_source(str(tmp_path)) as source:
         got = [mean_rgb(source.read()) for _ in range(3)]  # type: ignore[arg-type]
-        with pytest.raises(CameraError, match="d.jpg"):
+        with pytest.raises(CameraError, match=r"d\.jpg"):
             source.read()
         assert source.read() is None
     assert got == [RGB_COLOURS[1], RGB_COLOURS[0], RGB_COLOURS[2]]

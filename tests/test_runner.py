@@ -115,7 +115,7 @@ def test_camera_failing_every_nth_read_keeps_running_and_counts_reconnects() -> 
 
 def test_stalled_camera_is_reopened_by_the_watchdog() -> None:
     camera = CountingCamera(stall_at=5)
-    summary, sink = run(camera, LoopSettings(max_frames=20), stall_timeout_s=0.2)
+    summary, _ = run(camera, LoopSettings(max_frames=20), stall_timeout_s=0.2)
     assert camera.stalled.is_set()
     assert summary.frames == 20
     assert summary.stalls == 1
