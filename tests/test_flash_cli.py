@@ -303,6 +303,21 @@ def test_merge_dry_run_shows_every_part_and_offset(bench: Bench, tmp_path: Path,
     assert not out.exists() and bench.calls() == []
 
 
+def test_arena_size_defaults_to_edge_exports_prediction(person: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = pytest.importorskip("firmware_export.plan")
+    from edge.model import read_model
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert main([str(person), "--board", "pico", "--dry-run", "--json"]) == 0
+    mcu = get_board("pico", kind="mcu").mcu
+    assert mcu is not None
+    expected = plan.plan_arena(read_model(person), pointer_size=mcu.pointer_size,
+                               kernels=mcu.kernels).size
+    assert json.loads(capsys.readouterr().out)["arena_size"] == expected > 0
+
+
 # --- errors: one line, exit 2 -----------------------------------------------------------------
 
 
@@ -384,7 +399,7 @@ def test_teensy_refuses_model_only_updates(bench: Bench, person: Path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--board", "pico"], "nothing to flash"),
-    (["MODEL", "--board", "pico"], "pass --arena-size N"),
+    (["MODEL", "--board", "pico", "--arena-size", "0"], "--arena-size (=0) must be in"),
     (["missing.tflite", "--board", "pico", "--arena-size", "1"], "cannot read model"),
     (["NOTMODEL", "--board", "pico", "--arena-size", "1"], "not a .tflite model"),
     (["MODEL"], "--board is required"),

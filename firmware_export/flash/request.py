@@ -113,12 +113,15 @@ def read_model(path: Path) -> bytes:
 
 
 def resolve_arena_size(arena_size: int | None, model: bytes, board: BoardProfile) -> int:
-    """The arena size for the header: given, or from edge-export's planner when it exists.
+    """The arena size for the header: given, or predicted by edge-export's planner.
 
-    The seam is ``firmware_export.plan.arena_size(model: bytes, board: BoardProfile) -> int``.
+    The prediction is ``firmware_export.plan.plan_arena(edge.model.read_model(model),
+    pointer_size, kernels).size`` for the board, the same ``kTensorArenaSize`` edge-export writes
+    into ``arena.h``; both are imported only when needed.
 
     Raises:
-        FlashError: not given and no planner to compute it.
+        FlashError: an out-of-range size, or no planner to predict it.
+        ModelError: the full model reader refuses the model.
     """
     if arena_size is not None:
         if not 0 < arena_size < 2**32:
@@ -126,13 +129,16 @@ def resolve_arena_size(arena_size: int | None, model: bytes, board: BoardProfile
         return arena_size
     try:
         plan_module = importlib.import_module("firmware_export.plan")
-    except ImportError:
-        plan_module = None
-    compute = getattr(plan_module, "arena_size", None)
-    if compute is None:
+        reader = importlib.import_module("edge.model")
+    except ImportError as e:
         raise FlashError("pass --arena-size N (kTensorArenaSize from the exported arena.h); "
-                         "edge-export's planner is not available to compute it")
-    return int(compute(model, board))
+                         f"edge-export's planner is not available to predict it ({e})") from e
+    mcu = planner.mcu_of(board)
+    plan = plan_module.plan_arena(reader.read_model(model, "model"),
+                                  pointer_size=mcu.pointer_size, kernels=mcu.kernels)
+    log.info("arena size %d predicted by edge-export's planner (%s kernels)", plan.size,
+             mcu.kernels)
+    return int(plan.size)
 
 
 def find_firmware(path: Path) -> planner.FirmwareFiles:
