@@ -1,0 +1,153 @@
+"""The listening loop: read a link, decode records, survive unplugging, count everything.
+
+:func:`listen` opens the link once (errors there are the caller's to report), then reads until
+``max_frames`` records, ``duration`` seconds or ``stop`` is set. When the device vanishes it
+reopens with exponential backoff and keeps counting, so a board that re-enumerates (or a pty
+that is recreated) is picked up again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.errors import SerialLinkError
+from edge.serial.link import DEFAULT_BAUD, open_link
+from edge.serial.protocol import DecoderStats, Format, LabelRecord, StreamDecoder
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between reconnect attempts: ``first``, doubled each time, at most ``limit``."""
+
+    first: float = 0.05
+    factor: float = 2.0
+    limit: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.first
+        while True:
+            yield delay
+            delay = min(delay * self.factor, self.limit)
+
+
+@dataclass
+class ListenSummary:
+    """What a listening session saw: the decoder's counters plus link-level ones.
+
+    ``delivered`` is how many records went to ``on_record``; it is below ``stats.frames`` only
+    when ``max_frames`` cut the last decoded batch short.
+    """
+
+    stats: DecoderStats = field(default_factory=DecoderStats)
+    delivered: int = 0
+    reconnects: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.stats.as_dict(), "delivered": self.delivered,
+                "reconnects": self.reconnects, "seconds": round(self.seconds, 3)}
+
+
+class _Session:
+    """One run of :func:`listen`: its decoder, limits and clock."""
+
+    def __init__(self, on_record: Callable[[LabelRecord], None], decoder: StreamDecoder,
+                 max_frames: int | None, deadline: float | None, stop: threading.Event,
+                 clock: Callable[[], float]) -> None:
+        self.on_record = on_record
+        self.decoder = decoder
+        self.max_frames = max_frames
+        self.deadline = deadline
+        self.stop = stop
+        self.clock = clock
+        self.delivered = 0
+
+    def done(self) -> bool:
+        return (self.stop.is_set()
+                or (self.max_frames is not None and self.delivered >= self.max_frames)
+                or (self.deadline is not None and self.clock() >= self.deadline))
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - self.clock())
+
+    def pump(self, port: Any) -> None:
+        """Read and deliver until done; pyserial raises when the device goes away."""
+        while not self.done():
+            data = port.read(max(1, min(port.in_waiting, READ_CHUNK)))
+            for record in self.decoder.feed(data) if data else ():
+                if self.max_frames is not None and self.delivered >= self.max_frames:
+                    break
+                self.on_record(record)
+                self.delivered += 1
+
+
+def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DEFAULT_BAUD,
+           fmt: Format = "auto", reset_on_open: bool = False, max_frames: int | None = None,
+           duration: float | None = None, stop: threading.Event | None = None,
+           backoff: Backoff = Backoff(), open_port: Callable[..., Any] = open_link,
+           clock: Callable[[], float] = time.monotonic) -> ListenSummary:
+    """Decode records from ``url`` and hand each to ``on_record`` until a limit is reached.
+
+    Args:
+        url: device path or pyserial URL, as for :func:`edge.serial.link.open_link`.
+        on_record: called with every decoded record, in order.
+        baud: line speed.
+        fmt: ``"auto"``, ``"text"`` or ``"binary"``.
+        reset_on_open: reset the device when the link is first opened.
+        max_frames: stop after this many records.
+        duration: stop after this many seconds.
+        stop: set it (e.g. from a signal handler) to stop within one read timeout.
+        backoff: delays between reconnect attempts.
+        open_port: how to open the link; tests and other transports may inject their own.
+        clock: monotonic seconds.
+
+    Returns:
+        The counters of the session.
+
+    Raises:
+        SerialLinkError: the link could not be opened the first time.
+    """
+    stop = stop if stop is not None else threading.Event()
+    start = clock()
+    session = _Session(on_record, StreamDecoder(fmt), max_frames,
+                       None if duration is None else start + duration, stop, clock)
+    summary = ListenSummary(stats=session.decoder.stats)
+    port = open_port(url, baud, reset_on_open=reset_on_open)
+    log.info("listening on %s at %d baud", url, baud)
+    while port is not None:
+        try:
+            with port:
+                session.pump(port)
+            break
+        except (OSError, SerialLinkError) as e:  # pyserial's SerialException is an OSError
+            log.warning("lost %s (%s); reconnecting", url, e)
+        port = _reconnect(url, baud, session, backoff, open_port)
+        if port is not None:
+            summary.reconnects += 1
+            log.info("reconnected to %s", url)
+    summary.delivered = session.delivered
+    summary.seconds = clock() - start
+    return summary
+
+
+def _reconnect(url: str, baud: int, session: _Session, backoff: Backoff,
+               open_port: Callable[..., Any]) -> Any | None:
+    """Reopen ``url`` with backoff; None if the session ends first."""
+    for delay in backoff.delays():
+        left = session.time_left()
+        if session.stop.wait(delay if left is None else min(delay, left)) or session.done():
+            return None
+        try:
+            return open_port(url, baud, reset_on_open=False)
+        except SerialLinkError as e:
+            log.debug("reopening %s failed: %s", url, e)
+    return None  # pragma: no cover - delays() never ends
