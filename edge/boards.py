@@ -72,6 +72,7 @@ class McuSpec:
     reserved_flash: int
     model_slot: FlashSlot | None
     flash_tool: str
+    tool_target: str
     uf2_family: int | None
     usb_ids: tuple[str, ...]
     platformio_platform: str
@@ -229,6 +230,7 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
         reserved_flash=fields.integer("reserved_flash", 0, by_name[flash_region].length),
         model_slot=slot,
         flash_tool=fields.get("flash_tool", str, ""),
+        tool_target=fields.get("tool_target", str, ""),
         uf2_family=uf2 or None,
         usb_ids=fields.strings("usb_ids", ()),
         platformio_platform=fields.get("platformio_platform", str, ""),

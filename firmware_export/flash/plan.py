@@ -18,12 +18,6 @@ from edge.errors import FlashError
 
 ESPTOOL_BAUD = 921600
 
-# Stand-ins until the board profiles carry these names (esptool's --chip, pyocd's --target,
-# teensy_loader_cli's --mcu); keyed by board name, falling back to the board name.
-ESPTOOL_CHIPS = {"esp32s3": "esp32s3"}
-PYOCD_TARGETS = {"stm32h743": "stm32h743xx", "stm32f746-disco": "stm32f746xg",
-                 "nano33ble": "nrf52840"}
-TEENSY_MCUS = {"teensy41": "TEENSY41"}
 UF2_VOLUMES = {"picotool": "RPI-RP2"}
 
 # ESP32-S3 Arduino/ESP-IDF layout: second-stage bootloader, partition table, OTA data, app.
@@ -90,6 +84,11 @@ class ModelTarget:
     image_size: int
     uf2: Path | None = None  # for boards flashed through UF2
     uf2_drive: Path | None = None  # a mounted boot drive to copy the UF2 to
+
+
+def _target(board: BoardProfile) -> str:
+    """The tool's name for the chip (esptool --chip, pyocd --target, teensy --mcu)."""
+    return mcu_of(board).tool_target or board.name
 
 
 def mcu_of(board: BoardProfile) -> McuSpec:
@@ -159,7 +158,7 @@ def _image_file(board: BoardProfile, target: ModelTarget) -> tuple[Path, str]:
 
 def _model_esptool(board: BoardProfile, target: ModelTarget, port: str | None) -> _Built:
     slot = slot_of(board)
-    args = ("--chip", ESPTOOL_CHIPS.get(board.name, board.name), "--port",
+    args = ("--chip", _target(board), "--port",
             require_port(board, port), "--baud", str(ESPTOOL_BAUD), "write-flash",
             f"{slot.address:#x}", str(target.image))
     step = Step("esptool", args, "write the model image into the model slot", slot.address,
@@ -186,7 +185,7 @@ def _model_uf2(board: BoardProfile, target: ModelTarget, port: str | None) -> _B
 
 def _model_pyocd(board: BoardProfile, target: ModelTarget, port: str | None) -> _Built:
     slot = slot_of(board)
-    args = ["flash", "--target", PYOCD_TARGETS.get(board.name, board.name),
+    args = ["flash", "--target", _target(board),
             "--base-address", f"{slot.address:#x}"]
     if port:
         args += ["--uid", port]
@@ -272,7 +271,7 @@ def _need(board: BoardProfile, files: FirmwareFiles, *suffixes: str) -> tuple[st
 
 def _firmware_esptool(board: BoardProfile, files: FirmwareFiles, port: str | None,
                       uf2_drive: Path | None) -> list[Step]:
-    args = ["--chip", ESPTOOL_CHIPS.get(board.name, board.name), "--port",
+    args = ["--chip", _target(board), "--port",
             require_port(board, port), "--baud", str(ESPTOOL_BAUD), "write-flash"]
     for offset, path in esp_parts(board, files):
         args += [f"{offset:#x}", str(path)]
@@ -301,7 +300,7 @@ def plan_merged_image(board: BoardProfile, files: FirmwareFiles, image: Path | N
     if mcu.flash_tool != "esptool":
         raise FlashError(f"board {board.name}: a merged flash image needs esptool "
                          f"(flash_tool is {mcu.flash_tool!r})")
-    args = ["--chip", ESPTOOL_CHIPS.get(board.name, board.name), "merge-bin", "-o", str(output)]
+    args = ["--chip", _target(board), "merge-bin", "-o", str(output)]
     for offset, path in esp_parts(board, files):
         args += [f"{offset:#x}", str(path)]
     if image is not None:
@@ -325,7 +324,7 @@ def _firmware_picotool(board: BoardProfile, files: FirmwareFiles, port: str | No
 def _firmware_pyocd(board: BoardProfile, files: FirmwareFiles, port: str | None,
                     uf2_drive: Path | None) -> list[Step]:
     suffix, path = _need(board, files, "hex", "elf", "bin")
-    args = ["flash", "--target", PYOCD_TARGETS.get(board.name, board.name)]
+    args = ["flash", "--target", _target(board)]
     origin = mcu_of(board).region(mcu_of(board).flash_region).origin
     if suffix == "bin":
         args += ["--base-address", f"{origin:#x}"]
@@ -347,7 +346,7 @@ def _firmware_bossac(board: BoardProfile, files: FirmwareFiles, port: str | None
 def _firmware_teensy(board: BoardProfile, files: FirmwareFiles, port: str | None,
                      uf2_drive: Path | None) -> list[Step]:
     _, path = _need(board, files, "hex")
-    mcu = TEENSY_MCUS.get(board.name, board.name.upper())
+    mcu = _target(board)
     return [Step("teensy_loader_cli", (f"--mcu={mcu}", "-w", "-v", str(path)),
                  "wait for the bootloader (press the button), write the firmware")]
 
