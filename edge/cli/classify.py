@@ -1,0 +1,196 @@
+"""edge-classify: label image files with a TFLite classifier, on the CPU or the Edge TPU."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.boards import get_board
+from edge.cli.common import (
+    add_boards_dir_arg,
+    add_logging_args,
+    configure_logging,
+    print_json,
+    run_command,
+)
+from edge.errors import PreprocessError
+from edge.runtime import Classification, Classifier
+from edge.runtime.backends import BACKEND_NAMES
+from edge.runtime.interpreter import DELEGATES
+from edge.runtime.postprocess import classify_scores
+from edge.runtime.preprocess import RESIZE_MODES
+
+PROG = "edge-classify"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Classify images with a .tflite model and print the top classes with "
+                    "their scores and the inference time. Labels come from --labels, else from "
+                    "the model file itself.",
+        epilog="examples:\n  edge-classify --model mobilenet_v2_1.0_224_quant.tflite parrot.jpg\n"
+               "  edge-classify --model m_edgetpu.tflite --device usb:0 --count 10 cat.jpg\n"
+               "  edge-classify --model m.tflite --json *.jpg | jq '.images[].results[0]'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True,
+                        help="a .tflite classifier (Coral style model.tflite@usb:0 accepted)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
+    parser.add_argument("--labels", help="labels file (one per line, or 'index label' pairs); "
+                        "default: the labels inside the model")
+    parser.add_argument("--top-k", type=_positive, default=3, metavar="K",
+                        help="classes to print per image (default 3)")
+    parser.add_argument("--threshold", type=float, default=0.0,
+                        help="print only classes scoring at least this (default 0)")
+    parser.add_argument("--count", type=_positive, default=1, metavar="N",
+                        help="invokes per image, for timing (default 1)")
+    parser.add_argument("--threads", type=_non_negative, default=None, metavar="N",
+                        help="interpreter threads (default: the board's setting, else every "
+                             "core; 0 = every core)")
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
+                        help="interpreter package (default: the first installed of "
+                             f"{', '.join(BACKEND_NAMES)})")
+    parser.add_argument("--delegate", choices=DELEGATES, default=None,
+                        help="edgetpu or none (default: edgetpu exactly when the model was "
+                             "compiled for it)")
+    parser.add_argument("--device", default=None,
+                        help="Edge TPU: usb, usb:N, pci, pci:N or :N (implies --delegate edgetpu)")
+    parser.add_argument("--resize", choices=RESIZE_MODES, default="squash",
+                        help="squash the whole image to the input (default, as Coral's examples)"
+                             " or centre-crop it to the input's aspect ratio first")
+    parser.add_argument("--mean", type=_floats, default=None, metavar="M[,M,M]",
+                        help="pixel mean(s) subtracted before scaling (default: by input type; "
+                             "float models 127.5)")
+    parser.add_argument("--std", type=_floats, default=None, metavar="S[,S,S]",
+                        help="pixel standard deviation(s) (default: by input type; float "
+                             "models 127.5)")
+    parser.add_argument("--board", default=None,
+                        help="take threads, delegate and device defaults from a board profile")
+    parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    add_boards_dir_arg(parser)
+    add_logging_args(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    threads, delegate, device = args.threads, args.delegate, args.device
+    if args.board:
+        runtime = get_board(args.board, args.boards_dir, kind="linux").runtime
+        if runtime is not None:
+            threads = runtime.threads if threads is None else threads
+            if delegate is None and device is None and runtime.delegate == "edgetpu":
+                delegate, device = "edgetpu", runtime.device or None
+    images = [Path(image) for image in args.images]
+    for image in images:  # before the interpreter starts (and logs to stderr)
+        if not image.is_file():
+            raise PreprocessError(f"{image}: cannot read image: no such file")
+    with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
+                         device=device, labels=args.labels, resize=args.resize,
+                         mean=args.mean, std=args.std) as classifier:
+        reports = [_classify_file(classifier, image, args) for image in images]
+        if args.json:
+            print_json({"model": args.model, **_setup(classifier), "images": reports})
+        else:
+            print(_format(args.model, classifier, reports))
+    return 0
+
+
+def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    frame = read_image(path, grayscale=classifier.input_spec.channels == 1)
+    tensor = classifier.preprocess(frame, color="bgr")
+    scores = classifier.run(tensor)
+    times = [classifier.invoke_ms]
+    for _ in range(args.count - 1):
+        classifier.run(tensor)
+        times.append(classifier.invoke_ms)
+    results = classify_scores(scores, classifier.labels, args.top_k, args.threshold)
+    return {"image": str(path), "results": [_result(r) for r in results],
+            "invoke_ms": {"first": times[0], "median": statistics.median(times),
+                          "min": min(times), "count": len(times)}}
+
+
+def read_image(path: Path, grayscale: bool = False) -> np.ndarray:
+    """An image file as BGR (or grayscale) uint8, decoded by OpenCV.
+
+    Raises:
+        PreprocessError: the file is missing or not an image OpenCV can decode.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise PreprocessError(f"{path}: cannot read image: {e.strerror or e}") from e
+    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
+    image = cv2.imdecode(data, flag) if data.size else None
+    if image is None:
+        raise PreprocessError(f"{path}: not an image OpenCV can decode (try .jpg, .png, .bmp)")
+    return np.asarray(image)
+
+
+def _setup(classifier: Classifier) -> dict[str, Any]:
+    spec = classifier.input_spec
+    return {"backend": classifier.backend_name, "threads": classifier.threads,
+            "delegate": classifier.delegate_name,
+            "input": {"width": spec.width, "height": spec.height, "channels": spec.channels,
+                      "dtype": spec.dtype, "conversion": spec.conversion}}
+
+
+def _result(result: Classification) -> dict[str, Any]:
+    return {"index": result.index, "label": result.label, "score": result.score}
+
+
+def _format(model: str, classifier: Classifier, reports: list[dict[str, Any]]) -> str:
+    setup = _setup(classifier)
+    spec = setup["input"]
+    lines = [f"{Path(model).name}: {setup['backend']}, {setup['threads']} thread(s), delegate "
+             f"{setup['delegate']}, input {spec['width']}x{spec['height']}x{spec['channels']} "
+             f"{spec['dtype']} ({spec['conversion']})"]
+    for report in reports:
+        times = report["invoke_ms"]
+        timing = f"{times['first']:.2f} ms"
+        if times["count"] > 1:
+            timing = (f"{times['median']:.2f} ms median of {times['count']} (first "
+                      f"{times['first']:.2f}, min {times['min']:.2f})")
+        lines.append(f"{report['image']}: invoke {timing}")
+        for r in report["results"]:
+            lines.append(f"  {r['score']:.4f}  {r['index']:>5}  {r['label']}")
+        if not report["results"]:
+            lines.append("  (no class scored at least the threshold)")
+    return "\n".join(lines)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"(={value}) must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"(={value}) must be 0 (every core) or more")
+    return value
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated "
+                                         "numbers") from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

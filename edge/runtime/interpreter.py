@@ -1,0 +1,292 @@
+"""The classifier: one model, one interpreter, built once, run frame after frame.
+
+Opening does the expensive and fallible work in an order that makes the first failure the
+clearest one: read and validate the model with our own reader, pick the backend, refuse custom
+ops nothing can run, load the Edge TPU delegate when asked or needed, check the input is an
+image, then build the interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer
+verifier) and allocate its tensors once. Every frame after that reuses the same buffers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+from edge.errors import DelegateError, InterpreterError, ModelError
+from edge.model import Model, read_model
+from edge.runtime import delegate as edgetpu
+from edge.runtime.backends import Backend, load_backend
+from edge.runtime.labels import align_labels, read_labels
+from edge.runtime.postprocess import Classification, classify_scores, dequantize
+from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
+
+log = logging.getLogger(__name__)
+
+DELEGATES = ("none", "edgetpu")
+EDGETPU_OP = "edgetpu-custom-op"
+MAX_MESSAGE = 240
+
+ModelSource = str | Path | bytes | Model
+
+
+def default_threads() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Classifier:
+    """An image classifier over one TFLite model. Use :meth:`open` to build one.
+
+    Attributes:
+        model: the validated model.
+        backend: the interpreter package in use.
+        input_spec: what the input tensor wants (size, type, quantization, mean/std).
+        labels: one label per class ("" where unknown), or ``()`` when there are none.
+        threads: interpreter (XNNPACK) threads.
+        delegate_name: ``none`` or ``edgetpu``.
+        invoke_ms: duration of the last invoke in milliseconds (0.0 before the first).
+    """
+
+    def __init__(self, model: Model, backend: Backend, interpreter: Any, *,
+                 spec: InputSpec, labels: tuple[str, ...], threads: int, resize: str,
+                 delegate: Any = None) -> None:
+        self.model = model
+        self.backend = backend
+        self.input_spec = spec
+        self.labels = labels
+        self.threads = threads
+        self.delegate_name = "edgetpu" if delegate is not None else "none"
+        self.invoke_ms = 0.0
+        self._interpreter = interpreter
+        self._delegate = delegate
+        self._preprocessor = Preprocessor(spec, resize)
+        self._input_index = int(interpreter.get_input_details()[0]["index"])
+        output = interpreter.get_output_details()[0]
+        self._output_index = int(output["index"])
+        self._output_scale = float(output["quantization"][0])
+        self._output_zero_point = int(output["quantization"][1])
+
+    @classmethod
+    def open(cls, model: ModelSource, *, threads: int | None = None, backend: str | None = None,
+             delegate: str | None = None, device: str | None = None,
+             labels: str | Path | Sequence[str] | None = None, resize: str = "squash",
+             mean: Sequence[float] | float | None = None,
+             std: Sequence[float] | float | None = None) -> Classifier:
+        """Build the classifier for ``model``.
+
+        Args:
+            model: a path (optionally ``path@device``, Coral style), the file's bytes, or a
+                model already read with :func:`edge.model.read_model`.
+            threads: interpreter threads; None or 0 uses every core this process may use.
+            backend: ``ai-edge-litert``, ``tflite-runtime`` or ``tensorflow``; None picks the
+                first installed in that order.
+            delegate: ``edgetpu``, ``none``, or None to use the Edge TPU exactly when the model
+                was compiled for it.
+            device: Coral device string (``usb``, ``usb:0``, ``pci:1``, ``:0``); implies
+                ``edgetpu``.
+            labels: a labels file or a list of labels; None uses the labels inside the model.
+            resize: ``squash`` (whole frame) or ``crop`` (centre crop to the input's aspect).
+            mean: pixel mean(s); None uses the default for the input type (see
+                :mod:`edge.runtime.preprocess`).
+            std: pixel standard deviation(s), likewise.
+
+        Raises:
+            ModelError: the model is unreadable, malformed or not an image classifier.
+            BackendError: no usable interpreter package.
+            DelegateError: the Edge TPU is needed but unavailable.
+            InterpreterError: the interpreter refused the model.
+            LabelError: the labels file is unusable.
+            PreprocessError: ``resize``/``mean``/``std`` do not fit the model.
+        """
+        model, device = _read(model, device)
+        loaded = load_backend(backend)
+        _check_custom_ops(model, loaded)
+        use_tpu = _wants_edgetpu(model, delegate, device)
+        spec = _image_input(model, mean, std)
+        threads = _thread_count(threads)
+        tpu = None
+        if use_tpu:
+            tpu = edgetpu.load_edgetpu_delegate(loaded.load_delegate, device,
+                                                reason=_tpu_reason(model, delegate, device))
+            if not model.edgetpu_compiled:
+                log.warning("%s was not compiled for the Edge TPU (no %s): nothing will run on "
+                            "the TPU; compile it with edgetpu_compiler", _name(model), EDGETPU_OP)
+        interpreter = _build_interpreter(model, loaded, threads, tpu)
+        names = _labels(model, labels, _num_classes(model))
+        log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
+                 "edgetpu" if tpu is not None else "none")
+        return cls(model, loaded, interpreter, spec=spec, labels=names, threads=threads,
+                   resize=resize, delegate=tpu)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The input's ``(width, height)``, the order OpenCV and cameras use."""
+        return self.input_spec.width, self.input_spec.height
+
+    @property
+    def backend_name(self) -> str:
+        """The interpreter package with its version, e.g. ``ai-edge-litert 2.3.0``."""
+        return str(self.backend)
+
+    def preprocess(self, frame: np.ndarray, color: str = "rgb") -> np.ndarray:
+        """The input tensor for a uint8 frame (RGB, BGR, RGBA/BGRA or grayscale).
+
+        The array is reused by the next call. Raises PreprocessError for unusable frames.
+        """
+        return self._preprocessor(frame, color)
+
+    def run(self, input_tensor: np.ndarray) -> np.ndarray:
+        """Scores (float32, dequantized) for one preprocessed input tensor.
+
+        The input is copied once, into the interpreter's input tensor.
+
+        Raises:
+            InterpreterError: the input has the wrong shape or type, or the invoke failed.
+        """
+        interpreter = self._require_open()
+        try:
+            interpreter.set_tensor(self._input_index, input_tensor)
+            start = time.perf_counter()
+            interpreter.invoke()
+            self.invoke_ms = (time.perf_counter() - start) * 1e3
+            raw = interpreter.get_tensor(self._output_index)
+        except (ValueError, RuntimeError) as e:
+            raise InterpreterError(f"{_name(self.model)}: {one_line(str(e))}") from e
+        return dequantize(raw, self._output_scale, self._output_zero_point)
+
+    def classify(self, frame: np.ndarray, *, color: str = "rgb", top_k: int = 5,
+                 threshold: float = 0.0) -> list[Classification]:
+        """The ``top_k`` best classes of a frame scoring at least ``threshold``, best first."""
+        scores = self.run(self.preprocess(frame, color))
+        return classify_scores(scores, self.labels, top_k, threshold)
+
+    def close(self) -> None:
+        """Release the interpreter, then the delegate it uses. Safe to call twice."""
+        self._interpreter = None
+        self._delegate = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _require_open(self) -> Any:
+        if self._interpreter is None:
+            raise InterpreterError(f"{_name(self.model)}: the classifier is closed")
+        return self._interpreter
+
+
+def one_line(message: str) -> str:
+    """An interpreter's message as one short line: sentences de-duplicated, then cut."""
+    text = " ".join(message.split())
+    sentences = [s for s in re.split(r"(?<=[.!?])(?=\S)|(?<=[.!?])\s+", text) if s.strip()]
+    unique = list(dict.fromkeys(sentences))
+    line = " ".join(unique[:3])
+    if len(unique) > 3:
+        line += f" (and {len(unique) - 3} more)"
+    return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE - 3] + "..."
+
+
+def _read(source: ModelSource, device: str | None) -> tuple[Model, str | None]:
+    if isinstance(source, Model):
+        return source, device
+    if isinstance(source, bytes):
+        return read_model(source), device
+    path, suffix_device = edgetpu.split_model_device(str(source))
+    if suffix_device is not None and device is not None and suffix_device != device:
+        raise DelegateError(f"two Edge TPU devices given: {suffix_device!r} in the model path "
+                            f"and {device!r}; give one")
+    return read_model(path), device if device is not None else suffix_device
+
+
+def _name(model: Model) -> str:
+    return Path(model.source).name if model.source != "<bytes>" else "the model"
+
+
+def _check_custom_ops(model: Model, backend: Backend) -> None:
+    """Refuse custom ops before native code does: LiteRT says it only after logging to stderr."""
+    missing = [op for op in model.custom_ops
+               if op != EDGETPU_OP and not backend.resolves_custom_op(op)]
+    if missing:
+        raise InterpreterError(f"{_name(model)}: unresolved custom op {', '.join(missing)}: "
+                               f"{backend.name} has no kernel for it; use a model built from "
+                               "builtin ops only, or a runtime that registers that op")
+
+
+def _wants_edgetpu(model: Model, delegate: str | None, device: str | None) -> bool:
+    if delegate is not None and delegate not in DELEGATES:
+        raise DelegateError(f"delegate (={delegate!r}) must be one of {', '.join(DELEGATES)}")
+    if delegate == "none":
+        if model.edgetpu_compiled:
+            raise DelegateError(f"{_name(model)} was compiled for the Edge TPU ({EDGETPU_OP}) "
+                                "and cannot run with the delegate off; plug in the accelerator "
+                                "and use --delegate edgetpu, or use the CPU version of the model")
+        return False
+    return delegate == "edgetpu" or bool(device) or model.edgetpu_compiled
+
+
+def _tpu_reason(model: Model, delegate: str | None, device: str | None) -> str:
+    if model.edgetpu_compiled:
+        return f"{_name(model)} was compiled for the Edge TPU ({EDGETPU_OP})"
+    asked = "--delegate edgetpu" if delegate == "edgetpu" else f"device {device!r}"
+    return f"{asked} was given for {_name(model)}"
+
+
+def _image_input(model: Model, mean: Any, std: Any) -> InputSpec:
+    inputs, outputs = model.input_tensors, model.output_tensors
+    if len(inputs) != 1 or not outputs:
+        raise ModelError(f"{_name(model)}: has {len(inputs)} inputs and {len(outputs)} outputs; "
+                         "an image classifier has one image input and a scores output")
+    return input_spec(inputs[0], mean, std)
+
+
+def _num_classes(model: Model) -> int:
+    output = model.output_tensors[0]
+    if len(output.shape) == 0 or max(output.shape) != output.size:
+        raise ModelError(f"{_name(model)}: output {output.name!r} has shape "
+                         f"{list(output.shape)}; a classifier's output is one row of scores")
+    return output.size
+
+
+def _thread_count(threads: int | None) -> int:
+    if threads is None or threads == 0:
+        return default_threads()
+    if threads < 0:
+        raise InterpreterError(f"threads (={threads}) must be >= 1, or 0 for every core")
+    return threads
+
+
+def _build_interpreter(model: Model, backend: Backend, threads: int, tpu: Any) -> Any:
+    try:
+        interpreter = backend.interpreter_class(
+            model_content=model.content, num_threads=threads,
+            experimental_delegates=[tpu] if tpu is not None else None)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise InterpreterError(f"{_name(model)}: {backend.name} refused the model: "
+                               f"{one_line(str(e))}") from e
+    return interpreter
+
+
+def _labels(model: Model, labels: str | Path | Sequence[str] | None, classes: int
+            ) -> tuple[str, ...]:
+    if labels is None:
+        if model.labels is None:
+            return ()
+        return align_labels(model.labels, classes, f"{_name(model)} (embedded labels)")
+    if isinstance(labels, str | Path):
+        return align_labels(read_labels(labels), classes, str(labels))
+    return align_labels(labels, classes)

@@ -1,0 +1,74 @@
+"""Label files, and matching a list of labels to a model's number of classes.
+
+Formats: one label per line (index = line number), or Coral's older ``index label`` pairs
+(parsed by :func:`edge.model.labels.parse_label_lines`, shared with the labels embedded in models).
+ImageNet models come with 1001 classes (index 0 = background) or 1000; a labels list one longer
+or one shorter than the model's classes is shifted to match, by counting alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.errors import LabelError
+from edge.model.labels import parse_label_lines
+
+log = logging.getLogger(__name__)
+
+MAX_LABEL_FILE_BYTES = 4 * 1024 * 1024
+BACKGROUND = "background"
+
+
+def read_labels(path: str | Path) -> tuple[str, ...]:
+    """Labels from a text file (UTF-8).
+
+    Raises:
+        LabelError: the file is missing, unreadable, too large, not UTF-8 or has no labels.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_LABEL_FILE_BYTES:
+            raise LabelError(f"{path}: larger than {MAX_LABEL_FILE_BYTES:,} bytes; is this a "
+                             "labels file (one label per line)?")
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError as e:
+        raise LabelError(f"{path}: no such labels file; check the path") from e
+    except IsADirectoryError as e:
+        raise LabelError(f"{path}: is a directory; give a labels .txt file") from e
+    except OSError as e:
+        raise LabelError(f"{path}: cannot read labels: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{path}: not UTF-8 text at byte {e.start}; labels files are text "
+                         "with one label per line") from e
+    labels = parse_label_lines(text.splitlines())
+    if not any(labels):
+        raise LabelError(f"{path}: has no labels; expected one label per line or "
+                         "'index label' pairs")
+    return labels
+
+
+def align_labels(labels: Sequence[str], num_classes: int, source: str = "labels"
+                 ) -> tuple[str, ...]:
+    """Exactly ``num_classes`` labels, index-aligned with the model's output.
+
+    One label too many: the list has a background entry the model lacks, so the first is dropped.
+    One too few: the model has a background class 0 the list lacks, so ``background`` is put
+    first. Any other mismatch is logged and the list is padded with ``""`` or cut.
+    """
+    labels = tuple(labels)
+    count = len(labels)
+    if count == num_classes:
+        return labels
+    if count == num_classes + 1:
+        log.debug("%s: %d labels for %d classes; dropping the first (%r) as background",
+                  source, count, num_classes, labels[0])
+        return labels[1:]
+    if count == num_classes - 1:
+        log.debug("%s: %d labels for %d classes; class 0 is background", source, count,
+                  num_classes)
+        return (BACKGROUND, *labels)
+    log.warning("%s: %d labels but the model has %d classes; is it the model's labels file?",
+                source, count, num_classes)
+    return (labels + ("",) * num_classes)[:num_classes]
