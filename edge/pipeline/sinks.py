@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -87,10 +88,14 @@ class JsonLinesSink(LabelSink):
         stream, self._stream = self._stream, None
         if stream is None:
             return
-        stream.flush()
-        if self.path is not None:
-            os.fsync(stream.fileno())
-            stream.close()
+        try:
+            stream.flush()
+            if self.path is not None:
+                if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # not /dev/null, a FIFO...
+                    os.fsync(stream.fileno())
+                stream.close()
+        except OSError as e:
+            raise SinkError(f"{self.path or 'stdout'}: cannot flush labels: {e}") from e
 
 
 class OnChangeSink(LabelSink):
