@@ -155,3 +155,10 @@ def test_python_decoder_reads_c_output(c_output: list[tuple[str, bytes]]) -> Non
 def test_quantize_rounds_half_up_as_c() -> None:
     assert quantize_score(0.0) == 0 and quantize_score(1.0) == 65535
     assert quantize_score(0.5) == 32768 == _float32_quantize(0.5)  # 32767.5 rounds up
+
+
+def test_header_needs_no_stdio_and_no_heap() -> None:
+    code = (HEADER_DIR / "edge_labels.h").read_text()
+    includes = [line.split()[1] for line in code.splitlines() if line.startswith("#include")]
+    assert includes == ["<stddef.h>", "<stdint.h>"]
+    assert not any(word in code for word in ("malloc(", "printf(", "free("))

@@ -16,6 +16,7 @@ import json
 import math
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -187,6 +188,22 @@ def decode_payload(payload: bytes) -> LabelRecord | None:
     return LabelRecord(seq, time_ms, label, score / SCORE_SCALE, None, top_k, latency)
 
 
+FrameError = Literal["malformed", "crc_errors"]
+
+
+def decode_frame(chunk: bytes) -> LabelRecord | FrameError:
+    """The record in one COBS frame (without its 0x00), or which check it failed."""
+    if not MIN_PAYLOAD < len(chunk) <= MAX_FRAME:
+        return "malformed"
+    payload = cobs_decode(chunk)
+    if payload is None:
+        return "malformed"
+    if not crc_ok(payload):
+        return "crc_errors"
+    record = decode_payload(payload)
+    return "malformed" if record is None else record
+
+
 # --- text mode ----------------------------------------------------------------------------------
 
 _JSON_ESCAPES = {i: f"\\u{i:04x}" for i in range(0x20)} | {ord('"'): '\\"', ord("\\"): "\\\\"}
@@ -334,7 +351,7 @@ class StreamDecoder:
         """Lock ``self.mode`` once the buffer holds a valid record of either mode."""
         if scan:
             buf = bytes(self._buf)
-            if any(_valid_frame(c) for c in buf.split(b"\x00")[:-1]):
+            if any(not isinstance(decode_frame(c), str) for c in buf.split(b"\x00")[:-1]):
                 self.mode = "binary"
             elif any(decode_text_line(c.strip(_BLANK)) for c in buf.split(b"\n")[:-1]):
                 self.mode = "text"
@@ -348,7 +365,8 @@ class StreamDecoder:
         self._bad_bytes = 0
         return True
 
-    def _feed(self, sep: bytes, limit: int, parse: Any) -> list[LabelRecord]:
+    def _feed(self, sep: bytes, limit: int,
+              parse: Callable[[bytes], LabelRecord | None]) -> list[LabelRecord]:
         """Parse every complete chunk ending in ``sep``; a tail over ``limit`` bytes is noise."""
         buf = self._buf
         out: list[LabelRecord] = []
@@ -375,7 +393,7 @@ class StreamDecoder:
         return out
 
     def _unlock(self, unparsed: bytes) -> list[LabelRecord]:
-        """Too many bad chunks in a row: the device may have changed mode; detect it again."""
+        """Much noise and no record: the device may have changed mode; detect it again."""
         self.mode = None
         self._discarding = False
         self._buf[:0] = unparsed
@@ -386,7 +404,7 @@ class StreamDecoder:
         self._bad_bytes += count
         self._dirty = True
 
-    def _bad(self, size: int, kind: Literal["crc_errors", "malformed"]) -> None:
+    def _bad(self, size: int, kind: FrameError) -> None:
         if kind == "crc_errors":
             self.stats.crc_errors += 1
         else:
@@ -413,21 +431,11 @@ class StreamDecoder:
         return record
 
     def _parse_frame(self, chunk: bytes) -> LabelRecord | None:
-        if not MIN_PAYLOAD < len(chunk) <= MAX_FRAME:
-            self._bad(len(chunk) + 1, "malformed")
+        result = decode_frame(chunk)
+        if isinstance(result, str):
+            self._bad(len(chunk) + 1, result)
             return None
-        payload = cobs_decode(chunk)
-        if payload is None:
-            self._bad(len(chunk) + 1, "malformed")
-            return None
-        if not crc_ok(payload):
-            self._bad(len(chunk) + 1, "crc_errors")
-            return None
-        record = decode_payload(payload)
-        if record is None:
-            self._bad(len(chunk) + 1, "malformed")
-            return None
-        return self._good(record)
+        return self._good(result)
 
     def _parse_line(self, line: bytes) -> LabelRecord | None:
         stripped = line.strip(_BLANK)
@@ -439,9 +447,3 @@ class StreamDecoder:
             return None
         return self._good(record)
 
-
-def _valid_frame(chunk: bytes) -> bool:
-    if not MIN_PAYLOAD < len(chunk) <= MAX_FRAME:
-        return False
-    payload = cobs_decode(chunk)
-    return payload is not None and crc_ok(payload) and decode_payload(payload) is not None
