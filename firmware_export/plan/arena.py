@@ -8,7 +8,7 @@ from typing import Any
 
 from edge.model.types import Model
 from firmware_export.plan.kernels import scratch_rule
-from firmware_export.plan.lifetimes import ArenaBuffer, arena_buffers
+from firmware_export.plan.lifetimes import ArenaBuffer, arena_buffers, read_offline_offsets
 from firmware_export.plan.planner import (
     ARENA_ALIGNMENT,
     GreedyMemoryPlanner,
@@ -69,9 +69,13 @@ def plan_memory(model: Model, kernels: str = "reference",
                 offline: Sequence[int] | None = None) -> MemoryPlan:
     """TFLM's greedy placement of the main subgraph's tensors and scratch buffers.
 
+    ``offline`` defaults to the model's own ``OfflineMemoryAllocation`` metadata, as in TFLM.
+
     Raises:
         ValueError: the placement overlaps (only possible with a bad offline plan).
     """
+    if offline is None:
+        offline = read_offline_offsets(model)
     buffers = arena_buffers(model.main, scratch_rule(kernels), offline)
     planner = GreedyMemoryPlanner()
     for b in buffers:

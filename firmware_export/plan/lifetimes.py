@@ -12,10 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from edge.model.types import Operator, Subgraph, Tensor
+import numpy as np
+
+from edge.errors import ExportError
+from edge.model.types import Model, Operator, Subgraph, Tensor
 from firmware_export.plan.planner import BufferRequest, align_up
 
 UNINITIALIZED = -1
+METADATA_NAME = "OfflineMemoryAllocation"
+ONLINE = -1
 
 ScratchRule = Callable[[Operator, Sequence[Tensor]], Sequence[int]]
 
@@ -87,3 +92,20 @@ def arena_buffers(graph: Subgraph, scratch: ScratchRule | None = None,
                 buffers.append(ArenaBuffer(f"{op.opcode}#{op.index} scratch {k}", -1, op.index,
                                            size, BufferRequest(align_up(size), scope, scope)))
     return buffers
+
+
+def read_offline_offsets(model: Model) -> list[int] | None:
+    """Per-tensor offsets from the model's ``OfflineMemoryAllocation`` metadata, if any.
+
+    Raises:
+        ExportError: the metadata is malformed or not for a single subgraph.
+    """
+    raw = model.metadata.get(METADATA_NAME)
+    if raw is None:
+        return None
+    words = np.frombuffer(bytes(raw)[: len(raw) // 4 * 4], dtype="<i4")
+    if (len(words) < 3 or words[1] != 1 or len(words) != 3 + int(words[2])
+            or int(words[2]) != len(model.main.tensors)):
+        raise ExportError(f"{model.source}: malformed {METADATA_NAME} metadata (expected "
+                          f"[version, 1, {len(model.main.tensors)}, offsets...])")
+    return [int(w) for w in words[3:]]
