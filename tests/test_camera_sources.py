@@ -14,6 +14,7 @@ import pytest
 from edge.boards import get_board
 from edge.camera import open_source, source_kind
 from edge.camera.opencv import OpenCVSource
+from edge.camera.picamera2 import Picamera2Source
 from edge.errors import CameraError, EdgeError
 from tests.conftest import ROOT
 
@@ -71,10 +72,10 @@ def test_source_kind_of_files_and_folders(tmp_path: Path) -> None:
 def test_board_profile_decides_what_a_camera_number_means() -> None:
     pi = open_source("0", board=get_board("rpi4"), input_size=(224, 224))
     host = open_source("0", board=get_board("host"))
-    assert type(pi).__name__ == "Picamera2Source" and pi.lores_format == "YUV420"
-    assert type(host).__name__ == "OpenCVSource" and host.live
     pi5 = open_source("0", board=get_board("rpi5"), input_size=(224, 224))
-    assert pi5.lores_format == "BGR888"
+    assert isinstance(pi, Picamera2Source) and pi.lores_format == "YUV420"
+    assert isinstance(pi5, Picamera2Source) and pi5.lores_format == "BGR888"
+    assert isinstance(host, OpenCVSource) and host.live and host.kind == "device"
 
 
 def test_video_file_frames_are_rgb_in_order_then_end(colour_video: Path) -> None:

@@ -17,6 +17,7 @@ from edge.pipeline.runner import LoopSettings, run_loop, run_pipeline
 from edge.pipeline.sinks import LabelSink, OnChangeSink
 from edge.pipeline.slot import LatestSlot
 from edge.pipeline.smoothing import ScoreSmoother, select
+from edge.pipeline.stats import RunSummary
 
 FAST = Backoff(initial_s=0.001, max_s=0.01)
 
@@ -168,7 +169,7 @@ def test_duration_limit_ends_the_run() -> None:
 
 
 def test_status_callback_reports_counters() -> None:
-    statuses = []
+    statuses: list[RunSummary] = []
     camera = CountingCamera(live=False, frames=30)
     with camera, FrameGrabber(camera) as grabber:
         calls = iter(range(1000))
@@ -209,7 +210,8 @@ def test_median_smoothing_ignores_one_outlier() -> None:
     for candidates in ([Prediction(1, "a", 0.8)], [Prediction(2, "b", 0.99)],
                        [Prediction(1, "a", 0.7)]):
         result = smoother.update(candidates)
-    assert result[0] == Prediction(1, "a", pytest.approx(0.7))
+    assert (result[0].index, result[0].label) == (1, "a")
+    assert result[0].score == pytest.approx(0.7)
     assert select(result, top_k=1, threshold=0.75) == ()
 
 

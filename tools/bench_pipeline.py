@@ -37,8 +37,13 @@ IMAGES = ("parrot.jpg", "cat.bmp", "grace_hopper.bmp")
 
 def write_video(path: Path, frames: int, size: tuple[int, int] = (640, 480)) -> Path:
     """``frames`` frames cycling through the reference images, each held 20 frames (mp4v)."""
-    pictures = [cv2.resize(cv2.imread(str(DATA / "images" / name)), size) for name in IMAGES]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+    pictures = []
+    for name in IMAGES:
+        image = cv2.imread(str(DATA / "images" / name))
+        if image is None:
+            raise SystemExit(f"bench_pipeline: cannot read {DATA / 'images' / name}")
+        pictures.append(cv2.resize(image, size))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, size)
     rng = np.random.default_rng(0)
     for i in range(frames):
         noise = rng.integers(-6, 7, (size[1], size[0], 3))  # every frame differs a little
