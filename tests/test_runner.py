@@ -221,3 +221,29 @@ def test_on_change_passes_only_label_changes() -> None:
     for i, index in enumerate([1, 1, 2, 2, 2, 1]):
         sink.write(LabelEvent(i, i, 0, 0.0, 0.0, (Prediction(index, str(index), 1.0),)))
     assert [e.seq for e in inner.events] == [0, 2, 5]
+
+
+class TruthCamera(CountingCamera):
+    """Frames whose ground truth is their value % 3, as the demo scene carries it."""
+
+    def read(self) -> Frame | None:
+        frame = super().read()
+        if frame is None:
+            return None
+        return Frame(frame.rgb, frame.timestamp_ns, frame.index, frame.index % 3)
+
+
+def test_accuracy_against_the_sources_ground_truth() -> None:
+    def wrong_every_tenth(rgb: np.ndarray) -> list[Prediction]:
+        value = int(rgb[0, 0, 0])
+        index = value % 3 if value % 10 else (value + 1) % 3
+        return [Prediction(index, str(index), 1.0)]
+
+    camera = TruthCamera(live=False, frames=100)
+    sink = RecordingSink()
+    with camera:
+        summary = run_pipeline(camera, wrong_every_tenth, [sink], LoopSettings())
+    assert summary.frames == 100
+    assert summary.accuracy == pytest.approx(0.9)
+    assert all(e.truth == e.frame_index % 3 for e in sink.events)
+    assert "accuracy 90.0%" in summary.status_line()
