@@ -3,9 +3,13 @@ the demo scene, and streams and devices that do not exist."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from edge.camera import open_source, source_kind
 from edge.camera.opencv import OpenCVSource
 from edge.camera.picamera2 import Picamera2Source
 from edge.errors import CameraError, EdgeError
+from edge.pipeline.capture import Backoff, FrameGrabber
 from tests.conftest import ROOT
 
 cv2 = pytest.importorskip("cv2")
@@ -158,3 +163,38 @@ def test_importing_the_registry_imports_no_camera_package() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, env={"PYTHONPATH": str(ROOT)}, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def http_server(colour_video: Path) -> Iterator[str]:
+    """A real HTTP server in a thread, serving the video's folder."""
+    handler = functools.partial(QuietHandler, directory=str(colour_video.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{colour_video.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_end_of_a_live_stream_is_reopened_and_counted(http_server: str) -> None:
+    total = FRAMES_EACH * len(RGB_COLOURS)
+    source = open_source(http_server, open_timeout_s=5, read_timeout_s=5)
+    assert isinstance(source, OpenCVSource) and source.kind == "stream" and source.live
+    with source, FrameGrabber(source, backoff=Backoff(0.01, 0.05)) as grabber:
+        frames = []
+        deadline = time.monotonic() + 60
+        while len(frames) < total + 3 and time.monotonic() < deadline:
+            frame = grabber.get(timeout=1)  # live: a slow reader may miss frames; fine
+            if frame is not None:
+                frames.append(frame)
+    assert len(frames) == total + 3
+    assert grabber.counters.reconnects >= 1
+    assert grabber.counters.camera_errors >= 1
