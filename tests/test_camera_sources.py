@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edge.boards import get_board
-from edge.camera import open_source, source_kind
+from edge.camera import Frame, open_source, source_kind
 from edge.camera.opencv import OpenCVSource
 from edge.camera.picamera2 import Picamera2Source
 from edge.errors import CameraError, EdgeError
@@ -189,7 +189,7 @@ def test_end_of_a_live_stream_is_reopened_and_counted(http_server: str) -> None:
     source = open_source(http_server, open_timeout_s=5, read_timeout_s=5)
     assert isinstance(source, OpenCVSource) and source.kind == "stream" and source.live
     with source, FrameGrabber(source, backoff=Backoff(0.01, 0.05)) as grabber:
-        frames = []
+        frames: list[Frame] = []
         deadline = time.monotonic() + 60
         while len(frames) < total + 3 and time.monotonic() < deadline:
             frame = grabber.get(timeout=1)  # live: a slow reader may miss frames; fine
