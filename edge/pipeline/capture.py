@@ -145,6 +145,10 @@ class FrameGrabber:
             if self._reopen.is_set():
                 self._reopen_source()
                 continue
+            # A finite source reads the next frame only once inference has taken the last,
+            # so the frame is fresh when taken (low latency) while decode still overlaps it.
+            if not self.source.live and not self._slot.wait_empty():
+                return
             try:
                 frame = self._read()
             except CameraError as e:

@@ -37,6 +37,13 @@ class LatestSlot(Generic[T]):
             self._cond.notify_all()
             return True
 
+    def wait_empty(self) -> bool:
+        """Block until the item has been taken; False if the slot was closed meanwhile."""
+        with self._cond:
+            while self._item is not None and not self._closed:
+                self._cond.wait()
+            return not self._closed
+
     def take(self, timeout: float) -> T | None:
         """The newest item, waiting up to ``timeout`` seconds; None if none came."""
         deadline = time.monotonic() + timeout
