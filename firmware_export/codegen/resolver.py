@@ -31,8 +31,12 @@ METHOD_EXCEPTIONS = {
 
 def add_method(opcode: str) -> str:
     """``CONV_2D`` -> ``AddConv2D``."""
-    name = METHOD_EXCEPTIONS.get(opcode) or "".join(p.capitalize() for p in opcode.split("_"))
+    name = METHOD_EXCEPTIONS.get(opcode) or "".join(_camel(p) for p in opcode.split("_"))
     return f"Add{name}"
+
+
+def _camel(part: str) -> str:
+    return part.upper() if part[:1].isdigit() else part.capitalize()
 
 
 def unsupported_ops(opcodes: Sequence[str]) -> list[str]:

@@ -1,0 +1,168 @@
+"""Generated C/C++: golden files, determinism, speed, and real compilers.
+
+Set EDGE_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change, then review the
+diff.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.boards import get_board
+from firmware_export.codegen.linker import linker_script
+from firmware_export.codegen.model_data import model_data_cc, model_data_h
+from firmware_export.codegen.names import c_identifier, check_identifier
+from firmware_export.codegen.resolver import MICRO_OPS, add_method, op_resolver_h
+from firmware_export.export import export_model
+from tests.conftest import ROOT, SHARED_DATA, shared_file
+
+GOLDEN = ROOT / "tests" / "golden" / "export"
+SMALL_MODEL = b"\x1c\x00\x00\x00TFL3" + bytes(range(0, 250, 7))
+STUB_RESOLVER_DIR = "tensorflow/lite/micro"
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("EDGE_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="\n")
+    assert path.is_file(), f"golden file {path} is missing (run with EDGE_UPDATE_GOLDEN=1)"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+def test_model_data_golden() -> None:
+    check_golden("model_data.h", model_data_h("g_small_model", len(SMALL_MODEL), False))
+    check_golden("model_data.cc", model_data_cc("g_small_model", SMALL_MODEL, False))
+    check_golden("model_data_progmem.h", model_data_h("g_small_model", len(SMALL_MODEL), True))
+
+
+def test_resolver_golden() -> None:
+    text = op_resolver_h(["DEPTHWISE_CONV_2D", "CONV_2D", "SOFTMAX", "RESHAPE", "CONV_2D"])
+    check_golden("op_resolver.h", text)
+    assert "MicroMutableOpResolver<kNumModelOps>" in text and "kNumModelOps = 4;" in text
+
+
+def test_linker_script_golden() -> None:
+    spec = get_board("nano33ble", kind="mcu").mcu
+    assert spec is not None
+    check_golden("nano33ble.ld", linker_script(spec, "nano33ble"))
+
+
+def test_project_golden(tmp_path: Path) -> None:
+    model = shared_file("models/person_detect.tflite")
+    result = export_model(model, "nano33ble", tmp_path / "fw")
+    for relative in ("platformio.ini", "src/main.cpp", "src/arena.h", "src/op_resolver.h"):
+        check_golden(f"person_detect_nano33ble/{relative.replace('/', '_')}",
+                     (result.out / relative).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("file_name, identifier", [
+    ("mobilenet_v2_1.0_224.tflite", "g_mobilenet_v2_1_0_224_model"),
+    ("models/2-class person.tflite", "g_2_class_person_model"),
+    ("model.tflite", "g_model"),
+    ("Détecteur.tflite", "g_d_tecteur_model"),
+])
+def test_identifiers_come_from_the_whole_stem(file_name: str, identifier: str) -> None:
+    assert c_identifier(file_name) == identifier
+
+
+def test_bad_names_are_refused() -> None:
+    from edge.errors import ExportError
+
+    for bad in ("1model", "my-model", "__x", ""):
+        with pytest.raises(ExportError, match="C identifier"):
+            check_identifier(bad)
+
+
+def test_model_data_is_deterministic_and_fast() -> None:
+    big = SHARED_DATA / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    content = big.read_bytes() if big.is_file() else bytes(range(256)) * 16_000  # ~4 MB
+    started = time.perf_counter()
+    first = model_data_cc("g_big_model", content, False)
+    elapsed = time.perf_counter() - started
+    assert first == model_data_cc("g_big_model", content, False)
+    assert elapsed < 1.0, f"generating {len(content)} B took {elapsed:.2f} s"
+
+
+def test_every_micro_op_has_a_method_name() -> None:
+    assert add_method("CONV_2D") == "AddConv2D"
+    assert add_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
+    assert add_method("UNIDIRECTIONAL_SEQUENCE_LSTM") == "AddUnidirectionalSequenceLSTM"
+    assert len({add_method(op) for op in MICRO_OPS}) == len(MICRO_OPS)
+
+
+def write_stub_resolver(include: Path) -> None:
+    """A stand-in for TFLM's resolver header: counts Add*() calls and enforces N."""
+    folder = include / STUB_RESOLVER_DIR
+    folder.mkdir(parents=True)
+    methods = "\n".join(f"  TfLiteStatus {add_method(op)}() {{ return Add(); }}"
+                        for op in sorted(MICRO_OPS))
+    (folder / "micro_mutable_op_resolver.h").write_text(f"""#pragma once
+typedef enum {{ kTfLiteOk = 0, kTfLiteError = 1 }} TfLiteStatus;
+namespace tflite {{
+template <unsigned int tOpCount>
+class MicroMutableOpResolver {{
+ public:
+  unsigned int registered = 0;
+{methods}
+ private:
+  TfLiteStatus Add() {{
+    if (registered >= tOpCount) return kTfLiteError;
+    ++registered;
+    return kTfLiteOk;
+  }}
+}};
+}}  // namespace tflite
+""")
+
+
+HOST_MAIN = r"""
+#include <cstdio>
+#include "arena.h"
+#include "edge_labels.h"
+#include "labels.h"
+#include "model_data.h"
+#include "op_resolver.h"
+
+int main(int argc, char** argv) {
+  ModelOpResolver resolver;
+  if (RegisterModelOps(resolver) != kTfLiteOk || resolver.registered != kNumModelOps) return 3;
+  if (kTensorArenaSize % 16 != 0 || reinterpret_cast<unsigned long>(g_tensor_arena) % 16) return 4;
+  if (reinterpret_cast<unsigned long>(MODEL) % 16 != 0) return 5;
+  edge_labels_record_t record = {};
+  record.label = 1;
+  record.score_q16 = edge_labels_quantize_score(0.5f);
+  uint8_t frame[EDGE_LABELS_MAX_FRAME];
+  if (edge_labels_encode_binary(&record, frame, sizeof frame) == 0) return 6;
+  FILE* out = std::fopen(argv[1], "wb");
+  if (out == nullptr) return 2;
+  std::fwrite(MODEL, 1, MODEL_size, out);
+  std::fclose(out);
+  return argc == 2 ? 0 : 1;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_generated_sources_compile_and_the_array_reads_back(tmp_path: Path) -> None:
+    model = shared_file("models/person_detect.tflite")
+    result = export_model(model, "nano33ble", tmp_path / "fw")
+    src = result.out / "src"
+    write_stub_resolver(tmp_path / "include")
+    name = "g_person_detect_model"
+    (tmp_path / "host_main.cc").write_text(HOST_MAIN.replace("MODEL", name))
+    program = tmp_path / "host"
+    sources = [src / "model_data.cc", src / "arena.cc", src / "labels.cc",
+               tmp_path / "host_main.cc"]
+    subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1",
+                    f"-I{src}", f"-I{tmp_path / 'include'}", *map(str, sources),
+                    "-o", str(program)], check=True, capture_output=True, timeout=300)
+    copy = tmp_path / "readback.tflite"
+    subprocess.run([str(program), str(copy)], check=True, timeout=60)
+    assert copy.read_bytes() == result.model_path.read_bytes() == model.read_bytes()
