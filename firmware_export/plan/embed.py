@@ -24,7 +24,7 @@ class _AlignedBuffer(schema.BufferT):  # type: ignore[misc]
             builder.StartVector(1, len(raw), BUFFER_ALIGNMENT)
             builder.head = builder.head - len(raw)
             builder.Bytes[builder.head:builder.head + len(raw)] = raw
-            data = builder.EndVector(len(raw))
+            data = builder.EndVector()
         schema.BufferStart(builder)
         if data is not None:
             schema.BufferAddData(builder, data)
