@@ -166,3 +166,69 @@ def test_generated_sources_compile_and_the_array_reads_back(tmp_path: Path) -> N
     copy = tmp_path / "readback.tflite"
     subprocess.run([str(program), str(copy)], check=True, timeout=60)
     assert copy.read_bytes() == result.model_path.read_bytes() == model.read_bytes()
+
+
+STUBS = {
+    "Arduino.h": """#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+struct SerialStub {
+  void begin(unsigned long) {}
+  size_t write(const uint8_t* data, size_t n) { return fwrite(data, 1, n, stdout); }
+};
+inline SerialStub Serial;
+inline uint32_t millis() { return 0; }
+inline uint32_t micros() { return 0; }
+inline void delay(unsigned long) {}
+""",
+    "tensorflow/lite/schema/schema_generated.h": """#pragma once
+namespace tflite {
+struct Model {};
+inline const Model* GetModel(const void*) { static Model m; return &m; }
+}  // namespace tflite
+""",
+    "tensorflow/lite/micro/micro_interpreter.h": """#pragma once
+#include <cstdint>
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+typedef enum { kTfLiteFloat32 = 1, kTfLiteUInt8 = 3, kTfLiteInt8 = 9 } TfLiteType;
+struct TfLiteIntArray { int size; int data[4]; };
+struct TfLiteQuantizationParams { float scale; int32_t zero_point; };
+union TfLitePtrUnion { int8_t* int8; uint8_t* uint8; float* f; char* raw; };
+struct TfLiteTensor {
+  TfLiteType type; TfLitePtrUnion data; TfLiteIntArray* dims; TfLiteQuantizationParams params;
+};
+namespace tflite {
+class MicroInterpreter {
+ public:
+  template <typename Resolver>
+  MicroInterpreter(const Model*, const Resolver&, uint8_t*, size_t) {}
+  TfLiteStatus AllocateTensors() { return kTfLiteOk; }
+  TfLiteStatus Invoke() { return kTfLiteOk; }
+  TfLiteTensor* input(size_t) { return &input_; }
+  TfLiteTensor* output(size_t) { return &output_; }
+ private:
+  TfLiteTensor input_{}, output_{};
+};
+}  // namespace tflite
+""",
+}
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_main_cpp_compiles_against_api_stubs(tmp_path: Path) -> None:
+    """main.cpp is valid C++ for the TFLM / Arduino / label-encoder names it uses."""
+    result = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
+                          tmp_path / "fw")
+    include = tmp_path / "include"
+    write_stub_resolver(include)
+    for relative, text in STUBS.items():
+        (include / relative).parent.mkdir(parents=True, exist_ok=True)
+        (include / relative).write_text(text)
+    src = result.out / "src"
+    for flags in ([], ["-DEDGE_USE_MODEL_SLOT=1", "-DEDGE_MODEL_SLOT_ADDRESS=0xB0000u",
+                       "-DEDGE_MODEL_SLOT_LENGTH=0x50000u", "-DEDGE_BOARD_ID=0x1u"]):
+        subprocess.run(["g++", "-std=gnu++17", "-Wall", "-Werror", "-fsyntax-only", *flags,
+                        f"-I{src}", f"-I{include}", str(src / "main.cpp")],
+                       check=True, capture_output=True, text=True, timeout=300)

@@ -119,10 +119,6 @@ void setup() {{
   model_bytes = image.model;
 #endif
   const tflite::Model* model = tflite::GetModel(model_bytes);
-  if (model->version() != TFLITE_SCHEMA_VERSION) {{
-    Report("model schema version not supported by this TFLite Micro");
-    return;
-  }}
   if (RegisterModelOps(g_resolver) != kTfLiteOk) {{
     Report("op resolver: could not register the model's operators");
     return;
