@@ -117,13 +117,14 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     source = Path(model_path)
     model = read_model(source)
     check_exportable(model)
+    labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
     model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
     arena = plan_arena(model, spec.pointer_size, spec.kernels, margin)
     budget = check_budget(profile, arena, len(model.content))
     identifier = check_identifier(name) if name else c_identifier(source.name)
     graph_input = model.input_tensors[0]
     ctx = ExportContext(identifier, source.name, model.content, tuple(model.opcodes), arena,
-                        profile, graph_input.shape, graph_input.dtype, model.labels or (),
+                        profile, graph_input.shape, graph_input.dtype, labels,
                         support_headers())
     files = render_all(ctx)
     target = Path(out)
