@@ -211,7 +211,8 @@ def test_frontend_timeout_is_a_camera_error_and_the_run_reopens(
     assert all(f is not None for f in frames)
     assert grabber.counters.reconnects == 1 and grabber.counters.camera_errors == 1
     assert picamera2.instances[-2].closed  # the failed camera was released
-    assert [f.index for f in frames] == [0, 1, 2]  # type: ignore[union-attr]
+    indices = [f.index for f in frames]  # type: ignore[union-attr]
+    assert indices == sorted(set(indices))  # live: newest frames, in order
 
 
 def test_no_csi_camera_says_what_to_check(picamera2: type[StandInPicamera2],
