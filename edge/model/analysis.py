@@ -180,8 +180,10 @@ def _bottleneck_outputs(graph: Subgraph) -> set[int]:
     found: set[int] = set()
     for op in graph.operators:
         linear = op.options.get("fused_activation_function", "NONE") == "NONE"
-        if op.opcode == "ADD" or (op.opcode == "CONV_2D" and linear
-                                  and graph.tensors[op.inputs[1]].shape[1:3] == (1, 1)):
+        residual = op.opcode == "ADD" and not any(graph.tensors[i].is_constant
+                                                  for i in op.inputs if i >= 0)
+        if residual or (op.opcode == "CONV_2D" and linear
+                        and graph.tensors[op.inputs[1]].shape[1:3] == (1, 1)):
             found.update(op.outputs)
     return found
 
