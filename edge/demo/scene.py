@@ -71,7 +71,7 @@ def _draw_text(rng: np.random.Generator, text: str, height: int) -> np.ndarray:
     font = int(rng.choice(_FONTS)) | (cv2.FONT_ITALIC if rng.random() < 0.3 else 0)
     (tw, th), _ = cv2.getTextSize(text, font, 1.0, 1)
     font_scale = height / max(th, 1)
-    thickness = max(1, round(height * rng.uniform(0.035, 0.12)))
+    thickness = max(1, round(height * rng.uniform(0.05, 0.13)))
     canvas_side = int(max(tw, th) * font_scale * 2 + 4 * thickness + 8)
     canvas = np.zeros((canvas_side, canvas_side), np.uint8)
     origin = (canvas_side // 4, canvas_side * 3 // 4)
@@ -85,11 +85,11 @@ def _draw_text(rng: np.random.Generator, text: str, height: int) -> np.ndarray:
 
 
 def _contrasting_rgb(rng: np.random.Generator, against_luma: float) -> np.ndarray:
-    """A random colour whose brightness differs from ``against_luma`` by at least 70."""
+    """A random colour whose brightness differs from ``against_luma`` by at least 90."""
     if against_luma > 128:
-        top = max(against_luma - 70.0, 20.0)
+        top = max(against_luma - 90.0, 20.0)
         return rng.uniform(0.0, top, 3).astype(np.float32)
-    bottom = min(against_luma + 70.0, 235.0)
+    bottom = min(against_luma + 90.0, 235.0)
     return rng.uniform(bottom, 255.0, 3).astype(np.float32)
 
 
@@ -171,7 +171,7 @@ def render_background(rng: np.random.Generator, size: tuple[int, int]) -> np.nda
     """A float32 RGB background: a colour gradient with random shapes, lines and non-digits."""
     corners = rng.integers(0, 256, (2, 2, 3)).astype(np.uint8)
     frame = cv2.resize(corners, size, interpolation=cv2.INTER_LINEAR)
-    for _ in range(int(rng.integers(2, 14))):
+    for _ in range(int(rng.integers(2, 10))):
         _draw_clutter(rng, frame, size)
     return frame.astype(np.float32)
 
@@ -211,7 +211,7 @@ def finish_frame(rng: np.random.Generator, frame: np.ndarray, noise: float) -> n
     corners = (gain * (1.0 + grid)[:, None] * cast).reshape(2, 2, 3).astype(np.float32)
     frame = np.asarray(cv2.multiply(frame, cv2.resize(corners, (width, height))), np.float32)
     if rng.random() < 0.5:
-        sigma = rng.uniform(0.3, 1.8)
+        sigma = rng.uniform(0.3, 1.5)
         frame = cv2.GaussianBlur(frame, (0, 0), sigma)
     if noise > 0:
         frame += rng.standard_normal(frame.shape, dtype=np.float32) * np.float32(noise)
@@ -233,7 +233,7 @@ def render_sample(
     height = size[1]
     label = int(rng.integers(0, len(LABELS)))
     frame = render_background(rng, size)
-    glyph_height = int(height * rng.uniform(0.35, 0.7))
+    glyph_height = int(height * rng.uniform(0.4, 0.72))
     glyph = make_glyph(rng, label, glyph_height, float(frame.mean()))
     if glyph is not None:
         place_glyph(frame, glyph, random_pose(rng, size, glyph.ink.shape[0]))

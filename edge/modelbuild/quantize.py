@@ -1,0 +1,264 @@
+"""Full-integer int8 post-training quantization, and a check that refuses collapsed results.
+
+Calibration images are preprocessed exactly as the runtime preprocesses camera frames: the whole
+RGB frame is squash-resized to the model input with ``cv2.INTER_AREA`` (no crop) and fed as raw
+pixel values 0..255; the model itself rescales them (see :func:`build_mobilenetv2`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.errors import ModelError, TrainingError
+from edge.modelbuild.build import import_tensorflow
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset(
+    {".bmp", ".jpeg", ".jpg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+)
+# TFLM's int8 softmax needs input_scale * 2**26 > 1; far above that, a logit span of less than
+# ~0.25 (scale * 255) means every class gets about the same probability: the model collapsed.
+MIN_SOFTMAX_INPUT_SCALE = 1e-3
+MAX_SOFTMAX_INPUT_SCALE = 1e3
+SOFTMAX_OUTPUT_SCALE = 1.0 / 256.0
+SOFTMAX_OUTPUT_ZERO_POINT = -128
+
+Progress = Callable[[int, int], None]
+
+
+def preprocess_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Squash-resize an RGB uint8 frame to ``size`` = (width, height), as the runtime does."""
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def _expand_sources(sources: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            found = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise TrainingError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.extend(found)
+        elif source.is_file():
+            files.append(source)
+        else:
+            raise TrainingError(f"{source}: no such file or folder of representative images")
+    return files
+
+
+def read_images(sources: Sequence[Path]) -> list[np.ndarray]:
+    """Read calibration images as RGB uint8 frames, at their own size.
+
+    Args:
+        sources: image files and/or folders of images.
+
+    Raises:
+        TrainingError: a source does not exist, a folder holds no images, or nothing is
+            readable. Unreadable files among readable ones are skipped with a warning.
+    """
+    files = _expand_sources(sources)
+    frames = []
+    for path in files:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            log.warning("%s: not a readable image, skipped", path)
+            continue
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    if not frames:
+        names = ", ".join(str(s) for s in sources)
+        raise TrainingError(f"{names}: none of the {len(files)} file(s) is a readable image")
+    return frames
+
+
+def load_representative(sources: Sequence[Path], size: tuple[int, int]) -> list[np.ndarray]:
+    """Read calibration images and preprocess them like camera frames to ``size`` (w, h)."""
+    return [preprocess_frame(frame, size) for frame in read_images(sources)]
+
+
+def load_keras_model(path: Path) -> Any:
+    """Load a ``.keras`` model, or raise :class:`ModelError` saying it is not one."""
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a Keras model (.keras files are zip archives)")
+    tf = import_tensorflow()
+    try:
+        model = tf.keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises ValueError, OSError, zipfile errors...
+        raise ModelError(f"{path}: not a Keras model (.keras) that can be loaded: {e}") from e
+    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
+    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[2] is None:
+        raise ModelError(f"{path}: input shape {shape} is not (batch, height, width, 3)")
+    return model
+
+
+def model_input_size(model: Any) -> tuple[int, int]:
+    """The (width, height) a Keras image model expects."""
+    shape = model.inputs[0].shape
+    return int(shape[2]), int(shape[1])
+
+
+def quantize_keras(
+    model: Any, frames: Sequence[np.ndarray], progress: Progress | None = None
+) -> bytes:
+    """Convert a Keras model to a full-integer int8 ``.tflite`` (int8 input and output).
+
+    Args:
+        model: a ``keras.Model`` taking raw RGB pixels 0..255.
+        frames: preprocessed calibration frames, RGB uint8 at the model's input size.
+        progress: called as ``progress(done, total)`` while calibration images are consumed.
+
+    Returns:
+        The flatbuffer. Call :func:`check_quantization` on it before shipping it.
+
+    Raises:
+        TrainingError: no calibration frames, or the converter failed.
+    """
+    if not frames:
+        raise TrainingError("quantization needs at least one calibration image")
+    tf = import_tensorflow()
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for done, frame in enumerate(frames, start=1):
+            yield [frame[None].astype(np.float32)]
+            if progress is not None:
+                progress(done, len(frames))
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    chatter = io.StringIO()  # Keras' export prints the traced signature on stdout
+    try:
+        with contextlib.redirect_stdout(chatter):
+            flatbuffer = bytes(converter.convert())
+        log.debug("converter output: %s", chatter.getvalue())
+        return flatbuffer
+    except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError
+        raise TrainingError(f"int8 conversion failed: {e}") from e
+
+
+def _scale(details: dict[str, Any]) -> float:
+    scales = details["quantization_parameters"]["scales"]
+    return float(scales[0]) if len(scales) else float(details["quantization"][0])
+
+
+def _softmax_inputs(interpreter: Any) -> list[dict[str, Any]]:
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return [tensors[op["inputs"][0]] for op in interpreter._get_ops_details()
+            if op["op_name"] == "SOFTMAX"]
+
+
+def check_quantization(model: bytes, frames: Iterable[np.ndarray], max_frames: int = 32) -> None:
+    """Refuse an int8 model whose quantization collapsed.
+
+    Checks that input and output are int8 with sane scales, that every softmax input scale lies
+    in [MIN_SOFTMAX_INPUT_SCALE, MAX_SOFTMAX_INPUT_SCALE] (TFLite Micro's softmax breaks or
+    returns a uniform distribution otherwise), and that the model does not give the same output
+    for every calibration frame.
+
+    Raises:
+        TrainingError: with the reason, for a degenerate model.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    for role, details in (("input", inp), ("output", out)):
+        scale = _scale(details)
+        if details["dtype"] != np.int8:
+            raise TrainingError(f"{role} tensor is {details['dtype']}, not int8")
+        if not math.isfinite(scale) or scale <= 0:
+            raise TrainingError(f"degenerate quantization: {role} scale is {scale}")
+    for tensor in _softmax_inputs(interpreter):
+        scale = _scale(tensor)
+        if not MIN_SOFTMAX_INPUT_SCALE <= scale <= MAX_SOFTMAX_INPUT_SCALE:
+            raise TrainingError(
+                f"degenerate quantization: softmax input '{tensor['name']}' has scale {scale:.3g} "
+                f"(allowed {MIN_SOFTMAX_INPUT_SCALE:g}..{MAX_SOFTMAX_INPUT_SCALE:g}): "
+                "its activations collapsed, as with untrained weights; train the model first"
+            )
+    _check_outputs_vary(interpreter, inp, out, frames, max_frames)
+
+
+def _check_outputs_vary(
+    interpreter: Any, inp: dict[str, Any], out: dict[str, Any],
+    frames: Iterable[np.ndarray], max_frames: int,
+) -> None:
+    scale, zero_point = _scale(inp), int(inp["quantization"][1])
+    outputs = []
+    for frame in frames:
+        q = np.clip(np.round(frame.astype(np.float32) / scale + zero_point), -128, 127)
+        interpreter.set_tensor(inp["index"], q.astype(np.int8)[None])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(out["index"]).copy())
+        if len(outputs) >= max_frames:
+            break
+    if len(outputs) >= 2 and all(np.array_equal(outputs[0], o) for o in outputs[1:]):
+        raise TrainingError(
+            f"degenerate quantization: all {len(outputs)} calibration images give the same "
+            "output; the activations collapsed (untrained weights?)"
+        )
+
+
+def quantize_file(
+    model_file: Path, representative: Sequence[Path], output: Path,
+    progress: Progress | None = None,
+) -> bytes:
+    """Quantize a ``.keras`` file to int8, check it, and write it to ``output`` atomically.
+
+    Raises:
+        ModelError: ``model_file`` is not a loadable Keras image model.
+        TrainingError: no usable calibration images, conversion failed, or the result is
+            degenerate (see :func:`check_quantization`).
+        BackendError: TensorFlow is not installed.
+    """
+    if output.suffix != ".tflite":
+        raise TrainingError(f"{output}: the output must end in .tflite")
+    if not output.parent.is_dir():
+        raise TrainingError(f"{output}: folder {output.parent} does not exist")
+    images = read_images(representative)  # fails fast, before TensorFlow loads
+    model = load_keras_model(model_file)
+    size = model_input_size(model)
+    frames = [preprocess_frame(image, size) for image in images]
+    flatbuffer = quantize_keras(model, frames, progress)
+    check_quantization(flatbuffer, frames)
+    write_atomic(output, flatbuffer)
+    return flatbuffer
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the mode of the file it replaces, or 0644 for a new one.
+    """
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        raise TrainingError(f"{path}: cannot write: {e}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise TrainingError(f"{path}: cannot write: {e}") from e
