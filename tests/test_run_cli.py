@@ -137,6 +137,7 @@ def test_demo_accuracy_is_at_least_90_percent() -> None:
     assert summary is not None and len(labels) == summary["frames"] == 300
     assert all("truth" in rec for rec in labels)
     correct = sum(rec["index"] == rec["truth"] for rec in labels)
-    assert correct / len(labels) == pytest.approx(summary["accuracy"])
+    # The summary rounds the accuracy to 4 decimals.
+    assert correct / len(labels) == pytest.approx(summary["accuracy"], abs=5e-5)
     assert summary["accuracy"] >= 0.9
     assert "accuracy against the scene's ground truth" in result.stderr
