@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.model import read_model
+from edge.modelbuild.quantize import quantize_keras
 from firmware_export.plan.arena import plan_arena
 from firmware_export.verify import compare_outputs, measure_minimum
 from tests.conftest import ROOT, shared_file
@@ -77,18 +78,9 @@ def build_int8_net(resolution: int, alpha: float, path: Path) -> None:
     x = layers.Dense(4)(layers.GlobalAveragePooling2D()(x))
     net = tf.keras.Model(inputs, layers.Softmax()(x))
 
-    def samples():  # type: ignore[no-untyped-def]
-        rng = np.random.default_rng(0)
-        for _ in range(3):
-            yield [rng.uniform(-1, 1, (1, resolution, resolution, 3)).astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(net)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = samples
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    path.write_bytes(converter.convert())
+    rng = np.random.default_rng(0)
+    samples = [rng.uniform(-1, 1, (resolution, resolution, 3)) for _ in range(3)]
+    path.write_bytes(quantize_keras(net, samples))
 
 
 @pytest.fixture(scope="module")

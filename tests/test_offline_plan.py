@@ -8,6 +8,7 @@ import pytest
 
 from edge.errors import ExportError
 from edge.model import read_model
+from edge.modelbuild.quantize import quantize_keras
 from firmware_export.plan.arena import plan_arena, plan_memory
 from firmware_export.plan.embed import with_metadata
 from firmware_export.plan.lifetimes import read_offline_offsets
@@ -84,18 +85,9 @@ def build_v1_net(path: Path) -> None:
         x = layers.Conv2D(out // 4, 1, activation="relu6", kernel_initializer="he_normal")(x)
     net = tf.keras.Model(inputs, layers.Dense(4)(layers.GlobalAveragePooling2D()(x)))
 
-    def samples():  # type: ignore[no-untyped-def]
-        rng = np.random.default_rng(0)
-        for _ in range(2):
-            yield [rng.uniform(-1, 1, (1, 128, 128, 3)).astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(net)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = samples
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    path.write_bytes(converter.convert())
+    rng = np.random.default_rng(0)
+    samples = [rng.uniform(-1, 1, (128, 128, 3)) for _ in range(2)]
+    path.write_bytes(quantize_keras(net, samples))
 
 
 @pytest.mark.slow
