@@ -33,8 +33,8 @@ _FONTS = (
     cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
     cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
 )
-# Glyphs that cannot be mistaken for a digit (no O, I, l, S, Z, B, G, q, b, g, T).
-_NON_DIGITS = "ACEFHKMNPRUVWXY#%&*+=?@<>"
+# Glyphs that cannot be mistaken for a digit (no O, I, l, S, Z, B, G, q, b, g, T, P, &, ?).
+_NON_DIGITS = "ACEFHKMNRUVWXY#%*+=@<>"
 _MAX_TILT_DEG = 25.0
 
 
