@@ -21,7 +21,8 @@ class RunSummary:
     Attributes:
         frames: frames classified.
         seconds: since the run started.
-        fps: frames classified per second over the run.
+        fps: frames classified per second, from the first label on (the interpreter's
+            first-invoke warm-up, e.g. XNNPACK packing weights, is not throughput).
         recent_fps: over the last status interval.
         latency_p50_ms: median capture-to-label latency.
         latency_p95_ms: 95th percentile.
@@ -70,14 +71,22 @@ class RunStats:
         self.with_truth = 0
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._mark = (self.started, 0)
+        self.first_label: float | None = None
 
     def record(self, event: LabelEvent) -> None:
+        if self.first_label is None:
+            self.first_label = time.monotonic()
         self.frames += 1
         self.latencies.append(event.latency_ms)
         if event.truth is not None:
             self.with_truth += 1
             top = event.top
             self.correct += top is not None and top.index == event.truth
+
+    def _steady_fps(self, now: float) -> float:
+        if self.first_label is None or self.frames < 2:
+            return self.frames / max(now - self.started, 1e-9)
+        return (self.frames - 1) / max(now - self.first_label, 1e-9)
 
     def summary(self, capture: CaptureCounters, *, advance: bool = False) -> RunSummary:
         """Snapshot; ``advance`` starts a new interval for :attr:`RunSummary.recent_fps`."""
@@ -91,7 +100,7 @@ class RunStats:
         return RunSummary(
             frames=self.frames,
             seconds=seconds,
-            fps=self.frames / max(seconds, 1e-9),
+            fps=self._steady_fps(now),
             recent_fps=recent,
             latency_p50_ms=p50,
             latency_p95_ms=p95,
