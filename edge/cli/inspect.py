@@ -14,7 +14,7 @@ from edge.cli.common import (
 )
 from edge.model import read_model
 from edge.model.analysis import ModelReport, analyze
-from edge.model.types import Model
+from edge.model.types import Model, Tensor
 
 PROG = "edge-inspect"
 
@@ -84,10 +84,7 @@ def _activation_width(model: Model) -> int:
     return inputs[0].itemsize if inputs and inputs[0].itemsize else 1
 
 
-def _tensor_info(tensor: object) -> dict[str, object]:
-    from edge.model.types import Tensor
-
-    assert isinstance(tensor, Tensor)
+def _tensor_info(tensor: Tensor) -> dict[str, object]:
     quant = tensor.quantization.to_dict() if tensor.quantization else None
     return {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype,
             "quantization": quant}
