@@ -128,16 +128,14 @@ def op_macs(op: Operator, tensors: tuple[Tensor, ...]) -> int:
 
 
 def op_params(op: Operator, tensors: tuple[Tensor, ...]) -> int:
+    """Elements of an operator's constant weight and bias tensors."""
     if op.opcode not in WEIGHTED_OPS:
         return 0
-    return sum(tensors[i].size for i in op.inputs if (i >= 0 and tensors[i].is_constant
-               and len(tensors[i].shape) != 1) or (i >= 0 and _is_bias(op, i, tensors)))
-
-
-def _is_bias(op: Operator, i: int, tensors: tuple[Tensor, ...]) -> bool:
-    position = op.inputs.index(i)
-    bias_position = 3 if op.opcode == "TRANSPOSE_CONV" else 2
-    return position == bias_position and tensors[i].is_constant
+    bias = 3 if op.opcode == "TRANSPOSE_CONV" else 2
+    positions = [1, bias]
+    return sum(tensors[op.inputs[k]].size for k in positions
+               if k < len(op.inputs) and op.inputs[k] >= 0
+               and tensors[op.inputs[k]].is_constant)
 
 
 def analyze(model: Model, bytes_per_activation: int = 1) -> ModelReport:

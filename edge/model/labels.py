@@ -14,10 +14,11 @@ MAX_LABELS_BYTES = 4 * 1024 * 1024
 ZIP_END_MAGIC = b"PK\x05\x06"
 
 
-def embedded_labels(content: bytes, metadata: dict[str, bytes] | None = None
-                    ) -> tuple[str, ...] | None:
-    """The labels packed inside the model file, or None when it carries none."""
-    del metadata  # associated files of TFLite metadata live in the same appended zip
+def embedded_labels(content: bytes) -> tuple[str, ...] | None:
+    """The labels packed inside the model file, or None when it carries none.
+
+    TFLite metadata's associated files live in the same appended zip as Coral's labels.
+    """
     if ZIP_END_MAGIC not in content[-65_557:]:
         return None
     try:

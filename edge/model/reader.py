@@ -105,7 +105,7 @@ class _ModelBuilder:
             description=_text(fb.Description()),
             subgraphs=graphs,
             metadata=metadata,
-            labels=labels_mod.embedded_labels(self.content, metadata),
+            labels=labels_mod.embedded_labels(self.content),
             flatbuffer_size=self.flatbuffer_end,
         )
 

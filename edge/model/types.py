@@ -175,9 +175,9 @@ class Model:
         return [self.main.tensors[i] for i in self.main.outputs]
 
 
+_NUMPY_TYPES: dict[str, Any] = dict(TENSOR_TYPES.values())
+
+
 def dtype_of(name: str) -> Any:
     """numpy dtype for a TFLite type name, or None."""
-    for type_name, np_type in TENSOR_TYPES.values():
-        if type_name == name:
-            return np_type
-    return None
+    return _NUMPY_TYPES.get(name)
