@@ -23,19 +23,29 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 demo: $(VENV)/.installed-run
 	$(VENV)/bin/edge-run --board host --camera demo --max-frames $(DEMO_FRAMES)
 
-# System tools the tests use for real: the ARM cross compiler (link checks of generated
-# firmware) and socat (linked ptys for serial tests). Installed with apt when missing and root.
+# System tools the tests use for real: the ARM cross compiler and newlib (firmware builds),
+# g++ with multilib (host and -m32 TFLM builds), qemu-system-arm (Cortex-M under emulation),
+# socat (linked ptys), mosquitto (a real MQTT broker), chromium + chromium-driver (the
+# preview in a real browser). Installed with apt when missing and root; a failed apt fails.
+SYSDEPS_CMDS := arm-none-eabi-g++:gcc-arm-none-eabi,libnewlib-arm-none-eabi,libstdc++-arm-none-eabi-newlib \
+  socat:socat g++:g++ mosquitto:mosquitto chromium:chromium chromedriver:chromium-driver
 sysdeps:
 	@missing=""; \
-	command -v arm-none-eabi-gcc >/dev/null || missing="$$missing gcc-arm-none-eabi libnewlib-arm-none-eabi"; \
-	command -v socat >/dev/null || missing="$$missing socat"; \
-	command -v g++ >/dev/null || missing="$$missing g++"; \
-	if [ -n "$$missing" ]; then \
+	for pair in $(SYSDEPS_CMDS); do \
+	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $$(echo $${pair#*:} | tr , ' ')"; \
+	done; \
+	echo 'int main(void){return 0;}' | g++ -m32 -x c++ - -o /dev/null 2>/dev/null || missing="$$missing g++-multilib"; \
+	command -v qemu-system-arm >/dev/null || qemu=qemu-system-arm; \
+	if [ -n "$$missing$$qemu" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    echo "installing:$$missing $$qemu"; \
+	    apt-get update -qq || exit 1; \
+	    if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; fi; \
+	    if [ -n "$$qemu" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$qemu >/dev/null || exit 1; fi; \
+	  elif [ -n "$$CI" ] && [ "$$CI" != false ]; then \
+	    echo "error: missing$$missing $$qemu and cannot install them (not root or no apt)"; exit 1; \
 	  else \
-	    echo "warning: missing$$missing (install them; the tests that need them will skip)"; \
+	    echo "warning: missing$$missing $$qemu (install them; the tests that need them will skip)"; \
 	  fi; \
 	fi
 

@@ -92,6 +92,7 @@ def test_no_device_found_is_one_actionable_line():
     assert isinstance(info.value, InterpreterError)
 
 
+@pytest.mark.ci_skip_ok
 @pytest.mark.skipif(ctypes.util.find_library("edgetpu") is not None,
                     reason="libedgetpu is installed here")
 def test_missing_runtime_library_with_the_real_loader():
