@@ -22,6 +22,8 @@ from edge.cli.common import (
     configure_logging,
     run_command,
 )
+from edge.errors import SinkError
+from edge.pipeline.recorder import RecordOptions
 from edge.pipeline.service import RunOptions, run_service
 from edge.pipeline.stats import RunSummary
 
@@ -81,9 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="end stdout with the summary as one JSON line {\"summary\": ...}")
     p.add_argument("--list-boards", action="store_true", help="list board profiles and exit")
+    _add_record_args(p)
     add_boards_dir_arg(p)
     add_logging_args(p)
     return p
+
+
+def _add_record_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("recording training images (for edge-model train)")
+    group.add_argument("--record", metavar="DIR",
+                       help="save frames, as the model sees them, into DIR/LABEL/")
+    group.add_argument("--label", help="class name of the recorded frames (with --record)")
+    group.add_argument("--every", type=_positive(int), default=1, metavar="N",
+                       help="record every N-th frame (default: 1)")
+
+
+def _record_options(args: argparse.Namespace) -> RecordOptions | None:
+    if args.record is None:
+        if args.label is not None:
+            raise SinkError("--label names the class of recorded frames; add --record DIR")
+        return None
+    if not args.label:
+        raise SinkError("--record needs --label NAME: the class the recorded frames show")
+    return RecordOptions(args.record, args.label, args.every)
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -95,7 +117,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         serial_format=args.serial_format, baud=args.baud, on_change=args.on_change,
         stdout=args.stdout, max_frames=args.max_frames, duration_s=args.duration,
         loop=args.loop, status_interval_s=args.status_interval,
-        stall_timeout_s=args.stall_timeout)
+        stall_timeout_s=args.stall_timeout, record=_record_options(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from edge.boards import get_board
 from edge.camera import open_source
 from edge.errors import ModelError
 from edge.pipeline.capture import Backoff
+from edge.pipeline.recorder import FrameRecorder, RecordOptions
 from edge.pipeline.runner import LoopSettings, StatusFn, run_pipeline
 from edge.pipeline.sdnotify import SystemdNotifier
 from edge.pipeline.signals import stop_on_signals
@@ -64,6 +65,7 @@ class RunOptions:
     status_interval_s: float = 5.0
     stall_timeout_s: float = 5.0
     seed: int = 0
+    record: RecordOptions | None = None
 
 
 def model_and_labels(options: RunOptions) -> tuple[Path, str | None]:
@@ -154,7 +156,12 @@ def run_service(options: RunOptions, *, stdout: TextIO,
                                                                    SMOOTH_CANDIDATES)
         floor = options.threshold if options.smooth == 1 else 0.0
 
+        recorder = (FrameRecorder(options.record, clf.input_size, options.resize)
+                    if options.record is not None else None)
+
         def classify(rgb: Any) -> Sequence[Any]:
+            if recorder is not None:
+                recorder(rgb)
             return clf.classify(rgb, top_k=candidates, threshold=floor)
 
         def status(summary: RunSummary) -> None:
