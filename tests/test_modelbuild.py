@@ -276,17 +276,3 @@ def test_check_quantization_refuses_a_model_blind_to_its_input() -> None:
     flatbuffer = quantize_keras(model, frames)
     with pytest.raises(TrainingError, match="all 4 calibration images give the same output"):
         check_quantization(flatbuffer, frames)
-
-
-def test_write_atomic_replaces_whole_files_with_a_normal_mode(tmp_path: Path) -> None:
-    from edge.modelbuild.quantize import write_atomic
-
-    target = tmp_path / "m.tflite"
-    write_atomic(target, b"first")
-    assert target.read_bytes() == b"first" and target.stat().st_mode & 0o777 == 0o644
-    target.chmod(0o600)
-    write_atomic(target, b"second")
-    assert target.read_bytes() == b"second" and target.stat().st_mode & 0o777 == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
-    with pytest.raises(TrainingError, match="cannot write"):
-        write_atomic(tmp_path / "missing" / "m.tflite", b"x")

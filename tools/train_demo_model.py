@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from edge.cli.model import main as edge_model
 from edge.demo import labels_path, model_path
 from edge.demo.scene import LABELS, write_image_folder
+from edge.outputs import atomic_write_bytes, atomic_write_text
 
 MIN_ACCURACY = 0.95
 
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out_model = args.out_dir / model_path().name if args.out_dir else model_path()
     out_labels = args.out_dir / labels_path().name if args.out_dir else labels_path()
-    shutil.copyfile(tflite, out_model)
-    out_labels.write_text("\n".join(LABELS) + "\n")
+    atomic_write_bytes(out_model, tflite.read_bytes())
+    atomic_write_text(out_labels, "\n".join(LABELS) + "\n")
     print(f"wrote {out_model} and {out_labels}")
     return 0
 

@@ -10,14 +10,13 @@ labels; ``edge-model evaluate`` reads it to find the held-out split.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from edge.errors import ModelError, TrainingError
 from edge.modelbuild.build import import_tensorflow
+from edge.outputs import atomic_path
 
 METADATA_MEMBER = "edge_training.json"
 METADATA_FORMAT = "edge-training/1"
@@ -38,18 +37,15 @@ def save_keras(model: Any, path: Path, metadata: dict[str, Any] | None = None) -
     The model is written to a temporary file beside ``path`` and renamed over it, so a reader
     never sees half a model and an interrupted save leaves no file behind.
     """
-    tmp = path.with_name(f".{path.name}.edge-tmp-{os.getpid()}-{secrets.token_hex(4)}.keras")
     try:
-        model.save(tmp)
-        if metadata is not None:
-            record = {"format": METADATA_FORMAT, **metadata}
-            with zipfile.ZipFile(tmp, "a") as archive:
-                archive.writestr(METADATA_MEMBER, json.dumps(record, indent=1))
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".keras") as tmp:
+            model.save(tmp, overwrite=True)
+            if metadata is not None:
+                record = {"format": METADATA_FORMAT, **metadata}
+                with zipfile.ZipFile(tmp, "a") as archive:
+                    archive.writestr(METADATA_MEMBER, json.dumps(record, indent=1))
     except OSError as e:
         raise TrainingError(f"{path}: cannot write the model: {e.strerror or e}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_metadata(path: Path) -> dict[str, Any] | None:

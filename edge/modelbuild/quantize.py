@@ -12,8 +12,6 @@ import io
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ from edge.modelbuild.keras_file import (
     model_input_size,
     read_metadata,
 )
+from edge.outputs import atomic_write_bytes
 from edge.runtime.preprocess import fit_frame
 
 log = logging.getLogger(__name__)
@@ -300,20 +299,8 @@ def quantize_file(
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-
-    The file gets the mode of the file it replaces, or 0644 for a new one.
-    """
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    """Write ``data`` to ``path`` with :mod:`edge.outputs` (whole or not at all)."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        atomic_write_bytes(path, data)
     except OSError as e:
-        raise TrainingError(f"{path}: cannot write: {e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise TrainingError(f"{path}: cannot write: {e}") from e
+        raise TrainingError(f"{path}: cannot write: {e.strerror or e}") from e

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge.errors import SinkError
+from edge.outputs import atomic_write_bytes
 from edge.runtime.preprocess import fit_frame
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,8 @@ class FrameRecorder:
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    """Write a new file through a temporary name, so a reader never sees half an image."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write a new file whole (edge.outputs), so a reader never sees half an image."""
     try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write_bytes(path, data)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise SinkError(f"{path}: cannot save the recorded frame: {e.strerror or e}") from e
