@@ -184,3 +184,73 @@ def test_recorder_saves_every_nth_frame_as_the_model_sees_it(tmp_path: Path) -> 
     for bad in ("../up", ".hidden", "a/b", ""):
         with pytest.raises(SinkError, match="--label"):
             FrameRecorder(RecordOptions(str(tmp_path), bad), (32, 24))
+
+
+# --- the CLI's refusals, all before TensorFlow loads ---------------------------------------------
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("edge-model: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(("layout", "message"), [
+    ({"cats": 4}, "only one class (cats)"),
+    ({"cats": 4, "dogs": 0}, "class 'dogs' has no images"),
+])
+def test_train_refuses_bad_folders_with_one_line(
+    tmp_path: Path, layout: dict[str, int], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli.model import main
+
+    root = _folder(tmp_path, layout)
+    out = tmp_path / "m.keras"
+    assert main(["train", str(root), str(out)]) == 2
+    assert message in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_quantize_without_a_training_record_asks_for_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    from edge.cli.model import main
+
+    model = tmp_path / "foreign.keras"
+    with zipfile.ZipFile(model, "w") as archive:
+        archive.writestr("config.json", "{}")
+    assert main(["quantize", str(model)]) == 2
+    line = _error_line(capsys)
+    assert "has no training record" in line and "--representative DIR" in line
+    assert not (tmp_path / "foreign.tflite").exists()
+
+
+def test_quantize_usage_matches_its_parsing(capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli.model import main
+
+    with pytest.raises(SystemExit):
+        main(["quantize", "--help"])
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    assert "[--representative DIR|FILE]... [--labels FILE] [--json] MODEL.keras [OUT.tflite]" \
+        in " ".join(usage.split())
+
+
+def test_record_needs_a_label(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from edge.cli.run import main as edge_run
+
+    assert edge_run(["--camera", "demo", "--record", str(tmp_path), "--max-frames", "1"]) == 2
+    assert "--record needs --label NAME" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_edge_run_records_frames_at_the_model_input_size(tmp_path: Path) -> None:
+    from edge.cli.run import main as edge_run
+
+    assert edge_run(["-q", "--camera", "demo", "--record", str(tmp_path), "--label", "seen",
+                     "--every", "2", "--max-frames", "5"]) == 0
+    files = sorted((tmp_path / "seen").glob("*.png"))
+    assert len(files) == 3  # frames 0, 2 and 4 of 5
+    assert cv2.imread(str(files[0])).shape == (96, 96, 3)  # the demo model's input
