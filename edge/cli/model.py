@@ -128,8 +128,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse; ``quantize M --representative D OUT`` works too (argparse alone would take M and
+    an empty OUT together, then find OUT left over)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "quantize" and args.output is None and len(extra) == 1 \
+            and not extra[0].startswith("-"):
+        args.output, extra = Path(extra[0]), []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     configure_logging(args.verbose, args.quiet)
     from edge.cli import model_commands
 
