@@ -254,3 +254,13 @@ def test_edge_run_records_frames_at_the_model_input_size(tmp_path: Path) -> None
     files = sorted((tmp_path / "seen").glob("*.png"))
     assert len(files) == 3  # frames 0, 2 and 4 of 5
     assert cv2.imread(str(files[0])).shape == (96, 96, 3)  # the demo model's input
+
+
+def test_train_refuses_a_missing_weights_file(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli.model import main
+
+    root = _folder(tmp_path, {"a": 3, "b": 3})
+    assert main(["train", str(root), str(tmp_path / "m.keras"), "--weights",
+                 str(tmp_path / "nope.h5")]) == 2
+    assert "nope.h5: no such weights file" in _error_line(capsys)

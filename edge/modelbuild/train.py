@@ -87,6 +87,9 @@ class TrainSettings:
         if self.fine_tune_blocks > LAST_BLOCK:
             raise TrainingError(f"fine-tune-blocks (={self.fine_tune_blocks}) must be <= "
                                 f"{LAST_BLOCK} (MobileNetV2 has {LAST_BLOCK} blocks)")
+        if self.weights not in (None, "imagenet") and not Path(str(self.weights)).is_file():
+            raise TrainingError(f"{self.weights}: no such weights file; --weights takes none, "
+                                "imagenet, a Keras *_no_top.h5 file or a .keras model")
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             raise TrainingError(f"learning-rate (={self.learning_rate}) must be in (0, 1)")
 
