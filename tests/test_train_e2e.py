@@ -37,12 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = ("0", "1")  # the classes the tests' models learn
 OTHER = ("4", "7")  # what the transfer backbone is pre-trained on
 PER_CLASS = 1000
+RENDER_SIZE = (96, 72)
 RESOLUTION = 64
 FLOOR = 0.8  # held-out int8 accuracy the scratch model must reach; val accuracy for transfer
-SCRATCH_EPOCHS = 20
-COMMON = ["--alpha", "0.35", "--resolution", str(RESOLUTION), "--no-flip", "--val", "0.2",
-          "--test", "0.3", "--seed", "0"]
-HASHED_SOURCES = ("edge/modelbuild", "edge/demo/scene.py", "tests/test_train_e2e.py")
+SCRATCH_EPOCHS = 40
+COMMON = ["--alpha", "0.35", "--resolution", str(RESOLUTION), "--no-flip", "--val", "0.15",
+          "--test", "0.25", "--seed", "0"]
+HASHED_SOURCES = ("edge/modelbuild", "edge/demo/scene.py")
 
 
 def _cache_root() -> Path:
@@ -63,19 +64,20 @@ def _inputs_hash(*parts: str) -> str:
 
 
 def _render(folder: Path, labels: tuple[str, ...], seed: int) -> Path:
-    write_image_folder(folder, PER_CLASS, seed=seed, size=(96, 72), labels=labels,
+    write_image_folder(folder, PER_CLASS, seed=seed, size=RENDER_SIZE, labels=labels,
                        save_size=(RESOLUTION, RESOLUTION), clutter=False)
     return folder
 
 
 def _scratch_model(name: str, labels: tuple[str, ...], seed: int, extra: list[str]) -> Path:
     """Render ``labels`` and train from scratch, or reuse the cached result of the same inputs."""
-    argv = [*COMMON, "--epochs", str(SCRATCH_EPOCHS), "--patience", str(SCRATCH_EPOCHS), *extra]
-    folder = _cache_root() / f"{name}-{_inputs_hash(name, *labels, str(seed), *argv)}"
+    argv = [*COMMON, "--epochs", str(SCRATCH_EPOCHS), "--patience", "8", *extra]
+    key = _inputs_hash(name, *labels, str(seed), str(PER_CLASS), str(RENDER_SIZE), *argv)
+    folder = _cache_root() / f"{name}-{key}"
     model = folder / f"{name}.keras"
     if not model.exists():
         data = _render(folder / "data", labels, seed)
-        assert edge_model(["-q", "train", str(data), str(folder / "training.keras"), *argv]) == 0
+        assert edge_model(["train", str(data), str(folder / "training.keras"), *argv]) == 0
         (folder / "training.keras").rename(model)
     return model
 
@@ -128,7 +130,7 @@ def test_scratch_model_quantizes_evaluates_and_exports(
                        "--confusion", str(png)]) == 0
     report = json.loads(capsys.readouterr().out)
     models = report["models"]
-    assert report["split"] == "test" and report["images"] > 400
+    assert report["split"] == "test" and report["images"] > 300
     assert models["int8"]["accuracy"] >= FLOOR, report
     assert abs(report["int8_drop_points"]) <= 2.0, report
     assert models["micro"]["accuracy"] == pytest.approx(models["int8"]["accuracy"], abs=0.01)
