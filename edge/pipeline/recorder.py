@@ -15,12 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge.errors import SinkError
 from edge.outputs import atomic_write_bytes
-from edge.runtime.preprocess import fit_frame
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +72,10 @@ class FrameRecorder:
 
     def __call__(self, rgb: np.ndarray) -> None:
         """Offer one RGB frame; every ``every``-th is written."""
+        import cv2  # OpenCV and the runtime load when a frame is recorded, not on import
+
+        from edge.runtime.preprocess import fit_frame
+
         self.seen += 1
         if (self.seen - 1) % self.every:
             return
