@@ -71,7 +71,7 @@ def _render(folder: Path, labels: tuple[str, ...], seed: int) -> Path:
 
 def _scratch_model(name: str, labels: tuple[str, ...], seed: int, extra: list[str]) -> Path:
     """Render ``labels`` and train from scratch, or reuse the cached result of the same inputs."""
-    argv = [*COMMON, "--epochs", str(SCRATCH_EPOCHS), "--patience", "8", *extra]
+    argv = [*COMMON, "--epochs", str(SCRATCH_EPOCHS), "--patience", str(SCRATCH_EPOCHS), *extra]
     key = _inputs_hash(name, *labels, str(seed), str(PER_CLASS), str(RENDER_SIZE), *argv)
     folder = _cache_root() / f"{name}-{key}"
     model = folder / f"{name}.keras"
