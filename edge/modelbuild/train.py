@@ -398,7 +398,9 @@ def train_model(folder: ImageFolder, settings: TrainSettings, *,
     if run.best_weights is None:
         raise KeyboardInterrupt
     model.set_weights(run.best_weights)
-    skipped = train.skipped + val.skipped
+    # The held-out images are not trained on, but a broken one is listed now, not at evaluation.
+    held_out = load_images(folder.split("test"), size).skipped
+    skipped = train.skipped + val.skipped + held_out
     return TrainResult(model, tuple(run.history), run.best_epoch, run.best[0],
                        run.stop.is_set(), run.stopped_early, skipped,
                        _metadata(folder, settings, run, skipped, weights))
