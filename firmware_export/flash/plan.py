@@ -50,6 +50,7 @@ class FlashPlan:
     port: str | None
     steps: tuple[Step, ...]
     files: tuple[tuple[Path, str], ...] = field(default=())  # (path, what) written first
+    temporaries: tuple[Path, ...] = field(default=())  # removed after the run, failed or not
 
     def lines(self) -> list[str]:
         """What ``--dry-run`` prints: every file, address and command."""

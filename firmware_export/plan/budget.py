@@ -80,6 +80,19 @@ def suggestion(ram: int, pointer_size: int) -> str:
             "use a smaller network (e.g. MobileNetV1 0.25) or a board with more RAM")
 
 
+def check_arena_fits(board: BoardProfile, arena_size: int, pointer_size: int) -> None:
+    """Refuse an arena larger than the RAM the board leaves for it, saying what would fit.
+
+    Raises:
+        BudgetError: by how many bytes, and the largest MobileNetV2 that fits.
+    """
+    ram = mcu_spec(board).ram_for_arena
+    if arena_size > ram:
+        raise BudgetError(
+            f"the tensor arena needs {arena_size:,} B but {board.name} has {ram:,} B of RAM "
+            f"for it: {arena_size - ram:,} B too many; {suggestion(ram, pointer_size)}")
+
+
 def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
                  slot_image: bytes | None = None) -> Budget:
     """The budget, or an error that says by how much the model misses and what would fit.
@@ -88,11 +101,7 @@ def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
         BudgetError: the arena, the model data or the slot image does not fit.
     """
     budget = budget_for(board, arena, model_bytes, slot_image)
-    if budget.ram_left < 0:
-        raise BudgetError(
-            f"the tensor arena needs {budget.arena:,} B but {board.name} has "
-            f"{budget.ram_for_arena:,} B of RAM for it: {-budget.ram_left:,} B too many; "
-            f"{suggestion(budget.ram_for_arena, arena.pointer_size)}")
+    check_arena_fits(board, arena.size, arena.pointer_size)
     if budget.flash_left < 0:
         raise BudgetError(
             f"the model data is {model_bytes:,} B but {board.name} has "
