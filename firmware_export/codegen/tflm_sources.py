@@ -2,8 +2,9 @@
 
 The tree is the output of TFLM's ``create_tflm_tree.py`` (``../shared/tflm/`` in the tests).
 Kept: the interpreter, the allocators, the kernels' shared code, the flatbuffers / gemmlowp /
-ruy headers, CMSIS-NN when the tree has it, and each licence. Left out: ``signal/`` and
-kissfft (no builtin operator uses them), tests, and every kernel source whose ``Register_*``
+ruy headers, CMSIS-NN when the tree has it, and each licence. Left out: the sources of
+``signal/`` and kissfft (no builtin operator uses them; their headers stay, the resolver header
+includes some), tests, and every kernel source whose ``Register_*``
 functions the model's resolver does not call. Which ``Register_*`` a resolver method calls is
 read from the tree's own ``micro_mutable_op_resolver.h``, not from a table of ours, so a tree
 that renames a kernel is followed.
@@ -79,8 +80,10 @@ def needed_registrations(header: str, opcodes: Sequence[str]) -> frozenset[str]:
 
 
 def _kept(relative: str, text: str | None, needed: frozenset[str]) -> bool:
-    if relative.startswith(SKIPPED_TOP) or "_test." in relative or "/testing/" in relative:
+    if "_test." in relative or "/testing/" in relative:
         return False
+    if relative.startswith(SKIPPED_TOP):  # headers only: the resolver header includes them
+        return text is None
     if text is None or not relative.startswith(KERNELS):
         return True
     defined = set(_REGISTER_DEF.findall(text))
