@@ -8,6 +8,7 @@ slot part, never one against the other.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def test_esp32s3_partition_table_follows_the_flash_map(tmp_path: Path) -> None:
     assert table["app0"] == (firmware.address, spec.model_part.end - firmware.address)
     assert table["edge_model"] == (spec.model_slot.address, spec.model_slot.length)
     spans = sorted(table.values())
-    assert all(a + n <= b for (a, n), (b, _) in zip(spans, spans[1:], strict=False))
+    assert all(a + n <= b for (a, n), (b, _) in itertools.pairwise(spans))
     assert board_values(spec_of("esp32s3")).esp_partitions
 
 
@@ -110,7 +111,8 @@ def test_model_slot_export_writes_the_image_beside_the_firmware(tmp_path: Path) 
     result = export_model(DEMO_MODEL, "stm32h743", tmp_path / "fw", model_slot=True)
     assert result.slot_image == tmp_path / "fw" / "model_slot.img"
     ini = (tmp_path / "fw" / "platformio.ini").read_text()
-    assert "\n    -DEDGE_USE_MODEL_SLOT=1\n" in ini and "-DEDGE_MODEL_SLOT_ADDRESS=0x8100000u" in ini
+    assert "\n    -DEDGE_USE_MODEL_SLOT=1\n" in ini
+    assert "-DEDGE_MODEL_SLOT_ADDRESS=0x8100000u" in ini
     assert result.budget.slot_image_bytes == result.slot_image.stat().st_size
 
 
