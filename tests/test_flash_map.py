@@ -164,3 +164,20 @@ def test_bad_flash_maps_are_refused_naming_the_field(flash_map: str, message: st
     source = tmp_path / "myboard.toml"
     with pytest.raises(BoardError, match=re.escape(message)):
         parse_board(tomllib.loads(BASE.format(name="myboard") + flash_map), source)
+
+
+def test_docs_flash_map_table_matches_the_profiles() -> None:
+    """docs/flashing.md shows each board's map; it must say what the profiles say."""
+    text = (ROOT / "docs" / "flashing.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w-]+)` \| \d+ MB at (.*)$",
+                                                        text, re.M)}
+    assert sorted(rows) == MCU_BOARDS
+    for name in MCU_BOARDS:
+        spec = spec_of(name).mcu
+        assert spec is not None
+        cells = [c.strip() for c in rows[name].split("|")][1:6]
+        shown = {kind: cell for kind, cell in zip(("reserved", "firmware", "model", "slot",
+                                                   "free"), cells, strict=True)}
+        for part in spec.flash_map:
+            assert shown[part.kind].startswith(f"`{part.address:#x}`, {part.size // 1024:,} KB"), \
+                (name, part)
