@@ -216,16 +216,24 @@ class MicroInterpreter {
 }
 
 
+def write_api_stubs(include: Path, changes: tuple[tuple[str, str], ...] = ()) -> None:
+    """The resolver, interpreter and Arduino stand-ins main.cpp compiles against, with each
+    ``(old, new)`` text change applied."""
+    write_stub_resolver(include)
+    for relative, text in STUBS.items():
+        for old, new in changes:
+            text = text.replace(old, new)
+        (include / relative).parent.mkdir(parents=True, exist_ok=True)
+        (include / relative).write_text(text)
+
+
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_main_cpp_compiles_against_api_stubs(tmp_path: Path) -> None:
     """main.cpp is valid C++ for the TFLM / Arduino / label-encoder names it uses."""
     result = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
                           tmp_path / "fw")
     include = tmp_path / "include"
-    write_stub_resolver(include)
-    for relative, text in STUBS.items():
-        (include / relative).parent.mkdir(parents=True, exist_ok=True)
-        (include / relative).write_text(text)
+    write_api_stubs(include)
     src = result.out / "src"
     for flags in ([], ["-DEDGE_USE_MODEL_SLOT=1", "-DEDGE_MODEL_SLOT_ADDRESS=0xB0000u",
                        "-DEDGE_MODEL_SLOT_LENGTH=0x50000u", "-DEDGE_BOARD_ID=0x1u"]):
@@ -257,23 +265,17 @@ def test_main_cpp_writes_only_frames_once_the_stream_is_binary(tmp_path: Path) -
     result = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
                           tmp_path / "fw")
     include = tmp_path / "include"
-    write_stub_resolver(include)
-    for relative, text in STUBS.items():
-        if relative.endswith("micro_interpreter.h"):
-            text = text.replace("TfLiteStatus Invoke() { return kTfLiteOk; }",
-                                "TfLiteStatus Invoke() { return (calls_++ % 2) ? kTfLiteError"
-                                " : kTfLiteOk; }\n  int calls_ = 0;")
-            text = text.replace("TfLiteTensor* output(size_t) { return &output_; }",
-                                "TfLiteTensor* output(size_t) { output_.type = kTfLiteInt8; "
-                                "output_.data.int8 = out_; output_.dims = &dims_; "
-                                "output_.params.scale = 1.0f / 256; return &output_; }\n"
-                                "  int8_t out_[2] = {-100, 100};\n"
-                                "  TfLiteIntArray dims_{2, {1, 2}};")
-            text = text.replace("TfLiteTensor* input(size_t) { return &input_; }",
-                                "TfLiteTensor* input(size_t) { input_.data.int8 = in_; "
-                                "return &input_; }\n  int8_t in_[96 * 96] = {};")
-        (include / relative).parent.mkdir(parents=True, exist_ok=True)
-        (include / relative).write_text(text)
+    write_api_stubs(include, (
+        ("TfLiteStatus Invoke() { return kTfLiteOk; }",
+         "TfLiteStatus Invoke() { return (calls_++ % 2) ? kTfLiteError : kTfLiteOk; }\n"
+         "  int calls_ = 0;"),
+        ("TfLiteTensor* output(size_t) { return &output_; }",
+         "TfLiteTensor* output(size_t) { output_.type = kTfLiteInt8; output_.data.int8 = out_; "
+         "output_.dims = &dims_; output_.params.scale = 1.0f / 256; return &output_; }\n"
+         "  int8_t out_[2] = {-100, 100};\n  TfLiteIntArray dims_{2, {1, 2}};"),
+        ("TfLiteTensor* input(size_t) { return &input_; }",
+         "TfLiteTensor* input(size_t) { input_.data.int8 = in_; return &input_; }\n"
+         "  int8_t in_[96 * 96] = {};")))
     (tmp_path / "host.cc").write_text(FAILING_INVOKE_MAIN)
     src = result.out / "src"
     program = tmp_path / "firmware"

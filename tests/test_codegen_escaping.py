@@ -21,7 +21,7 @@ from edge.errors import ExportError
 from firmware_export.codegen.render import c_string, comment_text, fill, ini_value
 from firmware_export.export import export_model
 from tests.conftest import shared_file
-from tests.test_codegen import STUBS, write_stub_resolver
+from tests.test_codegen import write_api_stubs
 
 HOSTILE = [
     'quote " and backslash \\',
@@ -100,10 +100,7 @@ def test_hostile_model_file_name_stays_inside_its_comments(tmp_path: Path) -> No
     model.write_bytes(shared_file("models/person_detect.tflite").read_bytes())
     result = export_model(model, "nano33ble", tmp_path / "fw", name="g_model")
     include = tmp_path / "include"
-    write_stub_resolver(include)
-    for relative, text in STUBS.items():
-        (include / relative).parent.mkdir(parents=True, exist_ok=True)
-        (include / relative).write_text(text)
+    write_api_stubs(include)
     src = result.out / "src"
     for generated in ("main.cpp", "arena.h", "model_data.h", "labels.cc"):
         text = (src / generated).read_text()
