@@ -30,6 +30,10 @@ _REGISTER_DEF = re.compile(r"^TFLMRegistration\*?\s*&?\s*(Register_\w+)\(", re.M
 INCLUDE_DIRS = ("third_party/flatbuffers/include", "third_party/gemmlowp", "third_party/ruy")
 CMSIS_INCLUDE_DIRS = ("third_party/cmsis_nn", "third_party/cmsis_nn/Include",
                       "third_party/cmsis/CMSIS/Core/Include")
+# CMSIS-NN int8 kernels only; PROJECT_GENERATION makes cortex_m_generic/micro_time.cc a stub
+# instead of including a device header the tree does not carry (../shared/tflm/README.md).
+CMSIS_DEFINES = ("-DCMSIS_NN", "-DARM_NN_ENABLE_F16=0", "-DARM_NN_ENABLE_F32=0",
+                 "-DPROJECT_GENERATION")
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def select_files(root: Path, opcodes: Sequence[str]) -> TflmSelection:
     defines = ["-DTF_LITE_STATIC_MEMORY"]
     if (root / "third_party" / "cmsis_nn").is_dir():
         includes += [d for d in CMSIS_INCLUDE_DIRS if (root / d).is_dir()]
-        defines += ["-DCMSIS_NN"]
+        defines += CMSIS_DEFINES
     return TflmSelection(root, tuple(files),
                          tuple(["-I.", *(f"-I{d}" for d in includes), *defines]))
 
