@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,7 +34,7 @@ from firmware_export.codegen.project import (
     render_all,
 )
 from firmware_export.codegen.resolver import unsupported_ops
-from firmware_export.codegen.tflm_sources import TflmSelection, find_tree, select_files
+from firmware_export.codegen.tflm_sources import TflmSelection, choose_tree, select_files
 from firmware_export.flash.image import build_image
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
 from firmware_export.plan.budget import Budget, check_budget, mcu_spec
@@ -107,6 +107,18 @@ def apply_offline_plan(model: Model, kernels: str, mode: str) -> tuple[Model, Of
     return read_model(content, name=model.source), plan
 
 
+def plan_for_board(model: Model, board: BoardProfile, offline_plan: str = "auto",
+                   margin: int = DEFAULT_MARGIN) -> tuple[Model, OfflinePlan | None, ArenaPlan]:
+    """The model as the firmware gets it (with an offline plan when one helps) and its arena.
+
+    The one place that decides ``kTensorArenaSize``: edge-export writes it into ``arena.h`` and
+    edge-flash into the image header, so the two always agree for the same model and board.
+    """
+    spec = mcu_spec(board)
+    model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
+    return model, offline, plan_arena(model, spec.pointer_size, spec.kernels, margin)
+
+
 def support_headers() -> dict[str, str]:
     """The C headers shipped in firmware_export/c that exist in this installation."""
     folder = resources.files("firmware_export") / "c"
@@ -136,12 +148,14 @@ def firmware_values(model: Model, source_name: str, identifier: str, arena: Aren
 def export_model(model_path: str | Path, board: str | BoardProfile, out: str | Path,
                  name: str | None = None, offline_plan: str = "auto",
                  margin: int = DEFAULT_MARGIN, boards_dirs: Iterable[str | Path] = (),
-                 tflm: str | Path | None = None, model_slot: bool = False) -> ExportResult:
+                 tflm: str | Path | Sequence[str | Path] = (), model_slot: bool = False
+                 ) -> ExportResult:
     """Write the firmware project for ``model_path`` on ``board`` into ``out``.
 
     Args:
-        tflm: a TFLM source tree to copy the files the model needs from (into lib/tflm/);
-            without it, platformio.ini pins the board's library (libraries.toml).
+        tflm: TFLM source trees (one, or several: the one matching the board's kernels is
+            used) to copy the files the model needs from, into lib/tflm/; without one,
+            platformio.ini pins the board's library (libraries.toml).
         model_slot: build the firmware to boot from the model slot and write the slot image
             (``model_slot.img``) into the project.
 
@@ -158,14 +172,14 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     model = read_model(source)
     check_exportable(model)
     selection = library = None
-    if tflm is not None:
-        selection = select_files(find_tree(tflm), model.opcodes)
+    trees = [tflm] if isinstance(tflm, (str, Path)) else list(tflm)
+    if trees:
+        selection = select_files(choose_tree(trees, spec.kernels), model.opcodes)
     else:
         library = library_for(spec.kernels)
         check_operators(library, model.opcodes)
     labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
-    model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
-    arena = plan_arena(model, spec.pointer_size, spec.kernels, margin)
+    model, offline, arena = plan_for_board(model, profile, offline_plan, margin)
     slot_image = (build_image(model.content, labels, arena.size, profile.name)
                   if model_slot else None)
     budget = check_budget(profile, arena, len(model.content), slot_image)

@@ -24,6 +24,7 @@ import pytest
 import serial
 
 from edge.boards import get_board, load_boards
+from edge.model import read_model
 from firmware_export.cli.flash import main
 from firmware_export.export import export_model
 from firmware_export.flash import image as img
@@ -578,3 +579,17 @@ def test_cli_module_is_thin_and_prints_nothing_on_import() -> None:
     """)
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ,
                                                                  "PYTHONPATH": str(ROOT)})
+
+
+def test_edge_flash_plans_the_model_as_edge_export_does() -> None:
+    """One function decides the model the firmware gets and its arena, for both commands: a
+    model that edge-export rewrites with an offline plan goes into the image rewritten too, so
+    its header arena matches the exported kTensorArenaSize."""
+    from firmware_export.export import plan_for_board
+    from firmware_export.flash import request
+
+    assert request.plan_for_board is plan_for_board
+    model = read_model(shared_file("models/mobilenet_v1_0.25_128_quant.tflite"))
+    written, offline, arena = plan_for_board(model, get_board("stm32h743", kind="mcu"))
+    assert offline is not None and arena.plan.head == 96 * 1024 < offline.greedy_head
+    assert written.content != model.content

@@ -130,3 +130,18 @@ def test_copied_tree_is_self_contained_for_the_resolver(which: str, tflm_tree: P
 def test_a_folder_that_is_not_a_tflm_tree_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="not a TFLM source tree"):
         find_tree(tmp_path)
+
+
+def test_repeated_tflm_copies_the_tree_for_the_boards_kernels(tflm_tree: Path, cmsis_tree: Path,
+                                                             tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    from firmware_export.cli.export import main
+
+    model = str(shared_file("models/person_detect.tflite"))
+    for board, cmsis in (("nano33ble", True), ("esp32s3", False)):
+        out = tmp_path / board
+        assert main([model, "--board", board, "--out", str(out), "--tflm", str(tflm_tree),
+                     "--tflm", str(cmsis_tree), "-q"]) == 0
+        assert (out / "lib" / "tflm" / KERNELS / "cmsis_nn").is_dir() == cmsis
+    capsys.readouterr()

@@ -39,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--offline-plan", choices=OFFLINE_CHOICES, default="auto",
                         help="auto: write a better-than-greedy tensor placement into the model "
                         "when one exists (default); off: leave placement to TFLM")
-    parser.add_argument("--tflm", metavar="DIR", help="a TFLM source tree (output of TFLM's "
-                        "create_tflm_tree.py): copy the files the model needs into lib/tflm/ so "
-                        "the project builds offline with exactly that TFLM (default: "
-                        "platformio.ini pins the board's released TFLM library)")
+    parser.add_argument("--tflm", action="append", default=[], metavar="DIR",
+                        help="a TFLM source tree (output of TFLM's create_tflm_tree.py): copy "
+                        "the files the model needs into lib/tflm/ so the project builds offline "
+                        "with exactly that TFLM; repeat it to give a CMSIS-NN tree too (the one "
+                        "matching the board's kernels is copied). Default: platformio.ini pins "
+                        "the board's TFLM library")
     parser.add_argument("--model-slot", action="store_true", help="build the firmware to boot "
                         "from the board's model slot (EDGE_USE_MODEL_SLOT) and write the slot "
                         "image model_slot.img into the project")

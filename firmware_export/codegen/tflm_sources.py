@@ -60,6 +60,25 @@ def find_tree(path: str | Path) -> Path:
                       "subfolders); give the output folder of TFLM's create_tflm_tree.py")
 
 
+def tree_kernels(root: Path) -> str:
+    """``cmsis-nn`` for a tree made with OPTIMIZED_KERNEL_DIR=cmsis_nn, else ``reference``."""
+    return "cmsis-nn" if (root / KERNELS / "cmsis_nn").is_dir() else "reference"
+
+
+def choose_tree(paths: Sequence[str | Path], kernels: str) -> Path:
+    """Of the trees given (``--tflm`` may be repeated), the one for the board's kernel set.
+
+    A board whose profile says ``cmsis-nn`` gets a CMSIS-NN tree when one is given; any other
+    board a reference tree when one is given; otherwise the first tree.
+
+    Raises:
+        ExportError: a path is not a TFLM tree.
+    """
+    trees = [find_tree(path) for path in paths]
+    wanted = "cmsis-nn" if kernels == "cmsis-nn" else "reference"
+    return next((tree for tree in trees if tree_kernels(tree) == wanted), trees[0])
+
+
 def resolver_registrations(header: str) -> dict[str, frozenset[str]]:
     """``AddConv2D`` -> the ``Register_*`` functions it calls, from the resolver header."""
     return {name: frozenset(_REGISTER_CALL.findall(body))

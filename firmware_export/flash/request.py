@@ -22,12 +22,11 @@ from edge.errors import FlashError
 from edge.model import Model, read_model
 from edge.outputs import atomic_write_bytes, clean_stale_temps, temp_name
 from edge.runtime.labels import read_labels
-from firmware_export.export import check_exportable
+from firmware_export.export import check_exportable, plan_for_board
 from firmware_export.flash import image as model_image_codec
 from firmware_export.flash import plan as planner
 from firmware_export.flash import ports, tools, uf2
 from firmware_export.flash.project import ExportedProject, read_project
-from firmware_export.plan.arena import plan_arena
 from firmware_export.plan.budget import check_arena_fits
 
 log = logging.getLogger(__name__)
@@ -91,15 +90,9 @@ def private_work_dir(requested: Path | None) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def planned_arena(model: Model, board: BoardProfile) -> int:
-    """The ``kTensorArenaSize`` edge-export would write for this model on this board."""
-    mcu = planner.mcu_of(board)
-    return plan_arena(model, pointer_size=mcu.pointer_size, kernels=mcu.kernels).size
-
-
-def resolve_arena_size(requested: int | None, model: Model, board: BoardProfile,
+def resolve_arena_size(requested: int | None, model: Model, planned: int, board: BoardProfile,
                        firmware: ExportedProject | None) -> int:
-    """The arena the image header claims: ``--arena-size`` or the planner's, checked.
+    """The arena the image header claims: ``--arena-size`` or edge-export's ``planned``, checked.
 
     Raises:
         FlashError: out of range, or larger than the firmware's kTensorArenaSize (the firmware
@@ -108,7 +101,7 @@ def resolve_arena_size(requested: int | None, model: Model, board: BoardProfile,
     """
     if requested is not None and not 0 < requested < 2**32:
         raise FlashError(f"--arena-size (={requested}) must be in [1...{2**32 - 1}]")
-    arena = requested if requested is not None else planned_arena(model, board)
+    arena = requested if requested is not None else planned
     check_arena_fits(board, arena, planner.mcu_of(board).pointer_size)
     if firmware is not None and arena > firmware.arena_size:
         raise FlashError(
@@ -149,7 +142,8 @@ def model_image(request: FlashRequest, board: BoardProfile,
     model = read_model(request.model)
     check_exportable(model)
     labels = read_labels(request.labels) if request.labels else tuple(model.labels or ())
-    arena = resolve_arena_size(request.arena_size, model, board, firmware)
+    model, _, plan = plan_for_board(model, board)  # what edge-export puts into the firmware
+    arena = resolve_arena_size(request.arena_size, model, plan.size, board, firmware)
     image = model_image_codec.build_image(model.content, labels, arena, board.name)
     planner.check_fits(board, len(image))
     log.info("model image: %d bytes (model %d, %d labels), arena %d", len(image),
