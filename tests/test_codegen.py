@@ -169,6 +169,25 @@ def test_generated_sources_compile_and_the_array_reads_back(tmp_path: Path) -> N
 
 
 STUBS = {
+    # ESP-IDF 5's partition API, as declared in its esp_partition.h (ESP32 maps the slot).
+    "esp_partition.h": """#pragma once
+#include <cstddef>
+#include <cstdint>
+typedef int esp_err_t;
+#define ESP_OK 0
+typedef enum { ESP_PARTITION_TYPE_APP = 0x00, ESP_PARTITION_TYPE_DATA = 0x01 }
+    esp_partition_type_t;
+typedef enum { ESP_PARTITION_SUBTYPE_ANY = 0xff } esp_partition_subtype_t;
+typedef enum { ESP_PARTITION_MMAP_DATA, ESP_PARTITION_MMAP_INST } esp_partition_mmap_memory_t;
+typedef uint32_t esp_partition_mmap_handle_t;
+typedef struct { uint32_t address; uint32_t size; } esp_partition_t;
+const esp_partition_t* esp_partition_find_first(esp_partition_type_t type,
+                                                esp_partition_subtype_t subtype,
+                                                const char* label);
+esp_err_t esp_partition_mmap(const esp_partition_t* partition, size_t offset, size_t size,
+                             esp_partition_mmap_memory_t memory, const void** out_ptr,
+                             esp_partition_mmap_handle_t* out_handle);
+""",
     "Arduino.h": """#pragma once
 #include <cstddef>
 #include <cstdint>
@@ -235,8 +254,9 @@ def test_main_cpp_compiles_against_api_stubs(tmp_path: Path) -> None:
     include = tmp_path / "include"
     write_api_stubs(include)
     src = result.out / "src"
-    for flags in ([], ["-DEDGE_USE_MODEL_SLOT=1", "-DEDGE_MODEL_SLOT_ADDRESS=0xB0000u",
-                       "-DEDGE_MODEL_SLOT_LENGTH=0x50000u", "-DEDGE_BOARD_ID=0x1u"]):
+    slot = ["-DEDGE_USE_MODEL_SLOT=1", "-DEDGE_MODEL_SLOT_ADDRESS=0xB0000u",
+            "-DEDGE_MODEL_SLOT_LENGTH=0x50000u", "-DEDGE_BOARD_ID=0x1u"]
+    for flags in ([], slot, [*slot, "-DESP_PLATFORM"]):
         subprocess.run(["g++", "-std=gnu++17", "-Wall", "-Werror", "-fsyntax-only", *flags,
                         f"-I{src}", f"-I{include}", str(src / "main.cpp")],
                        check=True, capture_output=True, text=True, timeout=300)
