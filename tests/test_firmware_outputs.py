@@ -122,3 +122,20 @@ def test_flash_output_gets_the_umasks_mode(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["o.img"]
+
+
+def test_export_failing_mid_write_leaves_nothing_and_keeps_the_old_project(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = shared_file("models/person_detect.tflite")
+    out = tmp_path / "fw"
+    export_model(model, "nano33ble", out)
+    before = (out / "platformio.ini").read_bytes()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(ExportError, match="No space left on device"):
+        export_model(model, "nano33ble", out, model_slot=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fw"]
+    assert (out / "platformio.ini").read_bytes() == before
