@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -80,14 +79,14 @@ def test_bad_names_are_refused() -> None:
             check_identifier(bad)
 
 
-def test_model_data_is_deterministic_and_fast() -> None:
+def test_model_data_is_deterministic() -> None:
+    """Byte-for-byte the same text twice. Speed is not judged here (no wall-clock limits in
+    tests): tools/bench_export.py times it against xxd -i in the same run."""
     big = SHARED_DATA / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
     content = big.read_bytes() if big.is_file() else bytes(range(256)) * 16_000  # ~4 MB
-    started = time.perf_counter()
     first = model_data_cc("g_big_model", content, False)
-    elapsed = time.perf_counter() - started
     assert first == model_data_cc("g_big_model", content, False)
-    assert elapsed < 1.0, f"generating {len(content)} B took {elapsed:.2f} s"
+    assert first.count("0x") == len(content)
 
 
 def test_every_micro_op_has_a_method_name() -> None:
