@@ -3,7 +3,7 @@
 Train from scratch (a real ``edge-model train`` child process, stopped with SIGINT after its
 first epoch: it must keep the best model so far and say so), quantize it (labels embedded,
 calibration from the recorded training split), evaluate it on the held-out split with float,
-LiteRT and TFLite Micro, export it for nano33ble within the budget, run it with edge-run and
+LiteRT and TFLite Micro, export it for the board it was sized for (pico) within the budget, run it with edge-run and
 edge-classify without --labels, continue from its backbone with --weights PATH (head, then
 fine-tuning), and refuse --weights imagenet offline with one line.
 
@@ -60,7 +60,7 @@ def scratch(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     """A from-scratch run in a child process, stopped by SIGINT after its first epoch."""
     out = tmp_path_factory.mktemp("scratch") / "digits.keras"
     argv = [sys.executable, "-m", "edge", "model", "train", str(digits), str(out), *COMMON,
-            "--epochs", "50", "--board", "nano33ble"]
+            "--epochs", "50", "--board", "pico"]
     child = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert child.stderr is not None
@@ -84,7 +84,7 @@ def test_ctrl_c_keeps_the_best_model_so_far(scratch: tuple[Path, str], digits: P
     assert "(interrupted); kept that model" in stderr
     assert "1/broken.png" in stderr  # undecodable images are listed and skipped
     assert record["classes"] == list(TARGET) and record["input_size"] == [RESOLUTION] * 2
-    assert record["board"]["name"] == "nano33ble" and "largest MobileNetV2" in stderr
+    assert record["board"]["name"] == "pico" and "largest MobileNetV2" in stderr
     assert record["data"]["root"] == str(digits.resolve())
     assert not list(out.parent.glob(".*edge-tmp*"))
 
@@ -116,7 +116,7 @@ def test_quantize_evaluate_and_export(
     from firmware_export.cli.export import main as edge_export
 
     project = tmp_path / "fw"
-    assert edge_export([str(tflite), "--board", "nano33ble", "--out", str(project),
+    assert edge_export([str(tflite), "--board", "pico", "--out", str(project),
                         "--json"]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["budget"]["ram_left"] >= 0 and exported["budget"]["flash_left"] >= 0

@@ -54,11 +54,14 @@ def choose_size(board: BoardProfile, classes: int) -> SizeChoice:
     members = sorted(family(pointer, classes), key=lambda f: f.size_key)
     if best is None:
         small = members[0]
-        raise TrainingError(
-            f"no MobileNetV2 fits {board.name}: even {small.label} needs an arena of about "
-            f"{small.total:,} B ({ram:,} B of RAM left for it) and "
-            f"{mobilenet_v2_model_bytes(small.width, classes):,} B of flash ({flash:,} B left); "
-            "choose a board with more memory")
+        short = []
+        if small.total > ram:
+            short.append(f"an arena of about {small.total:,} B ({ram:,} B of RAM left for it)")
+        flash_needed = mobilenet_v2_model_bytes(small.width, classes)
+        if flash_needed > flash:
+            short.append(f"about {flash_needed:,} B of flash for the model ({flash:,} B left)")
+        raise TrainingError(f"no MobileNetV2 fits {board.name}: even {small.label} needs "
+                            f"{' and '.join(short)}; choose a board with more memory")
     size = mobilenet_v2_model_bytes(best.width, classes)
     reason = (f"{best.label} is the largest MobileNetV2 that fits {board.name}: predicted arena "
               f"{best.total:,} B of {ram:,} B RAM, int8 model {size:,} B of {flash:,} B flash")
