@@ -1,11 +1,12 @@
 """edge-model end to end on images the demo scene renders into class folders.
 
-Train from scratch (a real ``edge-model train`` child process, stopped with SIGINT after its
-first epoch: it must keep the best model so far and say so), quantize it (labels embedded,
-calibration from the recorded training split), evaluate it on the held-out split with float,
-LiteRT and TFLite Micro, export it for the board it was sized for (pico) within the budget, run it with edge-run and
-edge-classify without --labels, continue from its backbone with --weights PATH (head, then
-fine-tuning), and refuse --weights imagenet offline with one line.
+Train from scratch in a real ``edge-model train`` child process stopped with SIGINT after its
+first epoch (it must keep the best model so far and say so; its backbone then starts a
+``--weights PATH`` run: head, then fine-tuning) and for five epochs in this process: quantize
+that model (labels embedded, calibration from the recorded training split), evaluate it on the
+held-out split with float, LiteRT and TFLite Micro, export it for the board it was sized for
+(pico) within the budget, run it with edge-run and edge-classify without --labels. Refuse
+--weights imagenet offline with one line.
 
 What this does not check: an accuracy floor. MobileNetV2 from random weights stays at chance on
 this scene for many hundred steps (docs/train.md), more than a test can afford on two shared
@@ -75,6 +76,14 @@ def scratch(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return out, rest
 
 
+@pytest.fixture(scope="module")
+def trained(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five whole epochs from scratch, in this process: the model the later steps use."""
+    out = tmp_path_factory.mktemp("trained") / "digits.keras"
+    assert edge_model(["-q", "train", str(digits), str(out), *COMMON, "--epochs", "5"]) == 0
+    return out
+
+
 def test_ctrl_c_keeps_the_best_model_so_far(scratch: tuple[Path, str], digits: Path) -> None:
     out, stderr = scratch
     record = _record(out)
@@ -90,10 +99,10 @@ def test_ctrl_c_keeps_the_best_model_so_far(scratch: tuple[Path, str], digits: P
 
 
 def test_quantize_evaluate_and_export(
-    scratch: tuple[Path, str], digits: Path, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str]
+    trained: Path, digits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = scratch[0]
+    model = trained
+    assert len(_record(model)["training"]["history"]) == 5
     capsys.readouterr()
     assert edge_model(["quantize", str(model)]) == 0
     tflite = model.with_suffix(".tflite")
@@ -124,14 +133,14 @@ def test_quantize_evaluate_and_export(
 
 
 def test_edge_run_and_classify_find_the_embedded_labels(
-    scratch: tuple[Path, str], digits: Path, capsys: pytest.CaptureFixture[str]
+    trained: Path, digits: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from edge.cli.classify import main as edge_classify
     from edge.cli.run import main as edge_run
 
-    tflite = scratch[0].with_suffix(".tflite")
+    tflite = trained.with_suffix(".tflite")
     if not tflite.exists():
-        assert edge_model(["-q", "quantize", str(scratch[0])]) == 0
+        assert edge_model(["-q", "quantize", str(trained)]) == 0
     image = sorted((digits / "1").iterdir())[0]
     assert edge_classify(["--model", str(tflite), str(image), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)["images"][0]["results"]
