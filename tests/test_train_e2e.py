@@ -2,7 +2,7 @@
 
 Train from scratch in a real ``edge-model train`` child process stopped with SIGINT after its
 first epoch (it must keep the best model so far and say so; its backbone then starts a
-``--weights PATH`` run: head, then fine-tuning) and for five epochs in this process: quantize
+``--weights PATH`` run: head, then fine-tuning) and for eight epochs in this process: quantize
 that model (labels embedded, calibration from the recorded training split), evaluate it on the
 held-out split with float, LiteRT and TFLite Micro, export it for the board it was sized for
 (pico) within the budget, run it with edge-run and edge-classify without --labels. Refuse
@@ -78,9 +78,10 @@ def scratch(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 @pytest.fixture(scope="module")
 def trained(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Five whole epochs from scratch, in this process: the model the later steps use."""
+    """Eight whole epochs from scratch, in this process: the model the later steps use."""
     out = tmp_path_factory.mktemp("trained") / "digits.keras"
-    assert edge_model(["-q", "train", str(digits), str(out), *COMMON, "--epochs", "5"]) == 0
+    assert edge_model(["-q", "train", str(digits), str(out), *COMMON, "--epochs", "8",
+                       "--learning-rate", "5e-3"]) == 0
     return out
 
 
@@ -102,7 +103,7 @@ def test_quantize_evaluate_and_export(
     trained: Path, digits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = trained
-    assert len(_record(model)["training"]["history"]) == 5
+    assert len(_record(model)["training"]["history"]) == 8
     capsys.readouterr()
     assert edge_model(["quantize", str(model)]) == 0
     tflite = model.with_suffix(".tflite")
