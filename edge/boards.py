@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edge.bounded_read import read_bounded
 from edge.errors import BoardError
 
 KINDS = ("linux", "mcu")
@@ -25,6 +27,13 @@ DELEGATES = ("none", "edgetpu")
 KERNELS = ("reference", "cmsis-nn", "esp-nn")
 MEMORY_KINDS = ("ram", "flash", "psram")
 LORES_FORMATS = ("YUV420", "RGB888", "BGR888", "XRGB8888", "XBGR8888")
+# 40 megapixels: a 7300x5500 photo, 120 MB once decoded to BGR; boards with less RAM set less.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+MAX_PROFILE_BYTES = 256 * 1024
+# Names that end up in file names, generated C and platformio.ini: a conservative token.
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TOKEN_HELP = "letters, digits, '.', '_' or '-', starting with a letter or digit"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class RuntimeSpec:
     device: str
     serial_port: str
     baud: int
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,21 @@ class _Fields:
             raise self.fail(key, f"(={value!r}) must be {_kind_name(kind)}")
         if not isinstance(value, kind):
             raise self.fail(key, f"(={value!r}) must be {_kind_name(kind)}")
+        if isinstance(value, str):
+            self._check_text(key, value)
         return value
+
+    def _check_text(self, key: str, value: str) -> None:
+        if _CONTROL.search(value):
+            raise self.fail(key, f"(={value!r}) must not contain control characters or line "
+                            "breaks")
+
+    def token(self, key: str, default: Any = ...) -> str:
+        """A string that may end up in file names and generated files: a plain token."""
+        value = self.get(key, str, default)
+        if value and not _TOKEN.fullmatch(value):
+            raise self.fail(key, f"(={value!r}) must be {_TOKEN_HELP}")
+        return str(value)
 
     def integer(self, key: str, low: int, high: int, default: Any = ...) -> int:
         value = self.get(key, int, default)
@@ -149,6 +173,8 @@ class _Fields:
         value = self.get(key, list, default)
         if not all(isinstance(item, str) for item in value):
             raise self.fail(key, f"(={value!r}) must be a list of strings")
+        for item in value:
+            self._check_text(key, item)
         return tuple(value)
 
     def sub(self, key: str) -> _Fields | None:
@@ -176,6 +202,8 @@ def _parse_runtime(fields: _Fields, cores: int) -> RuntimeSpec:
         device=fields.get("device", str, ""),
         serial_port=fields.get("serial_port", str, ""),
         baud=fields.integer("baud", 300, 12_000_000, 115200),
+        max_image_pixels=fields.integer("max_image_pixels", 1 << 16, 1 << 34,
+                                        DEFAULT_MAX_IMAGE_PIXELS),
     )
 
 
@@ -193,7 +221,7 @@ def _parse_region(table: Any, where: str, index: int) -> MemoryRegion:
         raise BoardError(f"{where}: memory[{index}] must be a table")
     fields = _Fields(table, f"{where}: memory[{index}]")
     return MemoryRegion(
-        name=fields.get("name", str),
+        name=fields.token("name"),
         kind=fields.choice("kind", MEMORY_KINDS),
         origin=fields.integer("origin", 0, 2**32 - 1),
         length=fields.integer("length", 1, 2**32),
@@ -229,13 +257,13 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
         reserved_ram=fields.integer("reserved_ram", 0, by_name[arena_region].length),
         reserved_flash=fields.integer("reserved_flash", 0, by_name[flash_region].length),
         model_slot=slot,
-        flash_tool=fields.get("flash_tool", str, ""),
-        tool_target=fields.get("tool_target", str, ""),
+        flash_tool=fields.token("flash_tool", ""),
+        tool_target=fields.token("tool_target", ""),
         uf2_family=uf2 or None,
         usb_ids=fields.strings("usb_ids", ()),
-        platformio_platform=fields.get("platformio_platform", str, ""),
-        platformio_board=fields.get("platformio_board", str, ""),
-        platformio_framework=fields.get("platformio_framework", str, "arduino"),
+        platformio_platform=fields.token("platformio_platform", ""),
+        platformio_board=fields.token("platformio_board", ""),
+        platformio_framework=fields.token("platformio_framework", "arduino"),
     )
 
 
@@ -246,7 +274,7 @@ def parse_board(table: Mapping[str, Any], source: Path) -> BoardProfile:
         BoardError: naming the file, the field, its value and what is allowed.
     """
     fields = _Fields(table, str(source))
-    name = fields.get("name", str)
+    name = fields.token("name")
     if name != source.stem:
         raise fields.fail("name", f"(={name!r}) must match the file name {source.stem!r}")
     kind = fields.choice("kind", KINDS)
@@ -301,13 +329,17 @@ def _load_file(path: Path) -> BoardProfile:
 def _parse_file(path: Path, mtime_ns: int, size: int) -> BoardProfile:
     """Parsed once per file version (the key includes its modification time and size)."""
     del mtime_ns, size
+    data = read_bounded(path, MAX_PROFILE_BYTES, error=BoardError, what="board profile")
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise BoardError(f"{path}: cannot read board profile: {e}") from e
+        return parse_board(tomllib.loads(data.decode("utf-8")), path)
+    except UnicodeDecodeError as e:
+        raise BoardError(f"{path}: not UTF-8 text at byte {e.start}; board profiles are TOML "
+                         "text") from e
     except tomllib.TOMLDecodeError as e:
         raise BoardError(f"{path}: not valid TOML: {e}") from e
-    return parse_board(table, path)
+    except RecursionError as e:
+        message = "arrays or tables nested too deeply for a board profile"
+        raise BoardError(f"{path}: {message}") from e
 
 
 def load_boards(extra_dirs: Iterable[str | Path] = ()) -> dict[str, BoardProfile]:

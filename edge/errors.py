@@ -39,6 +39,10 @@ class PreprocessError(EdgeError, ValueError):
     """A frame cannot be converted to the model's input."""
 
 
+class ImageError(PreprocessError):
+    """An image file is unreadable, not an image, or claims more pixels than allowed."""
+
+
 class LabelError(EdgeError, ValueError):
     """A labels file is missing or malformed."""
 

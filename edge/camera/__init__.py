@@ -18,11 +18,14 @@ a folder               every image in it, in name order
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import cast
 
-from edge.boards import BoardProfile
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, BoardProfile
+from edge.bounded_read import not_regular_reason
 from edge.camera.base import Frame, FrameSource
 from edge.errors import CameraError
 
@@ -43,6 +46,7 @@ def source_kind(spec: str, camera_backend: str = "opencv") -> str:
     if spec.isdigit():
         return "picamera2" if camera_backend == "picamera2" else "device"
     if spec.startswith("/dev/"):
+        _check_video_device(spec)
         return "device"
     match = _URL.match(spec)
     if match:
@@ -55,14 +59,35 @@ def source_kind(spec: str, camera_backend: str = "opencv") -> str:
         return "folder"
     if path.is_file():
         return "file"
+    if path.exists():
+        reason = not_regular_reason(path.stat().st_mode)
+        raise CameraError(f"--camera {spec}: {reason}; --camera takes {CAMERA_HELP}")
     raise CameraError(f"--camera {spec}: no such camera, file or folder; --camera takes "
                       f"{CAMERA_HELP}")
+
+
+V4L2_MAJOR = 81  # Linux's character-device major number of video4linux
+
+
+def _check_video_device(path: str) -> None:
+    """Refuse a path that exists but is no video4linux device (``/dev/zero``, a disk, a FIFO).
+
+    OpenCV would hand such a file to FFmpeg, which reads ``/dev/zero`` or waits on a FIFO for
+    good. A path that does not exist (yet) is left to the open, whose message says what to check.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return
+    if not stat.S_ISCHR(info.st_mode) or os.major(info.st_rdev) != V4L2_MAJOR:
+        raise CameraError(f"--camera {path}: not a video device (V4L2, /dev/videoN); --camera "
+                          f"takes {CAMERA_HELP}")
 
 
 def open_source(spec: str, *, board: BoardProfile | None = None,
                 input_size: tuple[int, int] = (224, 224), resize: str = "squash",
                 loop: bool = False, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
-                seed: int = 0) -> FrameSource:
+                seed: int = 0, max_image_pixels: int | None = None) -> FrameSource:
     """The frame source ``spec`` names; not yet opened: use it as a context manager.
 
     Args:
@@ -74,6 +99,8 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
         open_timeout_s: stream open timeout.
         read_timeout_s: stream, device and CSI camera read timeout.
         seed: demo scene seed.
+        max_image_pixels: images of a folder claiming more pixels are skipped (default: the
+            board's limit).
 
     Raises:
         CameraError: ``spec`` names nothing usable.
@@ -87,7 +114,9 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
     if kind == "folder":
         from edge.camera.files import ImageFolderSource
 
-        return ImageFolderSource(spec, loop=loop)
+        limit = max_image_pixels or (runtime.max_image_pixels if runtime is not None
+                                     else DEFAULT_MAX_IMAGE_PIXELS)
+        return ImageFolderSource(spec, loop=loop, max_pixels=limit)
     if kind == "picamera2":
         from edge.camera.picamera2 import Picamera2Source
 
