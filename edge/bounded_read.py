@@ -14,6 +14,8 @@ from pathlib import Path
 
 from edge.errors import EdgeError
 
+# Labels files: one short line per class; 4 MiB is tens of thousands of classes.
+MAX_LABEL_FILE_BYTES = 4 * 1024 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
 
 
@@ -22,7 +24,7 @@ def not_regular_reason(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        return "is a folder"
+        return "is a directory"
     if stat.S_ISFIFO(mode):
         return "is a FIFO (named pipe), not a regular file"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -65,3 +67,16 @@ def read_bounded(path: str | Path, limit: int, *, error: type[EdgeError], what: 
     if len(data) > limit:
         raise error(f"{path}: larger than {limit:,} bytes; is this really a {what} file?")
     return data
+
+
+def read_text_bounded(path: str | Path, limit: int, *, error: type[EdgeError], what: str) -> str:
+    """:func:`read_bounded`, decoded as UTF-8 (a leading byte-order mark is dropped).
+
+    Raises:
+        EdgeError: of type ``error``, as :func:`read_bounded`, or the bytes are not UTF-8.
+    """
+    data = read_bounded(path, limit, error=error, what=what)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text at byte {e.start}; a {what} file is text") from e

@@ -110,7 +110,7 @@ def test_special_files_are_refused_without_reading(tmp_path: Path) -> None:
     link.symlink_to("/dev/zero")
     with pytest.raises(ImageError, match="is a device"):
         read_image(link)
-    with pytest.raises(ImageError, match="is a folder"):
+    with pytest.raises(ImageError, match="is a directory"):
         read_image(tmp_path)
     with pytest.raises(ImageError, match="no such image file"):
         read_image(tmp_path / "missing.png")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.boards import BoardProfile, get_board
+from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
 from edge.errors import FlashError, LabelError, ModelError
 from firmware_export.flash import image as model_image
 from firmware_export.flash import plan as planner
@@ -89,10 +90,8 @@ def read_labels(path: Path) -> list[str]:
     Raises:
         LabelError: the file is missing or not UTF-8.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise LabelError(f"{path}: cannot read labels: {e}") from e
+    text = read_text_bounded(path, MAX_LABEL_FILE_BYTES, error=LabelError, what="labels")
+    lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
