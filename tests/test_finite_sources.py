@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.camera import source_kind
 from edge.errors import CameraError
 from edge.pipeline.service import RunOptions, run_service
 from tests.hostile import png_bomb
@@ -57,3 +58,24 @@ def test_a_bomb_among_good_images_is_skipped(slow_folder: Path, tmp_path: Path) 
     summary = run_service(RunOptions(camera=str(tmp_path), max_image_pixels=10_000),
                           stdout=io.StringIO())
     assert summary.frames == 3 and summary.camera_errors == 1
+
+
+def test_one_image_file_as_camera_is_read_once_and_a_bomb_never_reaches_ffmpeg(
+        slow_folder: Path, tmp_path: Path) -> None:
+    assert source_kind(str(slow_folder / "img0.png")) == "image"
+    out = io.StringIO()
+    summary = run_service(RunOptions(camera=str(slow_folder / "img0.png")), stdout=out)
+    assert summary.frames == 1 and len(out.getvalue().splitlines()) == 1
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb())
+    with pytest.raises(CameraError, match=r"bomb\.png: no frame could be read; the last error: .*"
+                                          "100000x100000"):
+        run_service(RunOptions(camera=str(bomb)), stdout=io.StringIO())
+
+
+def test_a_video_without_one_decodable_frame_is_an_error(tmp_path: Path) -> None:
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(b"\0\0\0\x18ftypmp42" + b"\0" * 64)
+    assert source_kind(str(video)) == "file"
+    with pytest.raises(CameraError):
+        run_service(RunOptions(camera=str(video)), stdout=io.StringIO())

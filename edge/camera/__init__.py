@@ -11,6 +11,7 @@ machine with neither picamera2 nor a camera.
 ``/dev/videoN``        V4L2/OpenCV device
 ``rtsp://``, ...       network stream through OpenCV/FFmpeg, with open and read timeouts
 a video file           OpenCV/FFmpeg; the run ends at its end unless ``loop``
+an image file          that one image (its header checked like a folder's images)
 a folder               every image in it, in name order
 ``demo``               the synthetic scene of the bundled demo model (frames carry the truth)
 =====================  ====================================================================
@@ -36,7 +37,7 @@ CAMERA_HELP = ("N (camera number), /dev/videoN, a video file, a folder of images
 
 
 def source_kind(spec: str, camera_backend: str = "opencv") -> str:
-    """Which backend serves ``spec``: picamera2, device, stream, file, folder or demo.
+    """Which backend serves ``spec``: picamera2, device, stream, file, image, folder or demo.
 
     Raises:
         CameraError: ``spec`` is none of the accepted forms.
@@ -58,7 +59,9 @@ def source_kind(spec: str, camera_backend: str = "opencv") -> str:
     if path.is_dir():
         return "folder"
     if path.is_file():
-        return "file"
+        from edge.camera.files import IMAGE_SUFFIXES
+
+        return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "file"
     if path.exists():
         reason = not_regular_reason(path.stat().st_mode)
         raise CameraError(f"--camera {spec}: {reason}; --camera takes {CAMERA_HELP}")
@@ -111,7 +114,7 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
         from edge.camera.demo import DemoSource
 
         return DemoSource(seed=seed)
-    if kind == "folder":
+    if kind in ("folder", "image"):
         from edge.camera.files import ImageFolderSource
 
         limit = max_image_pixels or (runtime.max_image_pixels if runtime is not None

@@ -1,4 +1,4 @@
-"""A folder of still images as a finite frame source, in file-name order."""
+"""A folder of still images (or one image file) as a finite frame source, in file-name order."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from edge.camera.images import read_rgb
 from edge.errors import CameraError, ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm",
-                            ".pgm"})
+                            ".pgm", ".gif"})
 
 
 class ImageFolderSource(FrameSource):
     """Every image in ``folder`` once (or round and round with ``loop``), as RGB frames.
 
     Args:
-        folder: directory of images; sub-directories are not searched.
+        folder: directory of images (sub-directories are not searched), or one image file.
         loop: start again after the last image.
         max_pixels: an image whose header claims more pixels is skipped, never decoded.
     """
@@ -36,6 +36,9 @@ class ImageFolderSource(FrameSource):
         self._position = 0
 
     def open(self) -> None:
+        if self.folder.is_file():
+            self._paths, self._position = [self.folder], 0
+            return
         if not self.folder.is_dir():
             raise CameraError(f"{self.folder}: not a folder of images")
         self._paths = sorted(p for p in self.folder.iterdir()

@@ -179,9 +179,10 @@ class FrameGrabber:
 
     def _check_anything_read(self) -> None:
         """A finite source that ended without a single readable frame is an error."""
-        if self.counters.frames == 0 and self._last_error is not None:
-            raise CameraError(f"{self.source.name}: no frame could be read; the last error: "
-                              f"{self._last_error}")
+        if self.counters.frames > 0:
+            return
+        last = f"; the last error: {self._last_error}" if self._last_error is not None else ""
+        raise CameraError(f"{self.source.name}: no frame could be read{last}")
 
     def _on_error(self, error: CameraError) -> None:
         """A live source is reopened; a finite one skips the bad frame (up to a limit)."""
