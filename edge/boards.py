@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge.bounded_read import read_bounded
+from edge.bounded_read import not_regular_reason, read_bounded
 from edge.errors import BoardError
 
 KINDS = ("linux", "mcu")
@@ -318,11 +318,15 @@ def board_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
 
 
 def _load_file(path: Path) -> BoardProfile:
+    """``path`` as found in its folder (messages name it), parsed once per version."""
     try:
         stat = path.stat()
     except OSError as e:
         raise BoardError(f"{path}: cannot read board profile: {e}") from e
-    return _parse_file(path, stat.st_mtime_ns, stat.st_size)
+    reason = not_regular_reason(stat.st_mode)  # before resolving a link to /dev/zero
+    if reason is not None:
+        raise BoardError(f"{path}: {reason}; board profiles are TOML files")
+    return _parse_file(path.resolve(), stat.st_mtime_ns, stat.st_size)
 
 
 @cache
@@ -354,7 +358,7 @@ def load_boards(extra_dirs: Iterable[str | Path] = ()) -> dict[str, BoardProfile
             raise BoardError(f"{folder}: boards folder does not exist (check --boards-dir / "
                              "EDGE_BOARDS_DIR)")
         for path in sorted(folder.glob("*.toml")):
-            board = _load_file(path.resolve())
+            board = _load_file(path)
             boards[board.name] = board
     return boards
 

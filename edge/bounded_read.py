@@ -50,7 +50,7 @@ def read_bounded(path: str | Path, limit: int, *, error: type[EdgeError], what: 
     try:
         reason = not_regular_reason(os.stat(path).st_mode)
         if reason is not None:
-            raise error(f"{path}: {reason}; give a {what} file")
+            raise error(f"{path}: {reason}; give the path of the {what} file itself")
         fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError as e:
         raise error(f"{path}: no such {what} file; check the path") from e
@@ -59,7 +59,7 @@ def read_bounded(path: str | Path, limit: int, *, error: type[EdgeError], what: 
     with os.fdopen(fd, "rb") as file:
         reason = not_regular_reason(os.fstat(fd).st_mode)  # swapped after the first check
         if reason is not None:
-            raise error(f"{path}: {reason}; give a {what} file")
+            raise error(f"{path}: {reason}; give the path of the {what} file itself")
         try:
             data = file.read(limit + 1)
         except OSError as e:
