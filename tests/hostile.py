@@ -27,10 +27,11 @@ def png_bomb(width: int = BOMB_SIDE, height: int = BOMB_SIDE) -> bytes:
 
 def real_png_bomb(width: int, height: int) -> bytes:
     """A complete, valid grayscale PNG of zeros: small on disk, ``width*height*3`` in BGR."""
-    compressor = zlib.compressobj(9)
-    row = b"\0" * (width + 1)  # filter byte + pixels
-    parts = [compressor.compress(row) for _ in range(height)]
-    parts.append(compressor.flush())
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_RLE)  # fast on runs of zeros
+    rows, extra = divmod(height, 100)
+    block = b"\0" * (width + 1) * 100  # 100 rows of filter byte + pixels
+    parts = [compressor.compress(block) for _ in range(rows)]
+    parts += [compressor.compress(b"\0" * (width + 1) * extra), compressor.flush()]
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
             + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b""))
