@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 import tomllib
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.cli.common import EXIT_ERROR, one_line, run_command
+from edge.cli.common import EXIT_ERROR, OneLineFormatter, one_line, run_command
 from edge.errors import ModelError
 
 
@@ -71,3 +72,15 @@ def test_messages_with_line_breaks_stay_one_line(capsys: pytest.CaptureFixture[s
 
 def test_one_line_leaves_printable_text_alone() -> None:
     assert one_line("café 'quoted' \"x\" tab\there") == "café 'quoted' \"x\" tab\\there"
+
+
+def test_log_lines_escape_line_breaks_but_tracebacks_keep_theirs() -> None:
+    formatter = OneLineFormatter("%(levelname)s: %(message)s")
+    record = logging.LogRecord("edge", logging.WARNING, __file__, 1, "%s: skipped",
+                               ('a\nb".png',), None)
+    assert formatter.format(record) == 'WARNING: a\\nb".png: skipped'
+    try:
+        raise KeyError("x")
+    except KeyError:
+        record.exc_info = sys.exc_info()
+    assert formatter.format(record).startswith('WARNING: a\\nb".png: skipped\nTraceback')

@@ -54,11 +54,23 @@ def add_max_image_pixels_arg(parser: argparse.ArgumentParser) -> None:
                              f"else {DEFAULT_MAX_IMAGE_PIXELS:,})")
 
 
+class OneLineFormatter(logging.Formatter):
+    """Each log record on one line: a file name with a line break cannot forge a second one.
+
+    Only the message is escaped; a traceback (``-v``) keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return one_line(super().formatMessage(record))
+
+
 def configure_logging(verbose: int, quiet: int) -> None:
     """Only CLIs configure handlers; the library just logs."""
     level = logging.WARNING - 10 * verbose + 10 * quiet
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(name)s: %(levelname)s: %(message)s"))
     logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
-                        format="%(name)s: %(levelname)s: %(message)s", stream=sys.stderr)
+                        handlers=[handler])
 
 
 def one_line(text: str) -> str:
