@@ -3,6 +3,7 @@ WATCHDOG=1 only while frames are being classified, STOPPING=1 at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -172,24 +173,37 @@ def test_edge_run_under_notify_socket(segments_video: Path,  # noqa: F811
     assert any(m.startswith("STATUS=") and "fps" in m for m in messages)
 
 
-def fill_queue(path: str) -> socket.socket:
-    """A sender that has filled the receive queue of the socket at ``path``."""
-    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
-    sent = 0
-    while True:
-        try:
-            sender.sendto(b"FILLER=1", path)
-        except BlockingIOError:
-            break
-        sent += 1
-    assert sent > 0
-    return sender
+@contextlib.contextmanager
+def full_queue(path: str) -> Iterator[None]:
+    """The receive queue of the socket at ``path`` is full while this is entered.
+
+    Senders fill it until a fresh socket cannot send one datagram either, so the limit reached
+    is the receiver's queue (net.unix.max_dgram_qlen), not one sender's buffer.
+    """
+    senders: list[socket.socket] = []
+    try:
+        while True:
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+            senders.append(sender)
+            sent = 0
+            while True:
+                try:
+                    sender.sendto(b"FILLER=1", path)
+                except BlockingIOError:
+                    break
+                sent += 1
+            if sent == 0:
+                break
+        yield
+    finally:
+        for sender in senders:
+            sender.close()
 
 
 def test_a_full_queue_drops_the_message_at_once(notify_socket: tuple[socket.socket, str]
                                                 ) -> None:
     sock, path = notify_socket
-    with fill_queue(path):
+    with full_queue(path):
         notifier = SystemdNotifier({"NOTIFY_SOCKET": path})
         assert not notifier.notify("READY=1")  # dropped, not waited for
         notifier.frame_classified()
@@ -204,7 +218,7 @@ def test_edge_run_keeps_going_when_the_notify_queue_is_full(
     _, path = notify_socket
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": path,
            "WATCHDOG_USEC": "40000"}
-    with fill_queue(path):
+    with full_queue(path):
         result = subprocess.run(
             [sys.executable, "-m", "edge", "run", "--camera", "demo", "--max-frames", "40",
              "--quiet", "--status-interval", "0.01"],
