@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bounded_read import not_regular_reason, read_bounded
-from edge.errors import BoardError
+from edge.errors import BoardError, one_line
 
 KINDS = ("linux", "mcu")
 CAMERA_BACKENDS = ("picamera2", "opencv")
@@ -33,7 +33,6 @@ MAX_PROFILE_BYTES = 256 * 1024
 # Names that end up in file names, generated C and platformio.ini: a conservative token.
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOKEN_HELP = "letters, digits, '.', '_' or '-', starting with a letter or digit"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ class _Fields:
         return value
 
     def _check_text(self, key: str, value: str) -> None:
-        if _CONTROL.search(value):
+        if one_line(value) != value:
             raise self.fail(key, f"(={value!r}) must not contain control characters or line "
                             "breaks")
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.cli.common import EXIT_ERROR, OneLineFormatter, one_line, run_command
-from edge.errors import ModelError
+from edge.cli.common import EXIT_ERROR, OneLineFormatter, run_command
+from edge.errors import ModelError, one_line
 
 
 def _cv2_error() -> int:

@@ -5,21 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
-from edge.errors import EdgeError
+from edge.errors import EdgeError, one_line
 
 EXIT_OK = 0
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger(__name__)
-# Anything that would break the one-line promise or fool a terminal: C0/C1 controls, line breaks.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def add_logging_args(parser: argparse.ArgumentParser) -> None:
@@ -71,11 +68,6 @@ def configure_logging(verbose: int, quiet: int) -> None:
     handler.setFormatter(OneLineFormatter("%(name)s: %(levelname)s: %(message)s"))
     logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
                         handlers=[handler])
-
-
-def one_line(text: str) -> str:
-    """``text`` with line breaks and control characters escaped, so it prints as one line."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _unexpected(prog: str, error: BaseException) -> int:
