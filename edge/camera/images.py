@@ -48,6 +48,21 @@ def check_header(path: str | Path, data: bytes, max_pixels: int) -> ImageHeader:
     return header
 
 
+def _load(path: str | Path, max_pixels: int) -> tuple[bytes, ImageHeader]:
+    data = read_bounded(path, file_limit(max_pixels), error=ImageError, what="image")
+    return data, check_header(path, data, max_pixels)
+
+
+def check_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+                     ) -> ImageHeader:
+    """Everything :func:`read_image` checks before decoding: cheap, and no decoder runs.
+
+    Raises:
+        ImageError: unreadable, not a regular file, not an image, or too large.
+    """
+    return _load(path, max_pixels)[1]
+
+
 def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                grayscale: bool = False) -> np.ndarray:
     """An image file as BGR (or grayscale) uint8.
@@ -60,8 +75,7 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     Raises:
         ImageError: unreadable, not an image, too large, or undecodable.
     """
-    data = read_bounded(path, file_limit(max_pixels), error=ImageError, what="image")
-    header = check_header(path, data, max_pixels)
+    data, header = _load(path, max_pixels)
     cv2: Any = import_cv2()
     flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
     try:

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, get_board
-from edge.bounded_read import read_bounded
-from edge.camera.images import check_header, file_limit, read_image
+from edge.camera.images import check_image_file, read_image
 from edge.cli.common import (
     add_boards_dir_arg,
     add_logging_args,
@@ -18,7 +17,6 @@ from edge.cli.common import (
     print_json,
     run_command,
 )
-from edge.errors import ImageError
 from edge.runtime import Classification, Classifier
 from edge.runtime.backends import BACKEND_NAMES
 from edge.runtime.interpreter import DELEGATES
@@ -97,9 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     args.max_image_pixels = args.max_image_pixels or max_pixels
     images = [Path(image) for image in args.images]
     for image in images:  # before the interpreter starts (and logs to stderr)
-        data = read_bounded(image, file_limit(args.max_image_pixels), error=ImageError,
-                            what="image")
-        check_header(image, data, args.max_image_pixels)
+        check_image_file(image, args.max_image_pixels)
     with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
                          device=device, labels=args.labels, resize=args.resize,
                          mean=args.mean, std=args.std) as classifier:
