@@ -37,6 +37,7 @@ MAX_PROFILE_BYTES = 256 * 1024
 # Names that end up in file names, generated C and platformio.ini: a conservative token.
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOKEN_HELP = "letters, digits, '.', '_' or '-', starting with a letter or digit"
+_TOKENS = re.compile(rf"{_TOKEN.pattern}(?:, ?{_TOKEN.pattern})*")  # "arduino, espidf"
 
 
 @dataclass(frozen=True)
@@ -177,11 +178,13 @@ class _Fields:
             raise self.fail(key, f"(={value!r}) must not contain control characters or line "
                             "breaks")
 
-    def token(self, key: str, default: Any = ...) -> str:
-        """A string that may end up in file names and generated files: a plain token."""
+    def token(self, key: str, default: Any = ..., *, several: bool = False) -> str:
+        """A string that may end up in file names and generated files: a plain token (with
+        ``several``, tokens separated by commas)."""
         value = self.get(key, str, default)
-        if value and not _TOKEN.fullmatch(value):
-            raise self.fail(key, f"(={value!r}) must be {_TOKEN_HELP}")
+        if value and not (_TOKENS if several else _TOKEN).fullmatch(value):
+            what = f"{_TOKEN_HELP}{' (several: separated by commas)' if several else ''}"
+            raise self.fail(key, f"(={value!r}) must be {what}")
         return str(value)
 
     def integer(self, key: str, low: int, high: int, default: Any = ...) -> int:
@@ -283,7 +286,7 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
         usb_ids=fields.strings("usb_ids", ()),
         platformio_platform=fields.token("platformio_platform", ""),
         platformio_board=fields.token("platformio_board", ""),
-        platformio_framework=fields.token("platformio_framework", "arduino"),
+        platformio_framework=fields.token("platformio_framework", "arduino", several=True),
     )
 
 

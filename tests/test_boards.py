@@ -173,3 +173,8 @@ def test_special_or_huge_profile_files_are_refused(tmp_path: Path, kind: str) ->
         message = f"larger than {MAX_PROFILE_BYTES:,} bytes"
     with pytest.raises(BoardError, match=message):
         load_boards([tmp_path])
+
+
+def test_platformio_framework_may_list_several() -> None:
+    esp = get_board("esp32s3").mcu
+    assert esp is not None and esp.platformio_framework == "arduino, espidf"
