@@ -238,7 +238,8 @@ def test_quantize_usage_matches_its_parsing(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["quantize", "--help"])
     usage = capsys.readouterr().out.split("\n\n")[0]
-    assert "[--representative DIR|FILE]... [--labels FILE] [--json] MODEL.keras [OUT.tflite]" \
+    assert "[--representative DIR|FILE]... [--labels FILE] [--json] [--max-image-pixels N] " \
+        "MODEL.keras [OUT.tflite]" \
         in " ".join(usage.split())
 
 

@@ -13,7 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.cli.common import add_boards_dir_arg, add_logging_args, configure_logging, run_command
+from edge.cli.common import (
+    add_boards_dir_arg,
+    add_logging_args,
+    add_max_image_pixels_arg,
+    configure_logging,
+    run_command,
+)
 from edge.modelbuild.build import ALPHAS, MIN_RESOLUTION
 
 PROG = "edge-model"
@@ -82,7 +88,8 @@ def _add_train(sub: Any) -> None:
 def _add_quantize(sub: Any) -> None:
     p = sub.add_parser("quantize", help="full-integer int8 post-training quantization",
                        usage=f"{PROG} quantize [-h] [--representative DIR|FILE]... "
-                             "[--labels FILE] [--json] MODEL.keras [OUT.tflite]")
+                             "[--labels FILE] [--json] [--max-image-pixels N] MODEL.keras "
+                             "[OUT.tflite]")
     p.add_argument("model", type=Path, metavar="MODEL.keras")
     p.add_argument("output", type=Path, nargs="?", metavar="OUT.tflite",
                    help="default: MODEL.tflite beside the model")
@@ -91,6 +98,7 @@ def _add_quantize(sub: Any) -> None:
                    "(repeatable); default: the training split the model was trained on")
     p.add_argument("--labels", type=Path, help="labels to embed (default: the model's classes)")
     p.add_argument("--json", action="store_true")
+    add_max_image_pixels_arg(p)
 
 
 def _add_evaluate(sub: Any) -> None:

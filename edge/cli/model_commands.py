@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
 from edge.cli.common import EXIT_INTERRUPTED, EXIT_OK, print_json
 from edge.errors import LabelError
 
@@ -116,7 +117,8 @@ def quantize(args: argparse.Namespace) -> int:
 
     progress = None if args.quiet else CountBar("calibration images")
     result = quantize_file(args.model, args.output, args.representative, progress,
-                           labels=_read_labels(args.labels))
+                           labels=_read_labels(args.labels),
+                           max_image_pixels=args.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS)
     labels = f"{len(result.labels)} labels embedded" if result.labels else "no labels"
     _say(args, f"{result.output}: int8, {result.size:,} bytes, {labels}; calibrated on "
          f"{result.calibration_images} images of {result.calibration}")

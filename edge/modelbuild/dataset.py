@@ -25,10 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edge.errors import TrainingError
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
+from edge.camera.images import read_rgb
+from edge.errors import ImageError, TrainingError
 from edge.runtime.preprocess import fit_frame
 
 log = logging.getLogger(__name__)
@@ -149,17 +150,6 @@ def scan_folder(root: Path, fractions: SplitFractions | None = None) -> ImageFol
     return ImageFolder(root, tuple(f.name for f in folders), tuple(samples), fractions)
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
-    """An image file as RGB uint8, or None when OpenCV cannot decode it."""
-    try:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error:
-        return None
-    if bgr is None or bgr.size == 0:
-        return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 @dataclass(frozen=True)
 class LoadedImages:
     """Decoded images at the model's input size, their labels and the files skipped."""
@@ -170,19 +160,22 @@ class LoadedImages:
     skipped: tuple[str, ...]  # relative paths that could not be decoded
 
 
-def load_images(samples: Sequence[Sample], size: tuple[int, int]) -> LoadedImages:
+def load_images(samples: Sequence[Sample], size: tuple[int, int],
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> LoadedImages:
     """Decode ``samples`` and squash-resize them to ``size`` = (width, height).
 
-    Files that cannot be decoded are logged as warnings and listed in ``skipped``.
+    Files that cannot be decoded (or whose header claims more than ``max_pixels`` pixels) are
+    logged as warnings and listed in ``skipped``.
     """
     pixels = np.empty((len(samples), size[1], size[0], 3), np.uint8)
     labels: list[int] = []
     files: list[str] = []
     skipped: list[str] = []
     for sample in samples:
-        rgb = read_rgb(sample.path)
-        if rgb is None:
-            log.warning("%s: cannot be decoded as an image; skipped", sample.path)
+        try:
+            rgb = read_rgb(sample.path, max_pixels=max_pixels)
+        except ImageError as e:
+            log.warning("%s; skipped", e)
             skipped.append(sample.relative)
             continue
         pixels[len(files)] = fit_frame(rgb, size)

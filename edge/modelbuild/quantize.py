@@ -19,16 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import TrainingError
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
+from edge.camera.images import read_rgb
+from edge.errors import ImageError, TrainingError
 from edge.model.labels import with_embedded_files
 from edge.modelbuild.build import import_tensorflow
-from edge.modelbuild.dataset import (
-    IMAGE_SUFFIXES,
-    SplitFractions,
-    hash_fraction,
-    read_rgb,
-    scan_folder,
-)
+from edge.modelbuild.dataset import IMAGE_SUFFIXES, SplitFractions, hash_fraction, scan_folder
 from edge.modelbuild.keras_file import (
     METADATA_MEMBER,
     check_output,
@@ -72,11 +68,13 @@ def _expand_sources(sources: Sequence[Path]) -> list[Path]:
     return files
 
 
-def read_images(sources: Sequence[Path]) -> list[np.ndarray]:
+def read_images(sources: Sequence[Path], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+                ) -> list[np.ndarray]:
     """Read calibration images as RGB uint8 frames, at their own size.
 
     Args:
         sources: image files and/or folders of images.
+        max_pixels: an image whose header claims more pixels is skipped, never decoded.
 
     Raises:
         TrainingError: a source does not exist, a folder holds no images, or nothing is
@@ -85,11 +83,10 @@ def read_images(sources: Sequence[Path]) -> list[np.ndarray]:
     files = _expand_sources(sources)
     frames = []
     for path in files:
-        rgb = read_rgb(path)
-        if rgb is None:
-            log.warning("%s: not a readable image, skipped", path)
-            continue
-        frames.append(rgb)
+        try:
+            frames.append(read_rgb(path, max_pixels=max_pixels))
+        except ImageError as e:
+            log.warning("%s; skipped", e)
     if not frames:
         names = ", ".join(str(s) for s in sources)
         raise TrainingError(f"{names}: none of the {len(files)} file(s) is a readable image")
@@ -261,6 +258,7 @@ def _labels_for(model: Any, record: dict[str, Any] | None, labels: Sequence[str]
 def quantize_file(
     model_file: Path, output: Path | None = None, representative: Sequence[Path] = (),
     progress: Progress | None = None, labels: Sequence[str] | None = None,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> QuantizeResult:
     """Quantize a ``.keras`` file to int8, check it, embed its labels, write it atomically.
 
@@ -271,6 +269,7 @@ def quantize_file(
             training split recorded in the model by ``edge-model train``.
         progress: called as calibration images are consumed.
         labels: class names to embed; default: the training record's classes.
+        max_image_pixels: calibration images whose header claims more are skipped.
 
     Raises:
         ModelError: ``model_file`` is not a loadable Keras image model.
@@ -286,7 +285,7 @@ def quantize_file(
     else:
         sources = training_split_images(model_file, record)
         where = f"the training split of {record['calibration']['root']}"  # type: ignore[index]
-    images = read_images(sources)  # fails fast, before TensorFlow loads
+    images = read_images(sources, max_image_pixels)  # fails fast, before TensorFlow loads
     model = load_keras_model(model_file)
     names = _labels_for(model, record, labels)
     frames = [preprocess_frame(image, model_input_size(model)) for image in images]

@@ -69,7 +69,7 @@ def choose_size(board: BoardProfile, classes: int) -> SizeChoice:
     if bigger:
         nxt = bigger[0]
         nxt_size = mobilenet_v2_model_bytes(nxt.width, classes)
-        short = (f"an arena of {nxt.total:,} B" if nxt.total > ram
+        needs = (f"an arena of {nxt.total:,} B" if nxt.total > ram
                  else f"{nxt_size:,} B of flash")
-        reason += f"; the next larger, {nxt.label}, needs {short}"
+        reason += f"; the next larger, {nxt.label}, needs {needs}"
     return SizeChoice(best.width, best.resolution, reason, best.total, size)
