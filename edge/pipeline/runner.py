@@ -14,14 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.backoff import Backoff
 from edge.camera.base import FrameSource
-from edge.pipeline.capture import Backoff, FrameGrabber
+from edge.pipeline.capture import FrameGrabber
 from edge.pipeline.events import LabelEvent, Scored
 from edge.pipeline.sdnotify import SystemdNotifier
-from edge.pipeline.sinks import LabelSink
 from edge.pipeline.smoothing import ScoreSmoother, select
 from edge.pipeline.stats import RunStats, RunSummary
 from edge.pipeline.writer import SinkWriter
+from edge.sinks.base import LabelSink
 
 ClassifyFn = Callable[[np.ndarray], Sequence[Scored]]
 StatusFn = Callable[[RunSummary], None]

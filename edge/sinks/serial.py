@@ -1,123 +1,20 @@
-"""Where labels go: JSON lines on stdout or in a file, or the serial label protocol.
-
-Every sink implements :class:`LabelSink`. Sinks are written from the :class:`SinkWriter` thread,
-so a slow serial line never holds up inference.
-"""
+"""The serial label protocol (:mod:`edge.serial.protocol`) on a port or pyserial URL."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import stat
 import time
-from abc import ABC, abstractmethod
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TextIO
+from typing import Any
 
+from edge.backoff import Backoff
 from edge.errors import EdgeError, SerialLinkError, SinkError
-from edge.pipeline.capture import Backoff
 from edge.pipeline.events import LabelEvent
+from edge.sinks.base import LabelSink
 
 log = logging.getLogger(__name__)
 
 SERIAL_FORMATS = ("json", "binary")
 U32_MASK = 0xFFFF_FFFF
-
-
-class LabelSink(ABC):
-    """Receives every label event of a run, in order."""
-
-    @abstractmethod
-    def write(self, event: LabelEvent) -> None:
-        """Deliver one event.
-
-        Raises:
-            SinkError: the destination failed and cannot recover.
-        """
-
-    def flush(self) -> None:
-        """Push buffered output to the destination."""
-        return
-
-    def close(self) -> None:
-        """Flush and release the destination; safe to call twice."""
-        self.flush()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-
-class JsonLinesSink(LabelSink):
-    """One JSON object per line (:meth:`LabelEvent.as_dict`), flushed per line.
-
-    Args:
-        stream: an open text stream (stdout) or None with ``path``.
-        path: a file to create (truncating it); it is fsync'ed when the sink closes.
-    """
-
-    def __init__(self, stream: TextIO | None = None, *, path: str | Path | None = None) -> None:
-        if (stream is None) == (path is None):
-            raise ValueError("give exactly one of stream and path")
-        self.path = Path(path) if path is not None else None
-        if self.path is not None:
-            try:
-                stream = self.path.open("w", encoding="utf-8")
-            except OSError as e:
-                raise SinkError(f"{self.path}: cannot create the output file: {e}") from e
-        assert stream is not None
-        self._stream: TextIO | None = stream
-
-    def write(self, event: LabelEvent) -> None:
-        if self._stream is None:
-            raise SinkError("the JSON lines sink is closed")
-        try:
-            self._stream.write(json.dumps(event.as_dict(), separators=(",", ":")) + "\n")
-            self._stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise SinkError(f"{self.path or 'stdout'}: cannot write labels: {e}") from e
-
-    def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        try:
-            stream.flush()
-            if self.path is not None:
-                if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # not /dev/null, a FIFO...
-                    os.fsync(stream.fileno())
-                stream.close()
-        except OSError as e:
-            raise SinkError(f"{self.path or 'stdout'}: cannot flush labels: {e}") from e
-
-
-class OnChangeSink(LabelSink):
-    """Passes an event on only when its top label differs from the last one passed on."""
-
-    _UNSET = object()
-
-    def __init__(self, inner: LabelSink) -> None:
-        self.inner = inner
-        self._last: Any = self._UNSET
-
-    def write(self, event: LabelEvent) -> None:
-        top = event.top.index if event.top else None
-        if top != self._last:
-            self._last = top
-            self.inner.write(event)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def label_record(event: LabelEvent, *, with_text: bool) -> Any:
