@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from edge.boards import DELEGATES
 from edge.runtime.backends import BACKEND_NAMES
 from edge.runtime.policy import RuntimeOptions
+from edge.sinks.mqtt_options import MqttOptions
 
 T = TypeVar("T")
 
@@ -78,3 +79,35 @@ def add_runtime_args(parser: argparse.ArgumentParser, *, board_default: str | No
 
 def runtime_from_args(args: argparse.Namespace) -> RuntimeOptions:
     return part_from_args(RuntimeOptions, args)
+
+
+def add_mqtt_args(parser: argparse.ArgumentParser) -> None:
+    """``--mqtt URL`` and what goes with it (``edge-run`` and the ``edge-listen`` gateway)."""
+    group = parser.add_argument_group(
+        "MQTT", "publish labels to a broker through an on-disk spool (needs the mqtt extra)")
+    group.add_argument("--mqtt", metavar="URL",
+                       help="mqtt://[user:pass@]host[:port]/prefix, or mqtts:// for TLS; "
+                            "topics PREFIX/DEVICE/label and PREFIX/DEVICE/status")
+    group.add_argument("--mqtt-ca", metavar="FILE",
+                       help="CA certificate(s) (PEM) the mqtts:// broker's certificate is checked "
+                            "against (default: the system's)")
+    group.add_argument("--device-name", metavar="NAME",
+                       help="this device's topic level and Home Assistant id (default: the "
+                            "host name)")
+    group.add_argument("--state-dir", metavar="DIR",
+                       help="folder of the message spool (default: $STATE_DIRECTORY, else "
+                            "~/.local/state/edge)")
+    group.add_argument("--spool-max", type=positive(int), default=100_000, metavar="N",
+                       help="messages the spool keeps while the broker is away; the oldest "
+                            "are dropped beyond (default: 100000)")
+    group.add_argument("--mqtt-drain", dest="drain_timeout_s", type=positive(float),
+                       default=10.0, metavar="S",
+                       help="at the end, keep delivering queued messages for up to S seconds "
+                            "(default: 10); the rest waits in the spool for the next run")
+
+
+def mqtt_from_args(args: argparse.Namespace) -> MqttOptions | None:
+    """The MQTT part of the options, or None without ``--mqtt``."""
+    if args.mqtt is None:
+        return None
+    return part_from_args(MqttOptions, args, url=args.mqtt, ca_file=args.mqtt_ca)

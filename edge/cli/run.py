@@ -14,7 +14,14 @@ from typing import Any
 
 from edge.boards import load_boards
 from edge.camera import CAMERA_HELP
-from edge.cli.args import add_runtime_args, part_from_args, positive, runtime_from_args
+from edge.cli.args import (
+    add_mqtt_args,
+    add_runtime_args,
+    mqtt_from_args,
+    part_from_args,
+    positive,
+    runtime_from_args,
+)
 from edge.cli.common import (
     EXIT_OK,
     add_boards_dir_arg,
@@ -44,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_args(p, board_default="host")
     _add_loop_args(p.add_argument_group("labelling and limits"))
     _add_sink_args(p.add_argument_group("where labels go (default: stdout)"))
+    add_mqtt_args(p)
     p.add_argument("--json", action="store_true",
                    help="end stdout with the summary as one JSON line {\"summary\": ...}")
     p.add_argument("--list-boards", action="store_true", help="list board profiles and exit")
@@ -103,7 +111,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         source=part_from_args(SourceOptions, args), board=args.board,
         boards_dirs=tuple(args.boards_dir), model=part_from_args(ModelOptions, args),
         runtime=runtime_from_args(args), loop=part_from_args(LoopSettings, args),
-        sinks=part_from_args(SinkOptions, args, mqtt=None))
+        sinks=part_from_args(SinkOptions, args, mqtt=mqtt_from_args(args)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,7 +21,7 @@ from edge.pipeline.sdnotify import SystemdNotifier
 from edge.pipeline.signals import stop_on_signals
 from edge.pipeline.stats import RunSummary
 from edge.runtime.policy import RuntimeOptions, open_classifier
-from edge.sinks import SinkOptions, open_sinks
+from edge.sinks import LabelSink, SinkOptions, open_sinks
 
 # With smoothing, the classifier is asked for this many candidates so the moving window sees
 # the classes that are close behind the top one.
@@ -130,13 +130,14 @@ def run_service(options: RunOptions, *, stdout: TextIO,
     with ExitStack() as stack:
         stack.enter_context(stop_on_signals(stop))
         stack.callback(notifier.close)
+        # Sinks first: a wrong broker password or serial port fails before the model loads.
+        sinks = open_sinks(options.sinks, stack, stdout, default_port=runtime.serial_port,
+                           default_baud=runtime.baud)
         clf = stack.enter_context(open_classifier(
             model, options.runtime, board, labels=labels, resize=options.model.resize))
         source = stack.enter_context(open_source(
             options.source.camera, board=board, input_size=clf.input_size,
             resize=options.model.resize, loop=options.source.loop, seed=options.source.seed))
-        sinks = open_sinks(options.sinks, stack, stdout, default_port=runtime.serial_port,
-                           default_baud=runtime.baud)
         if on_start is not None:
             on_start({"board": board.name, "camera": source.name, "model": model.name,
                       "backend": clf.backend_name, "threads": clf.threads,
@@ -150,13 +151,24 @@ def run_service(options: RunOptions, *, stdout: TextIO,
             return clf.classify(rgb, top_k=candidates, threshold=floor)
 
         def status(summary: RunSummary) -> None:
+            summary = with_sink_counters(summary, sinks)
+            numbers = summary.as_dict()
+            for sink in sinks:
+                sink.status(numbers)
             notifier.status(summary.status_line())
             if on_status is not None:
                 on_status(summary)
 
         try:
-            return run_pipeline(source, classify, sinks, settings, stop=stop, notifier=notifier,
-                                on_status=status,
-                                stall_timeout_s=options.source.stall_timeout_s)
+            summary = run_pipeline(source, classify, sinks, settings, stop=stop,
+                                   notifier=notifier, on_status=status,
+                                   stall_timeout_s=options.source.stall_timeout_s)
         finally:
             notifier.stopping()
+        return with_sink_counters(summary, sinks)  # after the sinks closed: final numbers
+
+
+def with_sink_counters(summary: RunSummary, sinks: Sequence[LabelSink]) -> RunSummary:
+    """``summary`` with the delivery numbers of the sinks that count any."""
+    counts = {sink.name: sink.counters() for sink in sinks if sink.counters()}
+    return replace(summary, sinks=counts) if counts else summary

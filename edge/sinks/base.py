@@ -8,6 +8,7 @@ only when chosen (see :mod:`edge.sinks`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -15,7 +16,13 @@ from edge.pipeline.events import LabelEvent
 
 
 class LabelSink(ABC):
-    """Receives every label event of a run, in order."""
+    """Receives every label event of a run, in order.
+
+    Attributes:
+        name: what status lines call the sink's :meth:`counters`.
+    """
+
+    name = "sink"
 
     @abstractmethod
     def write(self, event: LabelEvent) -> None:
@@ -28,6 +35,14 @@ class LabelSink(ABC):
     def flush(self) -> None:
         """Push buffered output to the destination."""
         return
+
+    def status(self, summary: Mapping[str, Any]) -> None:
+        """The run's latest status numbers (called from the inference thread: never block)."""
+        return
+
+    def counters(self) -> dict[str, int]:
+        """Delivery numbers for status lines and the summary (none by default)."""
+        return {}
 
     def close(self) -> None:
         """Flush and release the destination; safe to call twice."""
@@ -48,6 +63,7 @@ class OnChangeSink(LabelSink):
 
     def __init__(self, inner: LabelSink) -> None:
         self.inner = inner
+        self.name = inner.name
         self._last: Any = self._UNSET
 
     def write(self, event: LabelEvent) -> None:
@@ -58,6 +74,12 @@ class OnChangeSink(LabelSink):
 
     def flush(self) -> None:
         self.inner.flush()
+
+    def status(self, summary: Mapping[str, Any]) -> None:
+        self.inner.status(summary)
+
+    def counters(self) -> dict[str, int]:
+        return self.inner.counters()
 
     def close(self) -> None:
         self.inner.close()

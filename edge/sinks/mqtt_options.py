@@ -105,8 +105,8 @@ class MqttOptions:
         device_name: topic level of this device (default: the host name).
         state_dir: folder of the on-disk spool (default: :func:`default_state_dir`).
         spool_max: events the spool holds before dropping the oldest.
-        status_interval_s: seconds between status messages.
         keepalive_s: MQTT keep-alive.
+        drain_timeout_s: at the end, how long to keep delivering what is queued.
     """
 
     url: str
@@ -114,5 +114,5 @@ class MqttOptions:
     device_name: str | None = None
     state_dir: str | None = None
     spool_max: int = 100_000
-    status_interval_s: float = 30.0
     keepalive_s: int = 30
+    drain_timeout_s: float = 10.0

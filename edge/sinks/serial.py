@@ -46,6 +46,8 @@ class SerialSink(LabelSink):
         fmt: ``json`` (text mode) or ``binary`` (COBS frames).
     """
 
+    name = "serial"
+
     def __init__(self, url: str, *, baud: int = 115200, fmt: str = "json") -> None:
         if fmt not in SERIAL_FORMATS:
             raise SinkError(f"serial format (={fmt!r}) must be one of {', '.join(SERIAL_FORMATS)}")
@@ -57,7 +59,7 @@ class SerialSink(LabelSink):
         self._encode = protocol.encode_binary if fmt == "binary" else protocol.encode_text
         self._start = protocol.STREAM_START if fmt == "binary" else b""
         self._link: Any = None
-        self._backoff = Backoff(0.2, 5.0)
+        self._backoff = Backoff(initial_s=0.2, max_s=5.0)
         self._retry_at = 0.0
         self.lost = 0
         self.reconnects = 0
@@ -112,6 +114,9 @@ class SerialSink(LabelSink):
                 link.close()
             except (OSError, EdgeError):
                 pass
+
+    def counters(self) -> dict[str, int]:
+        return {"lost": self.lost, "reconnects": self.reconnects}
 
     def flush(self) -> None:
         if self._link is not None:
