@@ -32,6 +32,7 @@ class SinkOptions:
         on_change: pass an event on only when its top label changes.
         stdout: also print JSON lines when another sink is given.
         mqtt: the broker to publish to.
+        device_name: sent with every serial record when given (``--device-name``).
     """
 
     output: str | None = None
@@ -41,6 +42,7 @@ class SinkOptions:
     on_change: bool = False
     stdout: bool = False
     mqtt: MqttOptions | None = None
+    device_name: str | None = None
 
 
 def open_sinks(options: SinkOptions, stack: ExitStack, stdout: TextIO, *,
@@ -77,4 +79,5 @@ def _serial_sink(options: SinkOptions, default_port: str, default_baud: int) -> 
     port = options.serial or default_port
     if not port:
         raise SinkError("--serial needs a port: this board profile has no serial_port")
-    return SerialSink(port, baud=options.baud or default_baud, fmt=options.serial_format)
+    return SerialSink(port, baud=options.baud or default_baud, fmt=options.serial_format,
+                      device=options.device_name)

@@ -17,19 +17,31 @@ SERIAL_FORMATS = ("json", "binary")
 U32_MASK = 0xFFFF_FFFF
 
 
-def label_record(event: LabelEvent, *, with_text: bool) -> Any:
-    """The serial protocol's record of ``event`` (device time = capture time in ms)."""
+def label_record(event: LabelEvent, *, with_text: bool, seq: int | None = None,
+                 device: str | None = None) -> Any:
+    """The serial protocol's record of ``event`` (device time = capture time in ms).
+
+    Args:
+        event: the label event.
+        with_text: include the label text (text mode).
+        seq: the record's number among those sent (default: the event's own ``seq``); the
+            event's ``seq`` travels as ``frame``, so frames skipped on purpose are told apart
+            from records lost on the wire.
+        device: the sender's name, when it should travel with the record.
+    """
     from edge.serial.protocol import LabelRecord
 
     top = event.top
     return LabelRecord(
-        seq=event.seq & U32_MASK,
+        seq=(event.seq if seq is None else seq) & U32_MASK,
         time_ms=(event.capture_ns // 1_000_000) & U32_MASK,
         label=top.index if top else 0xFFFF,
         score=min(max(top.score, 0.0), 1.0) if top else 0.0,
         text=(top.label if top else "") if with_text else None,
         top_k=tuple((p.index, min(max(p.score, 0.0), 1.0)) for p in event.predictions[1:]),
         latency_ms=max(event.latency_ms, 0.0),
+        frame=event.seq & U32_MASK,
+        device=device,
     )
 
 
@@ -44,11 +56,13 @@ class SerialSink(LabelSink):
         url: device path or pyserial URL.
         baud: line speed.
         fmt: ``json`` (text mode) or ``binary`` (COBS frames).
+        device: a name sent with every record (``--device-name``), for gateways.
     """
 
     name = "serial"
 
-    def __init__(self, url: str, *, baud: int = 115200, fmt: str = "json") -> None:
+    def __init__(self, url: str, *, baud: int = 115200, fmt: str = "json",
+                 device: str | None = None) -> None:
         if fmt not in SERIAL_FORMATS:
             raise SinkError(f"serial format (={fmt!r}) must be one of {', '.join(SERIAL_FORMATS)}")
         from edge.serial import protocol
@@ -61,6 +75,8 @@ class SerialSink(LabelSink):
         self._link: Any = None
         self._backoff = Backoff(initial_s=0.2, max_s=5.0)
         self._retry_at = 0.0
+        self.device = device
+        self.sent = 0  # records this sink meant to send: the wire's seq
         self.lost = 0
         self.reconnects = 0
         try:
@@ -81,7 +97,10 @@ class SerialSink(LabelSink):
         self._link = link
 
     def write(self, event: LabelEvent) -> None:
-        frame = self._encode(label_record(event, with_text=self.fmt == "json"))
+        record = label_record(event, with_text=self.fmt == "json", seq=self.sent,
+                              device=self.device)
+        self.sent += 1
+        frame = self._encode(record)
         if self._link is None and not self._reconnect():
             self.lost += 1
             return
