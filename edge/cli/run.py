@@ -32,6 +32,7 @@ from edge.cli.common import (
 from edge.pipeline.runner import LoopSettings
 from edge.pipeline.service import ModelOptions, RunOptions, SourceOptions, run_service
 from edge.pipeline.stats import RunSummary
+from edge.preview import PreviewOptions, parse_bind
 from edge.sinks import SinkOptions
 
 PROG = "edge-run"
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_loop_args(p.add_argument_group("labelling and limits"))
     _add_sink_args(p.add_argument_group("where labels go (default: stdout)"))
     add_mqtt_args(p)
+    _add_preview_args(p.add_argument_group("live preview in a browser"))
     p.add_argument("--json", action="store_true",
                    help="end stdout with the summary as one JSON line {\"summary\": ...}")
     p.add_argument("--list-boards", action="store_true", help="list board profiles and exit")
@@ -105,13 +107,32 @@ def _add_sink_args(g: argparse._ArgumentGroup) -> None:
                    help="also print JSON lines when another sink is given")
 
 
+def _add_preview_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--preview", metavar="[HOST:]PORT",
+                   help="serve a page with the labelled camera stream (MJPEG), label events "
+                        "(SSE), /status and /metrics; HOST defaults to 127.0.0.1")
+    g.add_argument("--preview-token", metavar="TOKEN",
+                   help="require this token (?token= or Authorization: Bearer) on every "
+                        "request; use it when HOST exposes the preview")
+    g.add_argument("--preview-fps", dest="max_fps", type=positive(float), default=10.0,
+                   metavar="N", help="most preview frames encoded per second (default: 10)")
+
+
+def preview_from_args(args: argparse.Namespace) -> PreviewOptions | None:
+    if args.preview is None:
+        return None
+    host, port = parse_bind(args.preview)
+    return part_from_args(PreviewOptions, args, host=host, port=port, token=args.preview_token)
+
+
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     """The parsed command line as :class:`RunOptions`, one part per argument group."""
     return RunOptions(
         source=part_from_args(SourceOptions, args), board=args.board,
         boards_dirs=tuple(args.boards_dir), model=part_from_args(ModelOptions, args),
         runtime=runtime_from_args(args), loop=part_from_args(LoopSettings, args),
-        sinks=part_from_args(SinkOptions, args, mqtt=mqtt_from_args(args)))
+        sinks=part_from_args(SinkOptions, args, mqtt=mqtt_from_args(args)),
+        preview=preview_from_args(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +164,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{PROG}: board {info['board']}, camera {info['camera']}, model "
                   f"{info['model']} ({info['backend']}, {info['threads']} threads, delegate "
                   f"{info['delegate']}, input {w}x{h})", file=sys.stderr, flush=True)
+        if info.get("preview"):
+            print(f"{PROG}: preview at {info['preview']}", file=sys.stderr, flush=True)
 
     def status(summary: RunSummary) -> None:
         if not quiet:

@@ -20,6 +20,7 @@ from edge.pipeline.runner import LoopSettings, StatusFn, run_pipeline
 from edge.pipeline.sdnotify import SystemdNotifier
 from edge.pipeline.signals import stop_on_signals
 from edge.pipeline.stats import RunSummary
+from edge.preview import PreviewOptions
 from edge.runtime.policy import RuntimeOptions, open_classifier
 from edge.sinks import LabelSink, SinkOptions, open_sinks
 
@@ -74,6 +75,7 @@ class RunOptions:
         runtime: threads, backend, delegate, device as given (see :mod:`edge.runtime.policy`).
         loop: labelling and limits.
         sinks: where labels go.
+        preview: the live preview's address, when one is wanted.
     """
 
     source: SourceOptions = field(default_factory=SourceOptions)
@@ -83,6 +85,7 @@ class RunOptions:
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     loop: LoopSettings = field(default_factory=LoopSettings)
     sinks: SinkOptions = field(default_factory=SinkOptions)
+    preview: PreviewOptions | None = None
 
 
 def model_and_labels(options: ModelOptions) -> tuple[Path, str | None]:
@@ -138,10 +141,12 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         source = stack.enter_context(open_source(
             options.source.camera, board=board, input_size=clf.input_size,
             resize=options.model.resize, loop=options.source.loop, seed=options.source.seed))
+        preview = _open_preview(options.preview, stack, f"{board.name}: {source.name}")
         if on_start is not None:
             on_start({"board": board.name, "camera": source.name, "model": model.name,
                       "backend": clf.backend_name, "threads": clf.threads,
-                      "delegate": clf.delegate_name, "input_size": list(clf.input_size)})
+                      "delegate": clf.delegate_name, "input_size": list(clf.input_size),
+                      "preview": preview.url if preview is not None else None})
         settings = options.loop
         candidates = (settings.top_k if settings.smooth == 1
                       else max(settings.top_k, SMOOTH_CANDIDATES))
@@ -155,6 +160,8 @@ def run_service(options: RunOptions, *, stdout: TextIO,
             numbers = summary.as_dict()
             for sink in sinks:
                 sink.status(numbers)
+            if preview is not None:
+                preview.hub.status(numbers)
             notifier.status(summary.status_line())
             if on_status is not None:
                 on_status(summary)
@@ -162,6 +169,7 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         try:
             summary = run_pipeline(source, classify, sinks, settings, stop=stop,
                                    notifier=notifier, on_status=status,
+                                   on_label=preview.hub.observe if preview is not None else None,
                                    stall_timeout_s=options.source.stall_timeout_s)
         finally:
             notifier.stopping()
@@ -172,3 +180,12 @@ def with_sink_counters(summary: RunSummary, sinks: Sequence[LabelSink]) -> RunSu
     """``summary`` with the delivery numbers of the sinks that count any."""
     counts = {sink.name: sink.counters() for sink in sinks if sink.counters()}
     return replace(summary, sinks=counts) if counts else summary
+
+
+def _open_preview(options: PreviewOptions | None, stack: ExitStack, title: str) -> Any:
+    """The preview server (imported only when asked for), registered on ``stack``."""
+    if options is None:
+        return None
+    from edge.preview.server import PreviewServer
+
+    return stack.enter_context(PreviewServer(options, title=title))
