@@ -110,7 +110,7 @@ def test_every_label_arrives_with_status_and_home_assistant_discovery(
     assert late.wait_for(lambda m: any(t == "test/cam1/status" for t, _, _ in m))
     assert late.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) >= 4)
     status = json.loads([p for t, p, r in late.messages if t == "test/cam1/status"][-1])
-    assert status["state"] == "offline" and status["delivered"] == 40
+    assert status == {"state": "offline", "mqtt": {"queued": 0, "delivered": 40, "dropped": 0}}
     configs = [json.loads(p) for t, p, r in late.messages if t.startswith("homeassistant/")]
     label = next(c for c in configs if c["unique_id"] == "edge_cam1_label")
     assert label["state_topic"] == "test/cam1/label"

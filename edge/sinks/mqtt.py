@@ -244,7 +244,8 @@ class MqttSink(LabelSink):
         with self._status_lock:
             status, self._status = self._status, None
         if status is not None:
-            payload = topics.status_payload(topics.ONLINE, {**status, **self.counters()})
+            numbers = {k: v for k, v in status.items() if k != "sinks"}
+            payload = topics.status_payload(topics.ONLINE, {**numbers, "mqtt": self.counters()})
             link.client.publish(topics.status_topic(self.url.prefix, self.device), payload,
                                 qos=1, retain=True)
 
@@ -254,7 +255,8 @@ class MqttSink(LabelSink):
         if link is None:
             return
         info = link.client.publish(topics.status_topic(self.url.prefix, self.device),
-                                   topics.status_payload(topics.OFFLINE, self.counters()),
+                                   topics.status_payload(topics.OFFLINE,
+                                                         {"mqtt": self.counters()}),
                                    qos=1, retain=True)
         deadline = time.monotonic() + 2.0
         while not info.is_published() and not link.down and time.monotonic() < deadline:
