@@ -7,6 +7,7 @@ whatever fails, what was opened is closed (sinks flushed, file fsync'ed, camera 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,9 @@ from edge.sinks import LabelSink, SinkOptions, open_sinks
 # With smoothing, the classifier is asked for this many candidates so the moving window sees
 # the classes that are close behind the top one.
 SMOOTH_CANDIDATES = 10
+# At most one STATUS= to systemd per this many seconds: it shows only the latest, and its
+# notify socket's queue is short (a full one would block the inference loop).
+SYSTEMD_STATUS_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,8 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         def classify(rgb: Any) -> Sequence[Any]:
             return clf.classify(rgb, top_k=candidates, threshold=floor)
 
+        last_notified = [float("-inf")]
+
         def status(summary: RunSummary) -> None:
             summary = with_sink_counters(summary, sinks)
             numbers = summary.as_dict()
@@ -162,7 +168,10 @@ def run_service(options: RunOptions, *, stdout: TextIO,
                 sink.status(numbers)
             if preview is not None:
                 preview.hub.status(numbers)
-            notifier.status(summary.status_line())
+            now = time.monotonic()
+            if now - last_notified[0] >= SYSTEMD_STATUS_S:  # systemd shows only the latest
+                last_notified[0] = now
+                notifier.status(summary.status_line())
             if on_status is not None:
                 on_status(summary)
 
