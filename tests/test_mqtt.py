@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from edge.sinks.mqtt_options import parse_broker_url
 from edge.sinks.spool import Spool
 from tests.conftest import ROOT
 from tests.mqtt_broker import Broker, Subscriber, first_by_seq, make_certificate
+from tests.process_lines import stderr_lines, wait_line
 
 pytestmark = pytest.mark.slow
 
@@ -118,26 +117,6 @@ def test_every_label_arrives_with_status_and_home_assistant_discovery(
     late.close()
 
 
-def _stderr_lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.put(line)
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def _wait_line(lines: queue.Queue[str], pattern: str, seen: list[str]) -> re.Match[str]:
-    while True:
-        line = lines.get(timeout=120)
-        seen.append(line)
-        match = re.search(pattern, line)
-        if match:
-            return match
-
-
 def test_broker_outage_mid_run_loses_nothing_and_keeps_order(broker: Broker,
                                                              tmp_path: Path) -> None:
     sub = Subscriber(broker)
@@ -148,14 +127,14 @@ def test_broker_outage_mid_run_loses_nothing_and_keeps_order(broker: Broker,
         cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen: list[str] = []
     try:
-        lines = _stderr_lines(proc)
+        lines = stderr_lines(proc)
         assert sub.wait_for(lambda m: len(m) >= 20)
         broker.stop()
-        _wait_line(lines, r"mqtt queued ([1-9]\d{2,})", seen)  # >= 100 waiting in the spool
+        wait_line(lines, r"mqtt queued ([1-9]\d{2,})", seen)  # >= 100 waiting in the spool
         broker.start()
-        _wait_line(lines, r"mqtt queued \d+ delivered \d+ dropped 0", seen)
-        delivered = int(_wait_line(lines, r"delivered (\d+)", seen).group(1))
-        _wait_line(lines, rf"delivered (?!{delivered}\b)\d+", seen)  # moving again
+        wait_line(lines, r"mqtt queued \d+ delivered \d+ dropped 0", seen)
+        delivered = int(wait_line(lines, r"delivered (\d+)", seen).group(1))
+        wait_line(lines, rf"delivered (?!{delivered}\b)\d+", seen)  # moving again
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0, "".join(seen)
     finally:

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from edge.preview import parse_bind
 from edge.preview.metrics import prometheus_text
 from edge.preview.server import render_page
 from tests.conftest import ROOT, need_tool
+from tests.process_lines import stderr_lines, wait_line
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": ""}
 
@@ -59,26 +59,9 @@ def test_page_escapes_title_and_token() -> None:
     assert b'src="stream.mjpg?token=a%26b%22%3C"' in page and b"<cam" not in page
 
 
-def _stderr_queue(proc: subprocess.Popen[str]) -> queue.Queue[str]:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.put(line)
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
 def _preview_url(lines: queue.Queue[str]) -> str:
-    seen = []
-    while True:
-        line = lines.get(timeout=300)
-        seen.append(line)
-        match = re.search(r"preview at (http://\S+)", line)
-        if match:
-            return match.group(1)
-        assert "error" not in line, "".join(seen)
+    seen: list[str] = []
+    return wait_line(lines, r"preview at (http://\S+)", seen).group(1)
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
@@ -100,7 +83,7 @@ def running_preview(out: Path, *extra: str) -> Iterator[str]:
          "--preview", "0", "--output", str(out), "--status-interval", "0.5", *extra],
         cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        yield _preview_url(_stderr_queue(proc))
+        yield _preview_url(stderr_lines(proc))
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0
     finally:

@@ -14,9 +14,8 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-from edge.cli.args import add_mqtt_args, mqtt_from_args
+from edge.cli.args import add_mqtt_args, mqtt_from_args, positive
 from edge.cli.common import EXIT_OK, add_logging_args, configure_logging, run_command
 from edge.errors import LabelError
 from edge.serial.gateway import MqttGateway, label_name, record_json
@@ -33,15 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("port", metavar="PORT|URL",
                         help="device path (/dev/ttyACM0, COM3) or pyserial URL "
                              "(loop://, spy://PORT, socket://HOST:PORT, hwgrep://VID:PID)")
-    parser.add_argument("--baud", type=_positive(int), default=115200, help="default: 115200")
+    parser.add_argument("--baud", type=positive(int), default=115200, help="default: 115200")
     parser.add_argument("--format", choices=["auto", "json", "binary"], default="auto",
                         help="wire format; auto detects text (JSON lines) or binary (COBS)")
     parser.add_argument("--labels", type=Path, metavar="FILE",
                         help="labels file (one per line) to name label indices")
     parser.add_argument("--json", action="store_true", help="print records as JSON lines")
-    parser.add_argument("--max-frames", type=_positive(int), metavar="N",
+    parser.add_argument("--max-frames", type=positive(int), metavar="N",
                         help="stop after N records")
-    parser.add_argument("--duration", type=_positive(float), metavar="S",
+    parser.add_argument("--duration", type=positive(float), metavar="S",
                         help="stop after S seconds")
     parser.add_argument("--stdout", action="store_true",
                         help="with --mqtt, also print the records (default: only publish them)")
@@ -143,18 +142,6 @@ def _summary_line(summary: ListenSummary, as_json: bool,
     if as_json:
         return json.dumps({"summary": counts})
     return f"{PROG}: " + ", ".join(f"{key}={value}" for key, value in counts.items())
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-        return value
-    return parse
 
 
 if __name__ == "__main__":
