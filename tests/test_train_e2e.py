@@ -6,7 +6,7 @@ first epoch (it must keep the best model so far and say so; its backbone then st
 is still at chance, and quantize refuses it with what to do. A small decisive Keras model with
 the same training record then drives quantize (labels embedded, calibration from the recorded
 training split), evaluate (float, LiteRT and TFLite Micro on the held-out split), export for
-pico within the budget, and edge-run and edge-classify without --labels. Refuse --weights
+nano33ble within the budget, and edge-run and edge-classify without --labels. Refuse --weights
 imagenet offline with one line.
 
 What this does not check: an accuracy floor. MobileNetV2 from random weights stays at chance on
@@ -62,7 +62,7 @@ def scratch(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     """A from-scratch run in a child process, stopped by SIGINT after its first epoch."""
     out = tmp_path_factory.mktemp("scratch") / "digits.keras"
     argv = [sys.executable, "-m", "edge", "model", "train", str(digits), str(out), *COMMON,
-            "--epochs", "50", "--board", "pico"]
+            "--epochs", "50", "--board", "nano33ble"]
     child = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert child.stderr is not None
@@ -124,7 +124,7 @@ def test_ctrl_c_keeps_the_best_model_so_far(scratch: tuple[Path, str], digits: P
     assert "(interrupted); kept that model" in stderr
     assert "1/broken.png" in stderr  # undecodable images are listed and skipped
     assert record["classes"] == list(TARGET) and record["input_size"] == [RESOLUTION] * 2
-    assert record["board"]["name"] == "pico" and "largest MobileNetV2" in stderr
+    assert record["board"]["name"] == "nano33ble" and "largest MobileNetV2" in stderr
     assert record["data"]["root"] == str(digits.resolve())
     assert not list(out.parent.glob(".*edge-tmp*"))
 
@@ -155,7 +155,7 @@ def test_quantize_evaluate_and_export(
     from firmware_export.cli.export import main as edge_export
 
     project = tmp_path / "fw"
-    assert edge_export([str(tflite), "--board", "pico", "--out", str(project),
+    assert edge_export([str(tflite), "--board", "nano33ble", "--out", str(project),
                         "--json"]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["budget"]["ram_left"] >= 0 and exported["budget"]["flash_left"] >= 0
