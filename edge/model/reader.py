@@ -1,7 +1,7 @@
 """Read a .tflite file into validated plain data (:class:`edge.model.types.Model`).
 
 Order of work: the flatbuffer is verified (every offset and length, :mod:`edge.model.verify`),
-then read through the schema binding that ships with ai-edge-litert, then checked for meaning:
+then read through edge's own schema binding (:mod:`edge.model.schema`), then checked for meaning:
 tensor, buffer and opcode indices in range, shapes sane, constant data the size its shape says,
 quantization vectors consistent, operators in an order that produces each tensor before use.
 Malformed input of any kind ends in :class:`ModelError` naming the field; nothing unvalidated
