@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
+from edge.inputfile import read_regular_file
 from edge.model import labels as labels_mod
 from edge.model import schema
 from edge.model.types import TENSOR_TYPES, Model, Operator, Quantization, Subgraph, Tensor
 from edge.model.verify import verify_model, verify_scalar_table
 
-MAX_MODEL_BYTES = 2**31 - 1
+MAX_MODEL_BYTES = 2**31 - 1  # flatbuffers' own limit; larger models keep weights outside it
 MAX_RANK = 8
 MAX_TENSOR_BYTES = 2**31 - 1
 IDENTIFIER = b"TFL3"
@@ -47,18 +48,13 @@ def read_model(source: str | Path | bytes | bytearray | memoryview, name: str | 
 
 
 def load_bytes(path: Path) -> bytes:
-    """The bytes of a model file, with one clear error for each way it can fail."""
-    if not path.exists():
-        raise ModelError(f"{path}: no such model file; check the path (models end in .tflite)")
-    if path.is_dir():
-        raise ModelError(f"{path}: is a directory; give the path of a .tflite file")
-    try:
-        size = path.stat().st_size
-        if size > MAX_MODEL_BYTES:
-            raise ModelError(f"{path}: {size} bytes is larger than any TFLite model can be")
-        return path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read model: {e.strerror or e}") from e
+    """The bytes of a model file, with one clear error for each way it can fail.
+
+    Only regular files are read (never a FIFO or a device), and never more than
+    :data:`MAX_MODEL_BYTES`, counted as they are read.
+    """
+    return read_regular_file(path, MAX_MODEL_BYTES, ModelError, "model file",
+                             "give the path of a .tflite file")
 
 
 def parse_model(content: bytes, source: str) -> Model:
