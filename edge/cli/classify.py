@@ -70,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pixel standard deviation(s) (default: by input type; float "
                              "models 127.5)")
     parser.add_argument("--board", default=None,
-                        help="take threads, delegate and device defaults from a board profile")
+                        help="take threads, delegate, device and activation limit defaults "
+                             "from a board profile")
+    parser.add_argument("--max-activation-mb", type=_positive, default=None, metavar="MB",
+                        help="refuse models whose activations (non-constant tensors) add up to "
+                             "more (default: the board's max_activation_mb, else 1024)")
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     add_boards_dir_arg(parser)
     add_logging_args(parser)
@@ -85,10 +89,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     threads, delegate, device = args.threads, args.delegate, args.device
+    limit = args.max_activation_mb
     if args.board:
         runtime = get_board(args.board, args.boards_dir, kind="linux").runtime
         if runtime is not None:
             threads = runtime.threads if threads is None else threads
+            limit = limit or runtime.max_activation_mb
             if delegate is None and device is None and runtime.delegate == "edgetpu":
                 delegate, device = "edgetpu", runtime.device or None
     images = [Path(image) for image in args.images]
@@ -97,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
             raise PreprocessError(f"{image}: cannot read image: no such file")
     with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
                          device=device, labels=args.labels, resize=args.resize,
-                         mean=args.mean, std=args.std) as classifier:
+                         mean=args.mean, std=args.std, max_activation_mb=limit) as classifier:
         reports = [_classify_file(classifier, image, args) for image in images]
         if args.json:
             print_json({"model": args.model, **_setup(classifier), "images": reports})

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="labels file (default: the model's own)")
     p.add_argument("--threads", type=int, help="interpreter threads (default: the board's; "
                    "0 = every core)")
+    p.add_argument("--max-activation-mb", type=_positive(int), metavar="MB",
+                   help="refuse models whose activations (non-constant tensors) add up to more "
+                        "(default: the board's max_activation_mb)")
     p.add_argument("--resize", choices=["squash", "crop"], default="squash",
                    help="fit frames to the model by squashing (default) or centre-cropping")
     p.add_argument("--top-k", type=_positive(int), default=1, metavar="K", help="default: 1")
@@ -95,7 +98,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         serial_format=args.serial_format, baud=args.baud, on_change=args.on_change,
         stdout=args.stdout, max_frames=args.max_frames, duration_s=args.duration,
         loop=args.loop, status_interval_s=args.status_interval,
-        stall_timeout_s=args.stall_timeout)
+        stall_timeout_s=args.stall_timeout, max_activation_mb=args.max_activation_mb)
 
 
 def main(argv: list[str] | None = None) -> int:

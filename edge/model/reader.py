@@ -3,7 +3,8 @@
 Order of work: the flatbuffer is verified (every offset and length, :mod:`edge.model.verify`),
 then read through edge's own schema binding (:mod:`edge.model.schema`), then checked for meaning:
 tensor, buffer and opcode indices in range, shapes sane, constant data the size its shape says,
-quantization vectors consistent, operators in an order that produces each tensor before use.
+quantization vectors consistent, operators in an order that produces each tensor before use;
+then checked for meaning per operator and quantized tensor (:mod:`edge.model.semantics`).
 Malformed input of any kind ends in :class:`ModelError` naming the field; nothing unvalidated
 reaches native code.
 """
@@ -20,6 +21,7 @@ from edge.errors import ModelError
 from edge.inputfile import read_regular_file
 from edge.model import labels as labels_mod
 from edge.model import schema
+from edge.model.semantics import check_semantics
 from edge.model.types import TENSOR_TYPES, Model, Operator, Quantization, Subgraph, Tensor
 from edge.model.verify import verify_model, verify_scalar_table
 
@@ -67,7 +69,9 @@ def parse_model(content: bytes, source: str) -> Model:
                          f"at byte 4; found {content[4:8]!r}); give a .tflite flatbuffer")
     try:
         root = verify_model(content)
-        return _ModelBuilder(content, source).build(root)
+        model = _ModelBuilder(content, source).build(root)
+        check_semantics(model.subgraphs)
+        return model
     except ModelError as e:
         raise ModelError(f"{source}: {e}") from None
     except (struct.error, IndexError, ValueError, OverflowError, UnicodeDecodeError) as e:

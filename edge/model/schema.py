@@ -40,7 +40,8 @@ _SKIP_SUFFIXES = ("AsNumpy", "Length", "IsNone")
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """``DilationWFactor`` -> ``dilation_w_factor``: the schema's own field names."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 @cache

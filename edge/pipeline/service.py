@@ -39,6 +39,7 @@ class RunOptions:
         stdout: also print JSON lines when ``output`` or ``serial`` is given.
         status_interval_s: seconds between status callbacks.
         stall_timeout_s: a camera read hanging this long is reopened.
+        max_activation_mb: activation memory limit; None takes the board profile's.
     """
 
     camera: str
@@ -64,6 +65,7 @@ class RunOptions:
     status_interval_s: float = 5.0
     stall_timeout_s: float = 5.0
     seed: int = 0
+    max_activation_mb: int | None = None
 
 
 def model_and_labels(options: RunOptions) -> tuple[Path, str | None]:
@@ -140,7 +142,8 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         clf = stack.enter_context(Classifier.open(
             str(model), threads=threads or None, labels=labels, resize=options.resize,
             delegate="edgetpu" if runtime.delegate == "edgetpu" else None,
-            device=runtime.device or None))
+            device=runtime.device or None,
+            max_activation_mb=options.max_activation_mb or runtime.max_activation_mb))
         source = stack.enter_context(open_source(
             options.camera, board=board, input_size=clf.input_size, resize=options.resize,
             loop=options.loop, seed=options.seed))
