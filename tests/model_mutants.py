@@ -177,3 +177,85 @@ def representative(content: bytes, count: int, seed: int = 0) -> list[Mutant]:
         by_kind.setdefault(site.kind, []).append(site)
     kinds = sorted(by_kind)
     return [mutate(content, by_kind[kinds[i % len(kinds)]], rng) for i in range(count)]
+
+
+def tiny_model(shape: tuple[int, ...], opcode: int = fb.BuiltinOperator.RELU) -> bytes:
+    """A one-operator float32 model ``input -> op -> output`` of the given shape, built here."""
+    import flatbuffers
+
+    def tensor(name: str) -> Any:
+        t = fb.TensorT()
+        t.shape, t.type, t.buffer, t.name = list(shape), fb.TensorType.FLOAT32, 0, name
+        return t
+
+    op = fb.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    graph = fb.SubGraphT()
+    graph.tensors, graph.inputs, graph.outputs = [tensor("input"), tensor("output")], [0], [1]
+    graph.operators = [op]
+    code = fb.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = opcode, min(opcode, 127), 1
+    model = fb.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
+    model.buffers = [fb.BufferT()]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def with_edits(content: bytes, edits: dict[str, Any], sites: dict[str, Site] | None = None
+               ) -> bytes:
+    """``content`` with the fields named as in :attr:`Site.what` set to the given values."""
+    sites = sites or {site.what: site for site in mutation_sites(content)}
+    data = bytearray(content)
+    for what, value in edits.items():
+        site = sites[what]
+        struct.pack_into(site.fmt, data, site.pos, value)
+    return bytes(data)
+
+
+def first_operator(content: bytes, opcode: str) -> tuple[int, list[int], int]:
+    """(operator index, its input tensor indices, its opcode_index) of the first ``opcode``."""
+    model = fb.Model.GetRootAs(content, 0)
+    wanted = getattr(fb.BuiltinOperator, opcode)
+    graph = model.Subgraphs(0)
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == wanted:
+            return i, [int(x) for x in op.InputsAsNumpy()], op.OpcodeIndex()
+    raise LookupError(f"no {opcode} in the model")
+
+
+def named_mutants(content: bytes) -> dict[str, bytes]:
+    """The hostile models of issue 14, each one well-formed and wrong in one known way."""
+    dw, dw_inputs, _ = first_operator(content, "DEPTHWISE_CONV_2D")
+    conv, conv_inputs, _ = first_operator(content, "CONV_2D")
+    _, _, softmax_code = first_operator(content, "SOFTMAX")
+    weights = f"tensors[{conv_inputs[1]}].quantization"
+    image = f"tensors[{conv_inputs[0]}]"
+    present = {site.what: site for site in mutation_sites(content)}
+    codes = {f"operator_codes[{softmax_code}] slot {slot}": fb.BuiltinOperator.BATCH_MATMUL
+             for slot in (4, 10)}
+    edits: dict[str, dict[str, Any]] = {
+        "scale 0": {f"{weights}.scale[0]": 0.0},
+        "scale 1e38": {f"{weights}.scale[0]": 1e38},
+        "scale 1.1e15": {f"{weights}.scale[0]": 1.1e15},
+        "activation scale 0": {f"{image}.quantization.scale[0]": 0.0},
+        "zero point 300": {f"{image}.quantization.zero_point[0]": 300},
+        "zero point -129": {f"{image}.quantization.zero_point[0]": -129},
+        "depthwise without bias": {f"operators[{dw}].inputs length": 2},
+        "conv with one input": {f"operators[{conv}].inputs length": 1},
+        "bias index -1": {f"operators[{dw}].inputs[2]": -1},
+        "input index -1": {f"operators[{conv}].inputs[0]": -1},
+        "softmax as batch_matmul": codes,
+        "stride 0": {f"operators[{conv}].builtin_options slot 6": 0},
+        "stride -7": {f"operators[{dw}].builtin_options slot 8": -7},
+        "dilation 0": {f"operators[{conv}].builtin_options slot 12": 0},
+        "huge input shape": {f"{image}.shape[1]": 1 << 20, f"{image}.shape[2]": 1 << 20},
+        "channel mismatch": {f"{image}.shape[3]": 5},
+        "per-channel count": {f"{weights}.scale length": 3},
+    }
+    # A field the converter left out (at its default) cannot be overwritten in place.
+    return {name: with_edits(content, {k: v for k, v in e.items() if k in present}, present)
+            for name, e in edits.items() if any(k in present for k in e)}
