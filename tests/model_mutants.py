@@ -229,7 +229,7 @@ def first_operator(content: bytes, opcode: str) -> tuple[int, list[int], int]:
 
 def named_mutants(content: bytes) -> dict[str, bytes]:
     """The hostile models of issue 14, each one well-formed and wrong in one known way."""
-    dw, dw_inputs, _ = first_operator(content, "DEPTHWISE_CONV_2D")
+    dw, _, _ = first_operator(content, "DEPTHWISE_CONV_2D")
     conv, conv_inputs, _ = first_operator(content, "CONV_2D")
     _, _, softmax_code = first_operator(content, "SOFTMAX")
     weights = f"tensors[{conv_inputs[1]}].quantization"

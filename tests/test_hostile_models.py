@@ -58,8 +58,8 @@ def run_forked(main: Callable[[list[str]], int], argv: list[str], folder: Path) 
             signal.alarm(HANG_GUARD_S)
             for fd, path in ((1, out), (2, err)):
                 os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the child's whole life
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            sys.stdout = open(1, "w", closefd=False)
+            sys.stderr = open(2, "w", closefd=False)
             code = main(argv)
             sys.stdout.flush()
             sys.stderr.flush()

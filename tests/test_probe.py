@@ -53,7 +53,7 @@ def test_success_is_remembered_by_content_backend_and_version(cache: Path) -> No
 
 def test_a_clean_refusal_keeps_the_interpreters_reason(cache: Path) -> None:
     content = shared_file("models/person_detect.tflite").read_bytes()
-    with pytest.raises(InterpreterError, match="person_detect.tflite: ai-edge-litert refused "
+    with pytest.raises(InterpreterError, match=r"person_detect\.tflite: ai-edge-litert refused "
                                                "the model: quantized_dimension"):
         probe.probe_model(content, "person_detect.tflite")
 
