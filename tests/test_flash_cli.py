@@ -400,8 +400,8 @@ def test_teensy_refuses_model_only_updates(bench: Bench, person: Path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--board", "pico"], "nothing to flash"),
     (["MODEL", "--board", "pico", "--arena-size", "0"], "--arena-size (=0) must be in"),
-    (["missing.tflite", "--board", "pico", "--arena-size", "1"], "no such model file"),
-    (["NOTMODEL", "--board", "pico", "--arena-size", "1"], "not a TFLite model"),
+    (["missing.tflite", "--board", "pico", "--arena-size", "1"], "cannot read model"),
+    (["NOTMODEL", "--board", "pico", "--arena-size", "1"], "not a .tflite model"),
     (["MODEL"], "--board is required"),
 ])
 def test_bad_requests(args: list[str], message: str, person: Path, tmp_path: Path,

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.bounded_read import read_bounded
 from edge.errors import ModelError
-from edge.inputfile import read_regular_file
 from edge.model import labels as labels_mod
 from edge.model import schema
 from edge.model.semantics import check_semantics
@@ -55,8 +55,7 @@ def load_bytes(path: Path) -> bytes:
     Only regular files are read (never a FIFO or a device), and never more than
     :data:`MAX_MODEL_BYTES`, counted as they are read.
     """
-    return read_regular_file(path, MAX_MODEL_BYTES, ModelError, "model file",
-                             "give the path of a .tflite file")
+    return read_bounded(path, MAX_MODEL_BYTES, error=ModelError, what="model")
 
 
 def parse_model(content: bytes, source: str) -> Model:

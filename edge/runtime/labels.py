@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge.errors import LabelError
-from edge.inputfile import read_regular_file
 from edge.model.labels import parse_label_lines
 
 log = logging.getLogger(__name__)
@@ -28,10 +27,18 @@ def read_labels(path: str | Path) -> tuple[str, ...]:
     Raises:
         LabelError: the file is missing, unreadable, too large, not UTF-8 or has no labels.
     """
-    data = read_regular_file(path, MAX_LABEL_FILE_BYTES, LabelError, "labels file",
-                             "give a labels .txt file, one label per line")
+    path = Path(path)
     try:
-        text = data.decode("utf-8-sig")
+        if path.stat().st_size > MAX_LABEL_FILE_BYTES:
+            raise LabelError(f"{path}: larger than {MAX_LABEL_FILE_BYTES:,} bytes; is this a "
+                             "labels file (one label per line)?")
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError as e:
+        raise LabelError(f"{path}: no such labels file; check the path") from e
+    except IsADirectoryError as e:
+        raise LabelError(f"{path}: is a directory; give a labels .txt file") from e
+    except OSError as e:
+        raise LabelError(f"{path}: cannot read labels: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise LabelError(f"{path}: not UTF-8 text at byte {e.start}; labels files are text "
                          "with one label per line") from e

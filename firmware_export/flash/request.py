@@ -15,11 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge import model as edge_model
 from edge.boards import BoardProfile, get_board
-from edge.errors import FlashError, LabelError
-from edge.inputfile import read_regular_file
-from edge.runtime.labels import MAX_LABEL_FILE_BYTES
+from edge.errors import FlashError, LabelError, ModelError
 from firmware_export.flash import image as model_image
 from firmware_export.flash import plan as planner
 from firmware_export.flash import ports, tools, uf2
@@ -90,13 +87,11 @@ def read_labels(path: Path) -> list[str]:
     """One label per line; trailing blank lines are dropped.
 
     Raises:
-        LabelError: the file is missing, not a regular file, too large or not UTF-8.
+        LabelError: the file is missing or not UTF-8.
     """
-    data = read_regular_file(path, MAX_LABEL_FILE_BYTES, LabelError, "labels file",
-                             "give a labels .txt file, one label per line")
     try:
-        lines = data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as e:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
         raise LabelError(f"{path}: cannot read labels: {e}") from e
     while lines and not lines[-1].strip():
         lines.pop()
@@ -104,13 +99,15 @@ def read_labels(path: Path) -> list[str]:
 
 
 def read_model(path: Path) -> bytes:
-    """The model file's bytes, through the full reader: a model the device would crash on
-    (malformed, or well-formed but semantically wrong) never reaches the flash.
+    """The model file's bytes, minimally checked (see :func:`image.check_model`).
 
     Raises:
-        ModelError: missing, unreadable, not a regular file, or not a valid .tflite model.
+        ModelError: missing, unreadable, or not a .tflite file.
     """
-    data = edge_model.read_model(path).content
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read model: {e.strerror or e}") from e
     model_image.check_model(data, str(path))
     return data
 

@@ -1,4 +1,5 @@
-"""Model and labels files: regular files only, read bounded by the bytes actually read."""
+"""Model files: regular files only, read bounded by the bytes actually read (edge.bounded_read;
+labels files and images go through the same reader, tested with them)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import LabelError, ModelError
-from edge.inputfile import read_regular_file
+from edge.bounded_read import read_bounded
+from edge.errors import ModelError
 from edge.model import read_model
-from edge.runtime.labels import read_labels
 
 
 @pytest.fixture
@@ -24,8 +24,6 @@ def test_fifo_is_refused_without_waiting_for_a_writer(fifo: Path) -> None:
     # Opening a FIFO for reading blocks until a writer comes; the reader must not open it so.
     with pytest.raises(ModelError, match=r"pipe\.tflite: is a FIFO \(named pipe\), not a regular"):
         read_model(fifo)
-    with pytest.raises(LabelError, match="is a FIFO"):
-        read_labels(fifo)
 
 
 def test_fifo_with_data_waiting_is_still_refused(fifo: Path) -> None:
@@ -46,21 +44,19 @@ def test_devices_are_refused(device: str) -> None:
         pytest.skip(f"{device} does not exist on this system")
     with pytest.raises(ModelError, match="is a device"):
         read_model(device)
-    with pytest.raises(LabelError, match="is a device"):
-        read_labels(device)
 
 
 def test_proc_file_with_st_size_0_is_read_bounded() -> None:
     # /proc files report st_size 0 yet have content: only the bytes read count.
-    data = read_regular_file("/proc/self/status", 1 << 20, ModelError, "model file", "x")
+    data = read_bounded("/proc/self/status", 1 << 20, error=ModelError, what="model")
     assert b"Name:" in data
     with pytest.raises(ModelError, match="larger than 16 bytes"):
-        read_regular_file("/proc/self/status", 16, ModelError, "model file", "x")
+        read_bounded("/proc/self/status", 16, error=ModelError, what="model")
 
 
 def test_limit_is_exact(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     path.write_bytes(b"x" * 100)
-    assert read_regular_file(path, 100, LabelError, "labels file", "x") == b"x" * 100
-    with pytest.raises(LabelError, match="larger than 99 bytes"):
-        read_regular_file(path, 99, LabelError, "labels file", "x")
+    assert read_bounded(path, 100, error=ModelError, what="model") == b"x" * 100
+    with pytest.raises(ModelError, match="larger than 99 bytes"):
+        read_bounded(path, 99, error=ModelError, what="model")
