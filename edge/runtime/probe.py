@@ -23,13 +23,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.errors import BackendError, InterpreterError
+from edge.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +142,7 @@ def _signal_name(number: int) -> str:
 def _remember(marker: Path, name: str, backend: str, version: str) -> None:
     """Write the cache entry atomically; a cache that cannot be written only costs time."""
     try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{marker.name}.", dir=marker.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"model": name, "backend": backend, "version": version}, f)
-        os.replace(tmp, marker)
+        atomic_write_text(marker, json.dumps({"model": name, "backend": backend,
+                                              "version": version}))
     except OSError as e:
         log.debug("cannot remember the probe of %s in %s: %s", name, marker.parent, e)
