@@ -277,6 +277,25 @@ def _same_size(node: Node) -> None:
                         f"{list(out.shape)} has {out.size}")
 
 
+def _reshape(node: Node) -> None:
+    """Sizes agree, and a shape input is an int32 vector that gives the output's shape."""
+    _same_size(node)
+    shape = node.input(1)
+    if shape is None:
+        return
+    if shape.dtype != "int32" or len(shape.shape) > 1:
+        raise node.fail(f"its shape input {shape.name!r} is {shape.dtype} {list(shape.shape)}; "
+                        "it must be an int32 vector")
+    if shape.is_constant:
+        values = [int(v) for v in shape.array().reshape(-1)]
+        out = node.output().shape
+        if len(values) != len(out) or any(v not in (d, -1) for v, d in zip(values, out,
+                                                                           strict=False)):
+            said = values if len(values) <= 8 else [*values[:8], "..."]
+            raise node.fail(f"its shape input says {said} ({len(values)} values) but the "
+                            f"output is {list(out)}")
+
+
 def _broadcast(node: Node) -> None:
     a, b, out = node.need(0, "first input"), node.need(1, "second input"), node.output()
     try:
@@ -374,7 +393,7 @@ SPECS: dict[str, OpSpec] = {
     "L2_POOL_2D": _unary(_pool),
     "SOFTMAX": _unary(_softmax),
     "LOG_SOFTMAX": _unary(_same_shape),
-    "RESHAPE": OpSpec((1, 2), check=_same_size),  # a -1 shape input segfaults LiteRT
+    "RESHAPE": OpSpec((1, 2), check=_reshape),  # a -1 shape input segfaults LiteRT
     "SQUEEZE": _unary(_same_size),
     "EXPAND_DIMS": _binary(_same_size),
     "QUANTIZE": _unary(_same_shape),
