@@ -35,7 +35,7 @@ from edge.runtime.resources import DEFAULT_MAX_ACTIVATION_MB, MB, check_activati
 log = logging.getLogger(__name__)
 
 DELEGATES = ("none", "edgetpu")
-EDGETPU_OP = "edgetpu-custom-op"
+EDGETPU_OP = edgetpu.EDGETPU_OP
 MAX_MESSAGE = 240
 
 ModelSource = str | Path | bytes | Model
@@ -133,10 +133,10 @@ class Classifier:
             if not model.edgetpu_compiled:
                 log.warning("%s was not compiled for the Edge TPU (no %s): nothing will run on "
                             "the TPU; compile it with edgetpu_compiler", _name(model), EDGETPU_OP)
+        names = _labels(model, labels, _num_classes(model))  # a user error before LiteRT logs
         if tpu is None:  # an Edge TPU model cannot run without the device; it is not probed
             probe_model(model.content, _name(model), loaded.name, loaded.version)
         interpreter = _build_interpreter(model, loaded, threads, tpu)
-        names = _labels(model, labels, _num_classes(model))
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")
         return cls(model, loaded, interpreter, spec=spec, labels=names, threads=threads,
