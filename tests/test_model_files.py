@@ -52,11 +52,3 @@ def test_proc_file_with_st_size_0_is_read_bounded() -> None:
     assert b"Name:" in data
     with pytest.raises(ModelError, match="larger than 16 bytes"):
         read_bounded("/proc/self/status", 16, error=ModelError, what="model")
-
-
-def test_limit_is_exact(tmp_path: Path) -> None:
-    path = tmp_path / "f.txt"
-    path.write_bytes(b"x" * 100)
-    assert read_bounded(path, 100, error=ModelError, what="model") == b"x" * 100
-    with pytest.raises(ModelError, match="larger than 99 bytes"):
-        read_bounded(path, 99, error=ModelError, what="model")
