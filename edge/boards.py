@@ -51,6 +51,7 @@ class RuntimeSpec:
     device: str
     serial_port: str
     baud: int
+    max_activation_mb: int = 1024  # a model's non-constant tensors may not add up to more
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
@@ -256,6 +257,7 @@ def _parse_runtime(fields: _Fields, cores: int) -> RuntimeSpec:
         device=fields.get("device", str, ""),
         serial_port=fields.get("serial_port", str, ""),
         baud=fields.integer("baud", 300, 12_000_000, 115200),
+        max_activation_mb=fields.integer("max_activation_mb", 1, 1 << 20, 1024),
         max_image_pixels=fields.integer("max_image_pixels", 1 << 16, 1 << 34,
                                         DEFAULT_MAX_IMAGE_PIXELS),
     )
