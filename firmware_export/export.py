@@ -22,6 +22,7 @@ from edge.model.compat import micro_support
 from firmware_export.codegen.names import c_identifier, check_identifier
 from firmware_export.codegen.project import IMAGE_HEADER, LABELS_HEADER, ExportContext, render_all
 from firmware_export.codegen.resolver import unsupported_ops
+from firmware_export.plan.abi import default_abi
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
 from firmware_export.plan.budget import Budget, check_budget, mcu_spec
 from firmware_export.plan.embed import with_metadata
@@ -119,7 +120,8 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     check_exportable(model)
     labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
     model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
-    arena = plan_arena(model, spec.pointer_size, spec.kernels, margin)
+    arena = plan_arena(model, spec.pointer_size, spec.kernels, margin,
+                       abi=default_abi(spec.pointer_size, profile.cpu))
     budget = check_budget(profile, arena, len(model.content))
     identifier = check_identifier(name) if name else c_identifier(source.name)
     graph_input = model.input_tensors[0]
