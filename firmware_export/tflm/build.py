@@ -2,7 +2,9 @@
 
 The library lives in ``<cache>/tflm/lib/<target>-<kernels>-<key>/`` where the key hashes the
 tree's content, the compiler's identity and every flag; a second request with the same inputs
-finds it there. Files compile in parallel (``-j`` = CPU count), progress goes to stderr.
+finds it there. Files compile in parallel (``$EDGE_TFLM_JOBS``, default the CPU count) into a
+persistent object folder beside it (each object written under a temporary name and renamed),
+so a build that is killed resumes where it stopped; progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +41,7 @@ CMSIS_INCLUDES = ("third_party/cmsis_nn", "third_party/cmsis_nn/Include",
 PER_FILE_DEFINES = {"tensorflow/lite/micro/cortex_m_generic/micro_time.cc":
                     ("-DPROJECT_GENERATION",)}
 BUILD_REVISION = "1"  # bump when the way a library is built changes
+JOBS_ENV = "EDGE_TFLM_JOBS"
 
 Progress = Callable[[str], None]
 
@@ -131,10 +135,10 @@ def build_library(tree: TflmTree, target: Target, jobs: int | None = None,
         started = time.monotonic()
         report(f"building TFLM ({tree.kernels} kernels) for {target.name} into {folder} "
                "(once; later runs reuse it)")
-        objects = _compile_all(tree, target, into, jobs or os.cpu_count() or 1, report)
+        objects_dir = folder.with_name(f".{folder.name}.objects")
+        objects_dir.mkdir(parents=True, exist_ok=True)
+        objects = _compile_all(tree, target, objects_dir, jobs or default_jobs(), report)
         _archive(target, into / ARCHIVE, objects)
-        for obj in objects:
-            obj.unlink()
         seconds = round(time.monotonic() - started, 1)
         manifest = {"key": key, "target": target.name, "kernels": tree.kernels,
                     "tree": str(tree.root), "tree_digest": tree.digest,
@@ -143,7 +147,15 @@ def build_library(tree: TflmTree, target: Target, jobs: int | None = None,
         (into / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         report(f"built TFLM for {target.name} ({len(objects)} files) in {seconds:.0f} s")
 
-    return Library(tree, target, cached_folder(folder, make))
+    library = Library(tree, target, cached_folder(folder, make))
+    shutil.rmtree(folder.with_name(f".{folder.name}.objects"), ignore_errors=True)
+    return library
+
+
+def default_jobs() -> int:
+    configured = os.environ.get(JOBS_ENV, "")
+    return int(configured) if configured.isdigit() and int(configured) > 0 else (
+        os.cpu_count() or 1)
 
 
 def _compile_all(tree: TflmTree, target: Target, into: Path, jobs: int,
@@ -156,7 +168,7 @@ def _compile_all(tree: TflmTree, target: Target, into: Path, jobs: int,
         compiler = target.cxx_command() if source.suffix == ".cc" else target.cc_command()
         extra = PER_FILE_DEFINES.get(source.as_posix(), ())
         commands.append((source, obj, [*compiler, *base, *extra, "-c",
-                                       str(tree.root / source), "-o", str(obj)]))
+                                       str(tree.root / source), "-o", f"{obj}.tmp"]))
     done = 0
     step = max(1, len(commands) // 10)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -170,7 +182,9 @@ def _compile_all(tree: TflmTree, target: Target, into: Path, jobs: int,
 
 
 def _compile_one(job: tuple[Path, Path, list[str]]) -> tuple[Path, str]:
-    source, _, command = job
+    source, obj, command = job
+    if obj.is_file():
+        return source, ""  # compiled by an earlier, interrupted build
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT,
                               check=False)
@@ -181,6 +195,7 @@ def _compile_one(job: tuple[Path, Path, list[str]]) -> tuple[Path, str]:
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if "error" in line]
         return source, (lines or done.stderr.splitlines() or ["no message"])[0]
+    Path(f"{obj}.tmp").rename(obj)
     return source, ""
 
 
