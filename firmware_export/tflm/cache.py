@@ -1,20 +1,21 @@
 """Where expensive builds live (outside the repository) and how they are made atomically.
 
 ``~/.cache/edge`` by default, ``$EDGE_CACHE_DIR`` when set. Each entry is a folder named by a
-key (a hash of its inputs); it is built in a temporary sibling and renamed into place, under a
-lock file, so two processes that need the same entry build it once and a killed build leaves
-no entry behind (only a temporary folder that the next build of that key removes).
+key (a hash of its inputs); it is built in a temporary sibling and renamed into place
+(:func:`edge.outputs.atomic_directory`) under a lock file, so two processes that need the same
+entry build it once and a killed build leaves no entry behind (its temporary folder is removed
+by the next writer).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from edge.outputs import atomic_directory
 
 CACHE_ENV = "EDGE_CACHE_DIR"
 
@@ -49,16 +50,7 @@ def cached_folder(folder: Path, make: Callable[[Path], None]) -> Path:
     if folder.is_dir():
         return folder
     with locked(folder.with_name(folder.name + ".lock")):
-        if folder.is_dir():
-            return folder
-        for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
-            make(staging)
-            staging.chmod(0o755)
-            staging.rename(folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        if not folder.is_dir():
+            with atomic_directory(folder) as staging:
+                make(staging)
     return folder
