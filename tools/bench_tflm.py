@@ -1,7 +1,7 @@
 """TFLM in the loop: library build time (cold and cached), --verify time per model, and the
 predicted / real minimal arena per model per build.
 
-Usage: python tools/bench_tflm.py [--cold] [--targets host-64,cortex-m4] [MODEL ...]
+Usage: python tools/bench_tflm.py [--cold] [MODEL ...]
 (default models: ../shared/data/models/person_detect.tflite and the bundled demo model).
 
 Cached lookups are timed against the cold build (``--cold`` builds into a fresh temporary

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from edge.errors import ExportError
 from firmware_export.tflm.cache import cache_root, cached_folder
+from firmware_export.tflm.compiler import run_compiler
 from firmware_export.tflm.targets import CMSIS_NN_DEFINES, Target
 from firmware_export.tflm.tree import TflmTree
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 ARCHIVE = "libtflm.a"
 MANIFEST = "build.json"
-COMPILE_TIMEOUT = 900.0
 THIRD_PARTY_INCLUDES = ("third_party/flatbuffers/include", "third_party/gemmlowp",
                         "third_party/ruy", "third_party/kissfft")
 CMSIS_INCLUDES = ("third_party/cmsis_nn", "third_party/cmsis_nn/Include",
@@ -185,23 +185,14 @@ def _compile_one(job: tuple[Path, Path, list[str]]) -> tuple[Path, str]:
     source, obj, command = job
     if obj.is_file():
         return source, ""  # compiled by an earlier, interrupted build
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return source, f"no result within {COMPILE_TIMEOUT:.0f} s"
-    except OSError as e:
-        return source, f"{command[0]}: {e.strerror}"
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if "error" in line]
-        return source, (lines or done.stderr.splitlines() or ["no message"])[0]
-    Path(f"{obj}.tmp").rename(obj)
-    return source, ""
+    error = run_compiler(command)
+    if not error:
+        Path(f"{obj}.tmp").rename(obj)
+    return source, error
 
 
 def _archive(target: Target, archive: Path, objects: list[Path]) -> None:
     ar = target.cxx[: -len("g++")] + "ar" if target.cxx.endswith("g++") else "ar"
-    done = subprocess.run([ar, "rcs", str(archive), *map(str, objects)], capture_output=True,
-                          text=True, timeout=COMPILE_TIMEOUT, check=False)
-    if done.returncode != 0:
-        raise BuildError(f"{ar} failed on {archive}: {done.stderr.strip()}")
+    error = run_compiler([ar, "rcs", str(archive), *map(str, objects)])
+    if error:
+        raise BuildError(f"{ar} failed on {archive}: {error}")

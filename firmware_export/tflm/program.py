@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware_export.tflm.build import BuildError, Library
+from firmware_export.tflm.compiler import run_compiler
 
 BOOT = Path(__file__).with_name("boot")
 STARTUP = BOOT / "startup.c"
 LINKER_SCRIPT = BOOT / "mps2.ld"
-TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def compile_objects(library: Library, sources: Sequence[Path], includes: Sequenc
         obj = into / f"{source.parent.name}_{source.name}.o"
         jobs_list.append((source, [*compiler, *flags, "-c", str(source), "-o", str(obj)], obj))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for source, error in pool.map(lambda j: (j[0], _run(j[1])), jobs_list):
+        for source, error in pool.map(lambda j: (j[0], run_compiler(j[1])), jobs_list):
             if error:
                 raise BuildError(f"compiling {source.name} for {target.name} failed: {error}")
     return [obj for _, _, obj in jobs_list]
@@ -62,13 +62,13 @@ def link_program(library: Library, objects: Sequence[Path], out: Path) -> Progra
     extra: list[str] = []
     if target.is_arm:
         startup = out.with_name(out.name + ".startup.o")
-        error = _run([*target.cc_command(), "-c", str(STARTUP), "-o", str(startup)])
+        error = run_compiler([*target.cc_command(), "-c", str(STARTUP), "-o", str(startup)])
         if error:
             raise BuildError(f"compiling the MPS2 startup code failed: {error}")
         extra = [str(startup), "-T", str(LINKER_SCRIPT), "-Wl,--gc-sections"]
     command = [target.cxx, *target.arch_flags, *map(str, objects), *extra,
                str(library.archive), "-lm", "-o", str(out)]
-    error = _run(command)
+    error = run_compiler(command)
     if error:
         raise BuildError(f"linking {out.name} for {target.name} failed: {error}")
     return Program(out, library)
@@ -89,17 +89,3 @@ def section_sizes(program: Program) -> dict[str, int]:
         raise BuildError(f"{tool} failed on {program.path}: {done.stderr.strip()}")
     text, data, bss = (int(v) for v in lines[1].split()[:3])
     return {"text": text, "data": data, "bss": bss}
-
-
-def _run(command: list[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return f"no result within {TIMEOUT:.0f} s"
-    except OSError as e:
-        return f"{command[0]}: {e.strerror}"
-    if done.returncode == 0:
-        return ""
-    lines = [line for line in done.stderr.splitlines() if "error" in line.lower()]
-    return (lines or done.stderr.splitlines() or ["no message"])[0]
