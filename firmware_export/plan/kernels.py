@@ -131,9 +131,9 @@ KERNELS: dict[str, KernelCost] = {
                           CMSIS_CONV),
     "DEPTHWISE_CONV_2D": KernelCost("TfLiteDepthwiseConvParams", "OpDataConv", per_channel_quant,
                                     DEPTHWISE_SCRATCH, CMSIS_CONV),
-    # CMSIS-NN: + buffer_idx, batches, accum_depth, output_depth
+    # CMSIS-NN: + two buffer indices, kernel_sums pointer, batches, accum_depth, output_depth
     "FULLY_CONNECTED": KernelCost("TfLiteFullyConnectedParams", "OpDataFullyConnected",
-                                  _fully_connected_quant, op_data_extra={"cmsis-nn": 16}),
+                                  _fully_connected_quant, op_data_extra={"cmsis-nn": 24}),
     "ADD": KernelCost("TfLiteAddParams", "OpDataAdd"),
     "MEAN": KernelCost("TfLiteReducerParams", "OpDataReduce", scratch=REDUCE_SCRATCH),
     # CMSIS-NN: CMSISNNSoftmaxParams = SoftmaxParams + num_rows + row_size

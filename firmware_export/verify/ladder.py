@@ -72,7 +72,10 @@ def verify_export(model: Model, model_path: Path, project: Path, board: BoardPro
         report.notes.append("no TFLM tree: pass --tflm DIR or set EDGE_TFLM_DIR to verify on "
                             "real TFLM builds")
     for spec in specs:
-        _build_rung(report, spec, model, project, board, exported, inputs, reference)
+        try:
+            _build_rung(report, spec, model, project, board, exported, inputs, reference)
+        except VerifyError as e:
+            raise VerifyError(f"{model.source} on {spec.label}: {e}") from e
     report.add(checks.litert_agreement(litert, reference or [], inputs))
     return report
 
