@@ -50,7 +50,7 @@ def slot_setup(tmp_path_factory: pytest.TempPathFactory) -> SlotSetup:
     person = shared_file("models/person_detect.tflite")
     exported = export_model(person, "nano33ble", folder / "fw")
     board = get_board("nano33ble", kind="mcu")
-    firmware = build_slot(exported.out, library, board, folder)
+    firmware = build_slot(exported.out, library, board)
     frames = folder / "frames.bin"
     frames.write_bytes(frame("person.bmp") + frame("no_person.bmp"))
     return SlotSetup(folder, person, exported.arena.size, board, firmware, frames)

@@ -136,7 +136,7 @@ def test_exported_project_compiles_for_cortex_m4(libraries: list[Library],
         from firmware_export.tflm.tree import open_tree
 
         library = build_library(open_tree(copied), get_target("cortex-m4"), progress=None)
-    built = build_project(result.out, library, 1 << 20, tmp_path)
+    built = build_project(result.out, library, 1 << 20)
     sizes = section_sizes(built.firmware)
     assert sizes["bss"] >= result.arena.size  # g_tensor_arena[kTensorArenaSize]
     assert sizes["text"] > len(read_model(result.model_path).content)  # the model array

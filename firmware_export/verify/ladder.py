@@ -105,7 +105,7 @@ def _build_rung(report: VerifyReport, spec: BuildSpec, model: Model, project: Pa
     try:
         source = _project_for(project, plan, exported, spec, model, work)
         capacity = min(QEMU_CAPACITY, 2 * plan.size + (64 << 10))
-        built = build_project(source, library, capacity, work)
+        built = build_project(source, library, capacity)
         label = spec.label
         if spec.note:
             report.add(Check("target", label, INFO, spec.note))
@@ -129,7 +129,7 @@ def _project_for(project: Path, plan: ArenaPlan, exported: ArenaPlan, spec: Buil
         return project
     copy = work / "project"
     shutil.copytree(project / "src", copy / "src")
-    (copy / "src" / "arena.h").write_text(arena_h(plan, model.source, spec.label),
+    (copy / "src" / "arena.h").write_text(arena_h(plan, Path(model.source).name, spec.label),
                                           encoding="utf-8")
     return copy
 

@@ -1,4 +1,5 @@
-"""Build an exported project's own files into two programs against a built TFLM.
+"""Build an exported project's own files into two programs against a built TFLM (cached by
+the hash of every input, so a second verification of the same project links nothing).
 
 * the firmware: ``src/main.cpp`` with everything beside it (model array, ``op_resolver.h``,
   ``arena.h``/``arena.cc``, labels) and the Arduino shim of ``shim/`` (``Serial`` writes to
@@ -10,15 +11,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import VerifyError
 from firmware_export.tflm.build import Library
-from firmware_export.tflm.program import Program, compile_objects, link_program
+from firmware_export.tflm.cache import cache_root, cached_folder
+from firmware_export.tflm.program import BOOT, Program, compile_objects, link_program
 
 SHIM = Path(__file__).with_name("shim")
 HARNESS = SHIM / "edge_harness.cpp"
@@ -49,9 +51,20 @@ def model_array(src: Path) -> str:
     return found.group(1)
 
 
-def build_project(project: Path, library: Library, capacity: int, work: Path,
+def program_key(library: Library, src: Path, extra: Sequence[str]) -> str:
+    """A hash of everything a program build reads: the project's sources and headers, the shim
+    and boot files, the library's key and the extra flags."""
+    digest = hashlib.sha256(library.folder.name.encode())
+    for folder in (src, SHIM, BOOT):
+        for path in sorted(p for p in folder.iterdir() if p.is_file()):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update("\0".join(extra).encode())
+    return digest.hexdigest()[:16]
+
+
+def build_project(project: Path, library: Library, capacity: int,
                   defines: Sequence[str] = ()) -> ProjectBuild:
-    """Compile the project's sources once and link the firmware and the probe.
+    """The firmware and the probe for ``project``: built once per input hash into the cache.
 
     Raises:
         BuildError: a file does not compile or a program does not link.
@@ -60,27 +73,47 @@ def build_project(project: Path, library: Library, capacity: int, work: Path,
     src = project / "src"
     if not (src / "main.cpp").is_file():
         raise VerifyError(f"{project} has no src/main.cpp; export it with edge-export first")
-    sources = sorted(p for p in src.iterdir() if p.suffix in (".cc", ".cpp", ".c"))
+    array = model_array(src)
+    key = program_key(library, src, [*defines, array, str(capacity)])
+    folder = cache_root() / "tflm" / "programs" / f"{library.target.name}-{key}"
+    cached_folder(folder, lambda into: _link_both(src, library, capacity, defines, array, into))
+    return ProjectBuild(Program(folder / "firmware.elf", library),
+                        Program(folder / "probe.elf", library), capacity)
+
+
+def _link_both(src: Path, library: Library, capacity: int, defines: Sequence[str], array: str,
+               into: Path) -> None:
+    sources = _sources(src)
     shared = [p for p in sources if p.name not in FIRMWARE_ONLY]
     own = [p for p in sources if p.name in FIRMWARE_ONLY]
     includes = [src, SHIM]
-    objects = compile_objects(library, [*shared, *own, HARNESS], includes, defines, work)
+    objects = compile_objects(library, [*shared, *own, HARNESS], includes, defines, into)
     by_source = dict(zip([*shared, *own, HARNESS], objects, strict=True))
-    probe_defines = [*defines, f"-DEDGE_MODEL_ARRAY={model_array(src)}",
-                     f"-DEDGE_PROBE_CAPACITY={capacity}"]
-    (probe_object,) = compile_objects(library, [PROBE], includes, probe_defines, work)
-    firmware = link_program(library, [*by_source.values()], work / "firmware.elf")
-    probe = link_program(library, [*(by_source[p] for p in shared), probe_object],
-                         work / "probe.elf")
-    return ProjectBuild(firmware, probe, capacity)
+    probe_defines = [*defines, f"-DEDGE_MODEL_ARRAY={array}", f"-DEDGE_PROBE_CAPACITY={capacity}"]
+    (probe_object,) = compile_objects(library, [PROBE], includes, probe_defines, into)
+    link_program(library, [*by_source.values()], into / "firmware.elf")
+    link_program(library, [*(by_source[p] for p in shared), probe_object], into / "probe.elf")
+    for obj in into.glob("*.o"):
+        obj.unlink()
 
 
-def build_slot_firmware(project: Path, library: Library, work: Path,
-                        defines: Sequence[str]) -> Program:
-    """The firmware with ``EDGE_USE_MODEL_SLOT`` (and the slot's address macros in ``defines``)."""
+def build_slot_firmware(project: Path, library: Library, defines: Sequence[str]) -> Program:
+    """The firmware with ``EDGE_USE_MODEL_SLOT`` (and the slot's address macros in ``defines``),
+    built once per input hash into the cache."""
     src = project / "src"
-    sources = sorted(p for p in src.iterdir() if p.suffix in (".cc", ".cpp", ".c"))
-    folder = Path(tempfile.mkdtemp(prefix="slot-", dir=work))
-    objects = compile_objects(library, [*sources, HARNESS], [src, SHIM],
-                              ["-DEDGE_USE_MODEL_SLOT=1", *defines], folder)
-    return link_program(library, objects, folder / "firmware-slot.elf")
+    flags = ["-DEDGE_USE_MODEL_SLOT=1", *defines]
+    folder = cache_root() / "tflm" / "programs" / (
+        f"{library.target.name}-slot-{program_key(library, src, flags)}")
+
+    def make(into: Path) -> None:
+        objects = compile_objects(library, [*_sources(src), HARNESS], [src, SHIM], flags, into)
+        link_program(library, objects, into / "firmware-slot.elf")
+        for obj in into.glob("*.o"):
+            obj.unlink()
+
+    cached_folder(folder, make)
+    return Program(folder / "firmware-slot.elf", library)
+
+
+def _sources(src: Path) -> list[Path]:
+    return sorted(p for p in src.iterdir() if p.suffix in (".cc", ".cpp", ".c"))

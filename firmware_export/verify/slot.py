@@ -39,8 +39,8 @@ def slot_defines(board: BoardProfile) -> list[str]:
             f"-DEDGE_BOARD_ID={board_id(board.name):#010x}u"]
 
 
-def build_slot(project: Path, library: Library, board: BoardProfile, work: Path) -> Program:
-    return build_slot_firmware(project, library, work, slot_defines(board))
+def build_slot(project: Path, library: Library, board: BoardProfile) -> Program:
+    return build_slot_firmware(project, library, slot_defines(board))
 
 
 def boot_from_slot(firmware: Program, board: BoardProfile, image: Path | None, frames: Path,
