@@ -35,12 +35,12 @@ def arena_ratio(name: str, build: str, predicted: int, measured: int, arena_size
                  text + ("" if inside else f", outside [{RATIO_LOW}, {RATIO_HIGH}]"), values)
 
 
-def run_outputs(built: ProjectBuild, plan: ArenaPlan, model: Model, inputs: list[np.ndarray],
+def run_outputs(built: ProjectBuild, arena: int, model: Model, inputs: list[np.ndarray],
                 work: Path) -> tuple[list[np.ndarray], list[int]]:
-    """The probe's outputs at kTensorArenaSize, counting instructions on Cortex-M."""
+    """The probe's outputs with ``arena`` bytes, counting instructions on Cortex-M."""
     dtype = model.output_tensors[0].dtype
     icount = built.probe.library.target.is_arm
-    return probe.run_inputs(built.probe, plan.size, inputs, dtype, work, icount)
+    return probe.run_inputs(built.probe, arena, inputs, dtype, work, icount)
 
 
 def firmware_stream(report: VerifyReport, built: ProjectBuild, model: Model,
@@ -70,15 +70,18 @@ def firmware_stream(report: VerifyReport, built: ProjectBuild, model: Model,
 
 
 def minimum_vs_prediction(report: VerifyReport, built: ProjectBuild, plan: ArenaPlan,
-                          label: str) -> None:
+                          label: str) -> int:
+    """Bisect the real minimum, report it against the prediction, return it."""
     found = probe.minimum_arena(built.probe, plan.minimum, built.capacity)
     report.add(arena_ratio("minimal arena", label, plan.minimum, found.minimum, plan.size,
                            probes=found.probes, crashes=found.crashes,
                            arena_used_bytes=found.used))
+    return found.minimum
 
 
-def offsets(report: VerifyReport, built: ProjectBuild, plan: ArenaPlan, label: str) -> None:
-    real = probe.tensor_offsets(built.probe, plan.size)
+def offsets(report: VerifyReport, built: ProjectBuild, plan: ArenaPlan, arena: int,
+            label: str) -> None:
+    real = probe.tensor_offsets(built.probe, arena)
     memory = plan.plan
     wrong = []
     planned = 0

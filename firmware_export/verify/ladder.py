@@ -85,7 +85,7 @@ def _pip_rung(report: VerifyReport, model: Model, path: Path,
     predicted = plan_arena(model, 8, "reference", abi=get_abi("pip"))
     try:
         measured = pip_minimum(path, predicted.size, low=predicted.plan.head)
-        outputs = pip_outputs(path, predicted.size, inputs)
+        outputs = pip_outputs(path, max(predicted.size, measured), inputs)
     except BackendError as e:
         report.add(Check("pip interpreter", "pip x86-64", NOT_COMPARED, f"not compared, "
                          f"because {e}"))
@@ -109,10 +109,11 @@ def _build_rung(report: VerifyReport, spec: BuildSpec, model: Model, project: Pa
         label = spec.label
         if spec.note:
             report.add(Check("target", label, INFO, spec.note))
-        outputs, instructions = checks.run_outputs(built, plan, model, inputs, work)
+        real = checks.minimum_vs_prediction(report, built, plan, label)
+        arena = max(plan.size, real)
+        outputs, instructions = checks.run_outputs(built, arena, model, inputs, work)
         checks.firmware_stream(report, built, model, inputs, outputs, work, label)
-        checks.minimum_vs_prediction(report, built, plan, label)
-        checks.offsets(report, built, plan, label)
+        checks.offsets(report, built, plan, arena, label)
         report.add(checks.pip_equality(outputs, reference, label, spec.tree.kernels))
         if spec.target.is_arm:
             report.add(checks.sections(built.firmware, board, label))
