@@ -14,6 +14,7 @@ from firmware_export.tflm.program import Program
 from firmware_export.tflm.run import RunResult, run_program
 
 INSTRUCTIONS_PER_TICK = 40  # MPS2 TIMER0 at 25 MHz, QEMU -icount shift=0 (1 ns / instruction)
+FIT_TIMEOUT = 180.0  # one AllocateTensors; a probe that hangs counts as "does not fit"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def _run(probe: Program, args: list[str], step: str, icount: bool = False) -> Ru
 
 
 def fit(probe: Program, arena: int) -> Fit:
-    result = run_program(probe, ["fit", str(arena)])
+    result = run_program(probe, ["fit", str(arena)], timeout=FIT_TIMEOUT)
     if result.crashed:
         return Fit(False, crashed=True)
     words = result.stdout.decode(errors="replace").split()
