@@ -36,7 +36,8 @@ def main() -> int:
     try:
         answer = run(model, request["inputs"])
     except (ValueError, RuntimeError) as e:
-        answer = {"ok": False, "error": (str(e).splitlines() or [repr(e)])[0]}
+        first = (str(e).splitlines() or [repr(e)])[0]
+        answer = {"ok": False, "error": first.split(".")[0][:200]}
     except ImportError as e:
         answer = {"ok": False, "error": f"ai-edge-litert is not installed ({e})"}
     json.dump(answer, sys.stdout)

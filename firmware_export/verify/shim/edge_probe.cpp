@@ -21,6 +21,19 @@
 
 namespace {
 
+// Every tensor's placement without changing the plan: MicroInterpreter::GetTensor() needs
+// preserve_all_tensors (another plan), so read the interpreter's graph (a private member)
+// through the standard explicit-instantiation access idiom instead.
+struct GraphMember {
+  using type = tflite::MicroInterpreterGraph tflite::MicroInterpreter::*;
+  friend type graph_member(GraphMember);
+};
+template <typename Tag, typename Tag::type Member>
+struct Expose {
+  friend typename Tag::type graph_member(Tag) { return Member; }
+};
+template struct Expose<GraphMember, &tflite::MicroInterpreter::graph_>;
+
 alignas(16) uint8_t g_arena[EDGE_PROBE_CAPACITY];
 ModelOpResolver g_resolver;
 
@@ -32,9 +45,10 @@ int Fail(const char* what) {
 int Plan(tflite::MicroInterpreter& interpreter, const tflite::Model* model, size_t arena) {
   const auto* tensors = model->subgraphs()->Get(0)->tensors();
   const uint8_t* start = g_arena;
+  TfLiteEvalTensor* eval = (interpreter.*graph_member(GraphMember())).GetAllocations()[0].tensors;
   for (size_t i = 0; i < tensors->size(); ++i) {
-    TfLiteEvalTensor* tensor = interpreter.GetTensor(static_cast<int>(i));
-    if (tensor == nullptr || tensor->data.raw == nullptr) continue;
+    const TfLiteEvalTensor* tensor = &eval[i];
+    if (tensor->data.raw == nullptr) continue;
     const uint8_t* data = reinterpret_cast<const uint8_t*>(tensor->data.raw);
     if (data >= start && data < start + arena) {
       printf("tensor %u %ld\n", static_cast<unsigned>(i), static_cast<long>(data - start));
