@@ -95,7 +95,7 @@ def test_flipped_bit_is_refused(slot_setup: SlotSetup) -> None:
 
 
 def test_image_for_another_board_is_refused(slot_setup: SlotSetup) -> None:
-    image = flash_image(slot_setup, "other.bin", "stm32f746-disco", slot_setup.arena)
+    image = flash_image(slot_setup, "other.bin", "pico", slot_setup.arena)
     assert refused(boot(slot_setup, image), "another board")
 
 
