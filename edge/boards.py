@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,14 +18,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BoardError
+from edge.bounded_read import not_regular_reason, read_bounded
+from edge.errors import BoardError, one_line
 
 KINDS = ("linux", "mcu")
 CAMERA_BACKENDS = ("picamera2", "opencv")
 DELEGATES = ("none", "edgetpu")
 KERNELS = ("reference", "cmsis-nn", "esp-nn")
 MEMORY_KINDS = ("ram", "flash", "psram")
+# Parts of a board's flash map: ours (firmware code, the embedded model, the model slot) and
+# the rest (bootloaders, partition tables, EEPROM emulation: "reserved"; unused: "free").
+FLASH_PARTS = ("reserved", "firmware", "model", "slot", "free")
+FLASH_PAGE = 0x1000  # every part starts and ends on a 4 KiB boundary (erase-sector friendly)
 LORES_FORMATS = ("YUV420", "RGB888", "BGR888", "XRGB8888", "XBGR8888")
+# 40 megapixels: a 7300x5500 photo, 120 MB once decoded to BGR; boards with less RAM set less.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+MAX_PROFILE_BYTES = 256 * 1024
+# Names that end up in file names, generated C and platformio.ini: a conservative token.
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TOKEN_HELP = "letters, digits, '.', '_' or '-', starting with a letter or digit"
+_TOKENS = re.compile(rf"{_TOKEN.pattern}(?:, ?{_TOKEN.pattern})*")  # "arduino, espidf"
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class RuntimeSpec:
     device: str
     serial_port: str
     baud: int
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,20 @@ class FlashSlot:
 
 
 @dataclass(frozen=True)
+class FlashPart:
+    """One part of a board's flash map, at an absolute address."""
+
+    kind: str
+    name: str
+    address: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.address + self.size
+
+
+@dataclass(frozen=True)
 class McuSpec:
     """What edge-export and edge-flash need to know about a microcontroller board."""
 
@@ -69,8 +97,8 @@ class McuSpec:
     arena_region: str
     flash_region: str
     reserved_ram: int
-    reserved_flash: int
-    model_slot: FlashSlot | None
+    flash_map: tuple[FlashPart, ...]  # tiles the flash region, in address order
+    model_slot: FlashSlot | None  # the "slot" part of the flash map
     flash_tool: str
     tool_target: str
     uf2_family: int | None
@@ -90,10 +118,21 @@ class McuSpec:
         """Bytes of the arena region left after firmware, TFLM and stack."""
         return self.region(self.arena_region).length - self.reserved_ram
 
+    def flash_part(self, kind: str) -> FlashPart | None:
+        """The flash map's part of this kind (firmware, model and slot appear at most once)."""
+        return next((part for part in self.flash_map if part.kind == kind), None)
+
+    @property
+    def model_part(self) -> FlashPart:
+        """Where the embedded model (model_data.cc) links: the linker script's FLASH."""
+        part = self.flash_part("model")
+        assert part is not None  # the parser requires one
+        return part
+
     @property
     def flash_for_model(self) -> int:
-        """Bytes of flash left for model data after firmware and TFLM code."""
-        return self.region(self.flash_region).length - self.reserved_flash
+        """Bytes of flash for the embedded model data: the flash map's model part."""
+        return self.model_part.size
 
 
 @dataclass(frozen=True)
@@ -130,7 +169,23 @@ class _Fields:
             raise self.fail(key, f"(={value!r}) must be {_kind_name(kind)}")
         if not isinstance(value, kind):
             raise self.fail(key, f"(={value!r}) must be {_kind_name(kind)}")
+        if isinstance(value, str):
+            self._check_text(key, value)
         return value
+
+    def _check_text(self, key: str, value: str) -> None:
+        if one_line(value) != value:
+            raise self.fail(key, f"(={value!r}) must not contain control characters or line "
+                            "breaks")
+
+    def token(self, key: str, default: Any = ..., *, several: bool = False) -> str:
+        """A string that may end up in file names and generated files: a plain token (with
+        ``several``, tokens separated by commas)."""
+        value = self.get(key, str, default)
+        if value and not (_TOKENS if several else _TOKEN).fullmatch(value):
+            what = f"{_TOKEN_HELP}{' (several: separated by commas)' if several else ''}"
+            raise self.fail(key, f"(={value!r}) must be {what}")
+        return str(value)
 
     def integer(self, key: str, low: int, high: int, default: Any = ...) -> int:
         value = self.get(key, int, default)
@@ -149,6 +204,8 @@ class _Fields:
         value = self.get(key, list, default)
         if not all(isinstance(item, str) for item in value):
             raise self.fail(key, f"(={value!r}) must be a list of strings")
+        for item in value:
+            self._check_text(key, item)
         return tuple(value)
 
     def sub(self, key: str) -> _Fields | None:
@@ -176,6 +233,8 @@ def _parse_runtime(fields: _Fields, cores: int) -> RuntimeSpec:
         device=fields.get("device", str, ""),
         serial_port=fields.get("serial_port", str, ""),
         baud=fields.integer("baud", 300, 12_000_000, 115200),
+        max_image_pixels=fields.integer("max_image_pixels", 1 << 16, 1 << 34,
+                                        DEFAULT_MAX_IMAGE_PIXELS),
     )
 
 
@@ -193,7 +252,7 @@ def _parse_region(table: Any, where: str, index: int) -> MemoryRegion:
         raise BoardError(f"{where}: memory[{index}] must be a table")
     fields = _Fields(table, f"{where}: memory[{index}]")
     return MemoryRegion(
-        name=fields.get("name", str),
+        name=fields.token("name"),
         kind=fields.choice("kind", MEMORY_KINDS),
         origin=fields.integer("origin", 0, 2**32 - 1),
         length=fields.integer("length", 1, 2**32),
@@ -207,17 +266,9 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
     arena_region = fields.choice("arena_region", [r.name for r in memory if r.kind != "flash"])
     flash_region = fields.choice("flash_region", [r.name for r in memory if r.kind == "flash"])
     by_name = dict(zip(names, memory, strict=True))
-    slot_fields = fields.sub("model_slot")
-    slot = None
-    if slot_fields is not None:
-        flash = by_name[flash_region]
-        slot = FlashSlot(
-            address=slot_fields.integer("address", flash.origin, flash.origin + flash.length - 1),
-            length=slot_fields.integer("length", 4096, flash.length),
-        )
-        if slot.address + slot.length > flash.origin + flash.length:
-            raise slot_fields.fail("length",
-                                   f"(={slot.length:#x}) runs past the end of {flash_region}")
+    flash_map = _parse_flash_map(fields, by_name[flash_region])
+    slot_part = next((p for p in flash_map if p.kind == "slot"), None)
+    slot = None if slot_part is None else FlashSlot(slot_part.address, slot_part.size)
     uf2 = fields.integer("uf2_family", 0, 2**32 - 1, 0)
     return McuSpec(
         pointer_size=fields.integer("pointer_size", 4, 8),
@@ -227,16 +278,48 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
         arena_region=arena_region,
         flash_region=flash_region,
         reserved_ram=fields.integer("reserved_ram", 0, by_name[arena_region].length),
-        reserved_flash=fields.integer("reserved_flash", 0, by_name[flash_region].length),
+        flash_map=flash_map,
         model_slot=slot,
-        flash_tool=fields.get("flash_tool", str, ""),
-        tool_target=fields.get("tool_target", str, ""),
+        flash_tool=fields.token("flash_tool", ""),
+        tool_target=fields.token("tool_target", ""),
         uf2_family=uf2 or None,
         usb_ids=fields.strings("usb_ids", ()),
-        platformio_platform=fields.get("platformio_platform", str, ""),
-        platformio_board=fields.get("platformio_board", str, ""),
-        platformio_framework=fields.get("platformio_framework", str, "arduino"),
+        platformio_platform=fields.token("platformio_platform", ""),
+        platformio_board=fields.token("platformio_board", ""),
+        platformio_framework=fields.token("platformio_framework", "arduino", several=True),
     )
+
+
+def _parse_flash_map(fields: _Fields, flash: MemoryRegion) -> tuple[FlashPart, ...]:
+    """``[[mcu.flash_map]]``: parts in address order from the region's origin, tiling it.
+
+    Every byte of the flash region belongs to exactly one part, so the linker script, the
+    budget and the model slot, all derived from these parts, can neither overlap nor count a
+    byte twice.
+    """
+    tables = fields.get("flash_map", list)
+    parts: list[FlashPart] = []
+    address = flash.origin
+    for index, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise fields.fail(f"flash_map[{index}]", "must be a table")
+        part = _Fields(table, f"{fields.where}: flash_map[{index}]")
+        kind = part.choice("part", FLASH_PARTS)
+        size = part.integer("size", FLASH_PAGE, flash.length)
+        if size % FLASH_PAGE:
+            raise part.fail("size", f"(={size:#x}) must be a multiple of {FLASH_PAGE:#x}")
+        parts.append(FlashPart(kind, part.get("name", str, kind), address, size))
+        address += size
+    total = address - flash.origin
+    if total != flash.length:
+        raise fields.fail("flash_map", f"parts add up to {total:#x} B but {flash.name} is "
+                          f"{flash.length:#x} B: every byte must belong to exactly one part")
+    for kind in ("firmware", "model", "slot"):
+        count = sum(p.kind == kind for p in parts)
+        if count > 1 or (count == 0 and kind != "slot"):
+            raise fields.fail("flash_map", f"needs {'exactly' if kind != 'slot' else 'at most'}"
+                              f" one {kind!r} part, has {count}")
+    return tuple(parts)
 
 
 def parse_board(table: Mapping[str, Any], source: Path) -> BoardProfile:
@@ -246,7 +329,7 @@ def parse_board(table: Mapping[str, Any], source: Path) -> BoardProfile:
         BoardError: naming the file, the field, its value and what is allowed.
     """
     fields = _Fields(table, str(source))
-    name = fields.get("name", str)
+    name = fields.token("name")
     if name != source.stem:
         raise fields.fail("name", f"(={name!r}) must match the file name {source.stem!r}")
     kind = fields.choice("kind", KINDS)
@@ -290,24 +373,32 @@ def board_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
 
 
 def _load_file(path: Path) -> BoardProfile:
+    """``path`` as found in its folder (messages name it), parsed once per version."""
     try:
         stat = path.stat()
     except OSError as e:
         raise BoardError(f"{path}: cannot read board profile: {e}") from e
-    return _parse_file(path, stat.st_mtime_ns, stat.st_size)
+    reason = not_regular_reason(stat.st_mode)  # before resolving a link to /dev/zero
+    if reason is not None:
+        raise BoardError(f"{path}: {reason}; board profiles are TOML files")
+    return _parse_file(path.resolve(), stat.st_mtime_ns, stat.st_size)
 
 
 @cache
 def _parse_file(path: Path, mtime_ns: int, size: int) -> BoardProfile:
     """Parsed once per file version (the key includes its modification time and size)."""
     del mtime_ns, size
+    data = read_bounded(path, MAX_PROFILE_BYTES, error=BoardError, what="board profile")
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise BoardError(f"{path}: cannot read board profile: {e}") from e
+        return parse_board(tomllib.loads(data.decode("utf-8")), path)
+    except UnicodeDecodeError as e:
+        raise BoardError(f"{path}: not UTF-8 text at byte {e.start}; board profiles are TOML "
+                         "text") from e
     except tomllib.TOMLDecodeError as e:
         raise BoardError(f"{path}: not valid TOML: {e}") from e
-    return parse_board(table, path)
+    except RecursionError as e:
+        message = "arrays or tables nested too deeply for a board profile"
+        raise BoardError(f"{path}: {message}") from e
 
 
 def load_boards(extra_dirs: Iterable[str | Path] = ()) -> dict[str, BoardProfile]:
@@ -322,7 +413,7 @@ def load_boards(extra_dirs: Iterable[str | Path] = ()) -> dict[str, BoardProfile
             raise BoardError(f"{folder}: boards folder does not exist (check --boards-dir / "
                              "EDGE_BOARDS_DIR)")
         for path in sorted(folder.glob("*.toml")):
-            board = _load_file(path.resolve())
+            board = _load_file(path)
             boards[board.name] = board
     return boards
 

@@ -23,7 +23,7 @@ from firmware_export.cli.export import main as export_main
 from firmware_export.export import export_model
 from firmware_export.tflm.build import Library
 from firmware_export.tflm.program import Program, section_sizes
-from firmware_export.tflm.targets import get_target
+from firmware_export.tflm.tree import open_tree
 from firmware_export.verify import probe
 from firmware_export.verify.ladder import verify_export
 from firmware_export.verify.project import build_project
@@ -125,18 +125,18 @@ def test_any_other_crash_is_one_line_naming_the_step(tmp_path: Path,
 
 def test_exported_project_compiles_for_cortex_m4(libraries: list[Library],
                                                  tmp_path: Path) -> None:
-    """The project edge-export writes builds with arm-none-eabi-g++ against the TFLM that
-    --verify uses (the copy in lib/tflm when the export carries one)."""
+    """`edge-export --tflm` copies TFLM into lib/tflm; the project's sources compile with
+    arm-none-eabi-g++ against that copy's headers and link with the library built from the
+    same pinned tree (every copied file is byte-identical to the tree's)."""
+    cmsis = tflm_tree("cmsis-nn")
     result = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
-                          tmp_path / "fw")
-    library = libraries[1]
+                          tmp_path / "fw", tflm=[cmsis.root])
     copied = result.out / "lib" / "tflm"
-    if copied.is_dir():
-        from firmware_export.tflm.build import build_library
-        from firmware_export.tflm.tree import open_tree
-
-        library = build_library(open_tree(copied), get_target("cortex-m4"), progress=None)
-    built = build_project(result.out, library, 1 << 20)
+    files = [p for p in copied.rglob("*") if p.is_file() and p.suffix in (".h", ".cc", ".c")]
+    assert files and all(p.read_bytes() == (cmsis.root / p.relative_to(copied)).read_bytes()
+                         for p in files)
+    headers = Library(open_tree(copied), libraries[1].target, libraries[1].folder)
+    built = build_project(result.out, headers, 1 << 20)
     sizes = section_sizes(built.firmware)
     assert sizes["bss"] >= result.arena.size  # g_tensor_arena[kTensorArenaSize]
     assert sizes["text"] > len(read_model(result.model_path).content)  # the model array

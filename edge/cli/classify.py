@@ -7,21 +7,19 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
-from edge.boards import get_board
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, get_board
+from edge.camera.images import check_image_file, read_image
+from edge.cli.args import add_runtime_args, runtime_from_args
 from edge.cli.common import (
     add_boards_dir_arg,
     add_logging_args,
+    add_max_image_pixels_arg,
     configure_logging,
     print_json,
     run_command,
 )
-from edge.errors import PreprocessError
 from edge.runtime import Classification, Classifier
-from edge.runtime.backends import BACKEND_NAMES
-from edge.runtime.interpreter import DELEGATES
+from edge.runtime.policy import open_classifier
 from edge.runtime.postprocess import classify_scores
 from edge.runtime.preprocess import RESIZE_MODES
 
@@ -49,17 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print only classes scoring at least this (default 0)")
     parser.add_argument("--count", type=_positive, default=1, metavar="N",
                         help="invokes per image, for timing (default 1)")
-    parser.add_argument("--threads", type=_non_negative, default=None, metavar="N",
-                        help="interpreter threads (default: the board's setting, else every "
-                             "core; 0 = every core)")
-    parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
-                        help="interpreter package (default: the first installed of "
-                             f"{', '.join(BACKEND_NAMES)})")
-    parser.add_argument("--delegate", choices=DELEGATES, default=None,
-                        help="edgetpu or none (default: edgetpu exactly when the model was "
-                             "compiled for it)")
-    parser.add_argument("--device", default=None,
-                        help="Edge TPU: usb, usb:N, pci, pci:N or :N (implies --delegate edgetpu)")
     parser.add_argument("--resize", choices=RESIZE_MODES, default="squash",
                         help="squash the whole image to the input (default, as Coral's examples)"
                              " or centre-crop it to the input's aspect ratio first")
@@ -69,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--std", type=_floats, default=None, metavar="S[,S,S]",
                         help="pixel standard deviation(s) (default: by input type; float "
                              "models 127.5)")
-    parser.add_argument("--board", default=None,
-                        help="take threads, delegate and device defaults from a board profile")
+    add_max_image_pixels_arg(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    add_runtime_args(parser, board_default=None)
     add_boards_dir_arg(parser)
     add_logging_args(parser)
     return parser
@@ -84,20 +71,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    threads, delegate, device = args.threads, args.delegate, args.device
-    if args.board:
-        runtime = get_board(args.board, args.boards_dir, kind="linux").runtime
-        if runtime is not None:
-            threads = runtime.threads if threads is None else threads
-            if delegate is None and device is None and runtime.delegate == "edgetpu":
-                delegate, device = "edgetpu", runtime.device or None
+    board = get_board(args.board, args.boards_dir, kind="linux") if args.board else None
+    max_pixels = DEFAULT_MAX_IMAGE_PIXELS
+    if board is not None and board.runtime is not None:
+        max_pixels = board.runtime.max_image_pixels
+    args.max_image_pixels = args.max_image_pixels or max_pixels
     images = [Path(image) for image in args.images]
     for image in images:  # before the interpreter starts (and logs to stderr)
-        if not image.is_file():
-            raise PreprocessError(f"{image}: cannot read image: no such file")
-    with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
-                         device=device, labels=args.labels, resize=args.resize,
-                         mean=args.mean, std=args.std) as classifier:
+        check_image_file(image, args.max_image_pixels)
+    with open_classifier(args.model, runtime_from_args(args), board, labels=args.labels,
+                         resize=args.resize, mean=args.mean, std=args.std) as classifier:
         reports = [_classify_file(classifier, image, args) for image in images]
         if args.json:
             print_json({"model": args.model, **_setup(classifier), "images": reports})
@@ -108,7 +91,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
                    ) -> dict[str, Any]:
-    frame = read_image(path, grayscale=classifier.input_spec.channels == 1)
+    frame = read_image(path, max_pixels=args.max_image_pixels,
+                       grayscale=classifier.input_spec.channels == 1)
     tensor = classifier.preprocess(frame, color="bgr")
     scores = classifier.run(tensor)
     times = [classifier.invoke_ms]
@@ -119,23 +103,6 @@ def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
     return {"image": str(path), "results": [_result(r) for r in results],
             "invoke_ms": {"first": times[0], "median": statistics.median(times),
                           "min": min(times), "count": len(times)}}
-
-
-def read_image(path: Path, grayscale: bool = False) -> np.ndarray:
-    """An image file as BGR (or grayscale) uint8, decoded by OpenCV.
-
-    Raises:
-        PreprocessError: the file is missing or not an image OpenCV can decode.
-    """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise PreprocessError(f"{path}: cannot read image: {e.strerror or e}") from e
-    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
-    image = cv2.imdecode(data, flag) if data.size else None
-    if image is None:
-        raise PreprocessError(f"{path}: not an image OpenCV can decode (try .jpg, .png, .bmp)")
-    return np.asarray(image)
 
 
 def _setup(classifier: Classifier) -> dict[str, Any]:
@@ -174,13 +141,6 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"(={value}) must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"(={value}) must be 0 (every core) or more")
     return value
 
 

@@ -17,6 +17,7 @@ from edge.cli.common import (
 )
 from firmware_export.export import OFFLINE_CHOICES, ExportResult, export_model
 from firmware_export.plan.arena import DEFAULT_MARGIN
+from firmware_export.tflm.tree import locate_tree
 
 PROG = "edge-export"
 
@@ -39,13 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verify", action="store_true", help="run the generated project on the "
                         "real TFLite Micro: the pip interpreter, a 64-bit host build and the "
                         "board's CPU under qemu-system-arm (needs --tflm or EDGE_TFLM_DIR)")
-    parser.add_argument("--tflm", action="append", default=[], metavar="DIR",
-                        help="a TFLM source tree (folder or .tar.gz made by create_tflm_tree.py) "
-                        "for --verify; repeat it to give a CMSIS-NN tree too (default: "
-                        "$EDGE_TFLM_DIR, several separated by ':')")
     parser.add_argument("--offline-plan", choices=OFFLINE_CHOICES, default="auto",
                         help="auto: write a better-than-greedy tensor placement into the model "
                         "when one exists (default); off: leave placement to TFLM")
+    parser.add_argument("--tflm", action="append", default=[], metavar="DIR",
+                        help="a TFLM source tree (output of TFLM's create_tflm_tree.py): copy "
+                        "the files the model needs into lib/tflm/ so the project builds offline "
+                        "with exactly that TFLM; repeat it to give a CMSIS-NN tree too (the one "
+                        "matching the board's kernels is copied); --verify builds these trees "
+                        "(else $EDGE_TFLM_DIR, several separated by ':'). Default: "
+                        "platformio.ini pins the board's TFLM library")
+    parser.add_argument("--model-slot", action="store_true", help="build the firmware to boot "
+                        "from the board's model slot (EDGE_USE_MODEL_SLOT) and write the slot "
+                        "image model_slot.img into the project")
     parser.add_argument("--margin", type=int, default=DEFAULT_MARGIN, metavar="BYTES",
                         help=f"bytes added to the predicted arena (default {DEFAULT_MARGIN})")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -61,15 +68,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    trees = [locate_tree(path) for path in args.tflm]  # a folder, or a .tar.gz unpacked once
     result = export_model(args.model, args.board, args.out, name=args.name,
                           offline_plan=args.offline_plan, margin=args.margin,
-                          boards_dirs=args.boards_dir)
+                          boards_dirs=args.boards_dir, tflm=[t.root for t in trees],
+                          model_slot=args.model_slot)
     report: dict[str, Any] = result.to_dict()
     verified = None
     if args.verify:
         from firmware_export.verify.run import verify_result
 
-        verified = verify_result(result, args.tflm, args.boards_dir)
+        verified = verify_result(result, trees, args.boards_dir)
         report["verify"] = verified.to_dict()
     if args.json:
         print_json(report)
@@ -92,6 +101,10 @@ def _print_summary(result: ExportResult, verified: Any) -> None:
     for name, size in arena.tail.parts.items():
         if size:
             print(f"  tail {name:<26} {size:>10,} B")
+    print(f"TFLM: {'copied into lib/tflm' if result.library is None else result.library.title}")
+    if result.slot_image is not None:
+        print(f"slot image: {result.slot_image} ({budget.slot_image_bytes:,} of "
+              f"{budget.slot_length:,} B of the model slot)")
     if result.offline is not None:
         print(f"offline plan ({result.offline.strategy} order): head {result.offline.head:,} B "
               f"instead of TFLM's greedy {result.offline.greedy_head:,} B")

@@ -25,7 +25,7 @@ import numpy as np
 from edge.boards import BoardProfile
 from edge.errors import BackendError, VerifyError
 from edge.model.types import Model
-from firmware_export.codegen.arena_h import arena_h
+from firmware_export.codegen.arena_h import arena_h, arena_values
 from firmware_export.plan.abi import get_abi
 from firmware_export.plan.arena import ArenaPlan, plan_arena
 from firmware_export.tflm.build import build_library
@@ -130,7 +130,8 @@ def _project_for(project: Path, plan: ArenaPlan, exported: ArenaPlan, spec: Buil
         return project
     copy = work / "project"
     shutil.copytree(project / "src", copy / "src")
-    (copy / "src" / "arena.h").write_text(arena_h(plan, Path(model.source).name, spec.label),
+    (copy / "src" / "arena.h").write_text(arena_h(arena_values(plan), Path(model.source).name,
+                                                   spec.label),
                                           encoding="utf-8")
     return copy
 

@@ -54,7 +54,7 @@ def model_array(src: Path) -> str:
 def program_key(library: Library, src: Path, extra: Sequence[str]) -> str:
     """A hash of everything a program build reads: the project's sources and headers, the shim
     and boot files, the library's key and the extra flags."""
-    digest = hashlib.sha256(library.folder.name.encode())
+    digest = hashlib.sha256(f"{library.folder.name}\0{library.tree.digest}".encode())
     for folder in (src, SHIM, BOOT):
         for path in sorted(p for p in folder.iterdir() if p.is_file()):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())

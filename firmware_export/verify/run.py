@@ -12,19 +12,19 @@ from firmware_export.verify.ladder import verify_export
 from firmware_export.verify.report import VerifyReport
 
 
-def trees_from(given: Sequence[str]) -> list[TflmTree]:
-    """The trees named on the command line, else in ``$EDGE_TFLM_DIR`` (':'-separated).
+def env_trees() -> list[TflmTree]:
+    """The trees in ``$EDGE_TFLM_DIR`` (several separated by ':').
 
     Raises:
         ExportError: a path is not a TFLM tree.
     """
-    paths = list(given) or [p for p in os.environ.get(TFLM_ENV, "").split(os.pathsep) if p]
-    return [locate_tree(p) for p in paths]
+    return [locate_tree(p) for p in os.environ.get(TFLM_ENV, "").split(os.pathsep) if p]
 
 
-def verify_result(result: ExportResult, tflm: Sequence[str],
+def verify_result(result: ExportResult, trees: Sequence[TflmTree],
                   boards_dirs: Iterable[str] = ()) -> VerifyReport:
-    """Verify the project ``result`` describes on the pip interpreter and real TFLM builds."""
+    """Verify the project ``result`` describes on the pip interpreter and real TFLM builds
+    (``trees``, else those in ``$EDGE_TFLM_DIR``)."""
     board = get_board(result.budget.board, boards_dirs, "mcu")
-    return verify_export(result.model, result.model_path, result.out, board, trees_from(tflm),
-                         result.arena)
+    return verify_export(result.model, result.model_path, result.out, board,
+                         list(trees) or env_trees(), result.arena)
