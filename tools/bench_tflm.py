@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from edge.boards import get_board
+from edge.errors import BudgetError
 from firmware_export.export import export_model
 from firmware_export.tflm.build import build_library
 from firmware_export.tflm.targets import get_target
@@ -61,7 +62,11 @@ def bench_verify(models: list[Path]) -> None:
     print("edge-export --verify (nano33ble: pip, host-64 reference, cortex-m4 CMSIS-NN in QEMU)")
     for path in models:
         with tempfile.TemporaryDirectory() as work:
-            result = export_model(path, board, Path(work) / "fw")
+            try:
+                result = export_model(path, board, Path(work) / "fw")
+            except BudgetError as e:
+                print(f"  {path.name}: not exported for {board.name} ({e})")
+                continue
             started = time.perf_counter()
             report = verify_export(result.model, result.model_path, result.out, board, trees,
                                    result.arena)
