@@ -42,24 +42,10 @@ def libraries() -> list[Library]:
     return [tflm_library("host-64"), tflm_library("cortex-m4", "cmsis-nn")]
 
 
-def roomy_board(folder: Path) -> Path:
-    """nano33ble with the whole 704 KB after the firmware for the embedded model and no slot:
-    the demo model (660,752 B) fits its flash then (nano33ble itself keeps 352 KB for a slot)."""
-    text = (ROOT / "boards" / "nano33ble.toml").read_text()
-    text = text.replace('name = "nano33ble"', 'name = "nano33ble-noslot"', 1)
-    head, _, _ = text.partition('[[mcu.flash_map]]\npart = "model"')
-    boards = folder / "boards"
-    boards.mkdir()
-    (boards / "nano33ble-noslot.toml").write_text(
-        head + '[[mcu.flash_map]]\npart = "model"\nsize = 0xB0000\n')
-    return boards
-
-
 def verify(model: Path, out: Path) -> VerifyReport:
-    boards = roomy_board(out.parent)
-    result = export_model(model, "nano33ble-noslot", out, boards_dirs=[boards])
+    result = export_model(model, "nano33ble", out)
     return verify_export(result.model, result.model_path, result.out,
-                         get_board("nano33ble-noslot", [boards], kind="mcu"),
+                         get_board("nano33ble", kind="mcu"),
                          [tflm_tree("reference"), tflm_tree("cmsis-nn")], result.arena)
 
 
