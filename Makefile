@@ -15,9 +15,10 @@ $(VENV)/.installed-run: pyproject.toml | $(PY)
 	$(PIP) install -q -e .
 	touch $@
 
-# Dev extras: the test tools, the TFLite Micro interpreter and TensorFlow for building models.
+# Dev extras: the test tools, the TFLite Micro interpreter, TensorFlow for building models and
+# esptool (the `flash` extra) for edge-flash's ESP32 paths.
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[dev,mcu,build]'
+	$(PIP) install -q -e '.[dev,mcu,build,flash]'
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run

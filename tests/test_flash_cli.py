@@ -263,7 +263,7 @@ def test_platformio_project_uploads_with_pio_when_installed(bench: Bench, tmp_pa
 def test_esp32s3_merge_bin_puts_the_model_image_at_the_slot(tmp_path: Path, person: Path) -> None:
     """Real esptool, offline: a full flash image with firmware and model at their offsets."""
     if importlib.util.find_spec("esptool") is None:
-        pytest.skip("esptool is not installed (pip install esptool, part of the dev extra)")
+        pytest.skip("esptool is not installed (pip install esptool, the flash extra)")
     bench = Bench(tmp_path / "bench", (), fake_esptool=False)
     parts = _esp_build(tmp_path / "proj")
     out = tmp_path / "full.bin"

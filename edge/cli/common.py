@@ -1,14 +1,17 @@
-"""What every command shares: -v/-q logging, --boards-dir, and mapping errors to exit codes."""
+"""What every command shares: -v/-q logging, --version, examples after --help, --boards-dir,
+quiet third-party libraries, and mapping errors to exit codes."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from edge import DISTRIBUTION, distribution_version
 from edge.errors import EdgeError
 
 EXIT_OK = 0
@@ -24,17 +27,53 @@ def add_logging_args(parser: argparse.ArgumentParser) -> None:
                         help="less output on stderr: status lines and warnings off")
 
 
+def add_common_args(parser: argparse.ArgumentParser, examples: Sequence[str]) -> None:
+    """Add ``--version`` and end ``--help`` with ``examples`` (command lines, ``# comments`` ok).
+
+    Subparsers get the same treatment; the first example should be the commonest use.
+    """
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {distribution_version()} ({DISTRIBUTION})",
+                        help="print the version of the installed distribution and exit")
+
+
 def add_boards_dir_arg(parser: argparse.ArgumentParser) -> None:
     """Add ``--boards-dir`` (repeatable; also read from EDGE_BOARDS_DIR)."""
     parser.add_argument("--boards-dir", action="append", default=[], metavar="DIR",
                         help="extra folder of board profiles (*.toml); also EDGE_BOARDS_DIR")
 
 
+# Third-party libraries' own log switches, read when they load or log (set before lazy imports).
+QUIET_ENVIRONMENT = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",   # TensorFlow/LiteRT C++: errors only (no oneDNN, cpu_feature)
+    "OPENCV_LOG_LEVEL": "ERROR",   # OpenCV: no [ WARN ... cap_v4l.cpp ] lines
+}
+
+
 def configure_logging(verbose: int, quiet: int) -> None:
-    """Only CLIs configure handlers; the library just logs."""
+    """Only CLIs configure handlers; the library just logs. Without ``-v``, third-party
+    libraries are told to keep their informational banners and warnings to themselves.
+    """
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
                         format="%(name)s: %(levelname)s: %(message)s", stream=sys.stderr)
+    if verbose <= 0:
+        quiet_third_party()
+
+
+def quiet_third_party() -> None:
+    """Silence OpenCV and TensorFlow banners; a value the user set in the environment wins.
+
+    OpenCV reads its variable only when it loads, so an OpenCV already imported by the command
+    module is told directly (this imports nothing new).
+    """
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"].upper() == "ERROR":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:

@@ -7,6 +7,7 @@ import argparse
 from edge.boards import load_boards
 from edge.cli.common import (
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     configure_logging,
     print_json,
@@ -17,6 +18,13 @@ from edge.model.analysis import ModelReport, analyze
 from edge.model.types import Model, Tensor
 
 PROG = "edge-inspect"
+EXAMPLES = (
+    "edge-inspect model.tflite",
+    "edge-inspect model.tflite --json | jq .total_macs",
+    "edge-inspect model.tflite --activation-bytes 2   # the paper's 16-bit view",
+    "edge-inspect model.tflite --board nano33ble --plot memory.svg --csv layers.csv",
+    "edge-inspect --list-boards",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,11 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Per-operator multiply-adds, parameters and live activation memory of a "
                     ".tflite model (tensor lifetimes as TFLite Micro counts them), totals, the "
                     "MobileNetV2 paper's per-resolution memory view, and whether TFLite Micro "
-                    "or the Edge TPU can run it.",
-        epilog="examples:\n  edge-inspect model.tflite\n  edge-inspect model.tflite --json | jq "
-               ".total_macs\n  edge-inspect model.tflite --activation-bytes 2   # the paper's "
-               "16-bit view\n  edge-inspect --list-boards",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "or the Edge TPU can run it.")
     parser.add_argument("model", nargs="?", help="path of a .tflite file")
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     parser.add_argument("--activation-bytes", type=int, choices=(1, 2, 4), default=None,
@@ -40,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="list the board profiles found and exit")
     add_boards_dir_arg(parser)
     add_logging_args(parser)
+    add_common_args(parser, EXAMPLES)
     return parser
 
 

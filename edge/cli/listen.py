@@ -15,12 +15,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.cli.common import EXIT_OK, add_logging_args, configure_logging, run_command
+from edge.cli.common import (
+    EXIT_OK,
+    add_common_args,
+    add_logging_args,
+    configure_logging,
+    run_command,
+)
 from edge.errors import LabelError
 from edge.serial.listen import ListenSummary, listen
 from edge.serial.protocol import LabelRecord
 
 PROG = "edge-listen"
+EXAMPLES = (
+    "edge-listen /dev/ttyACM0                         # what an exported firmware streams",
+    "edge-listen /dev/ttyUSB0 --baud 921600 --format binary --labels labels.txt",
+    "edge-listen socket://localhost:7000 --json --max-frames 10",
+)
 FORMATS = {"auto": "auto", "json": "text", "text": "text", "binary": "binary"}
 
 
@@ -30,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("port", metavar="PORT|URL",
                         help="device path (/dev/ttyACM0, COM3) or pyserial URL "
                              "(loop://, spy://PORT, socket://HOST:PORT, hwgrep://VID:PID)")
-    parser.add_argument("--baud", type=_positive(int), default=115200, help="default: 115200")
+    parser.add_argument("--baud", type=_positive(int), default=115200,
+                        help="serial speed in bit/s (default: 115200)")
     parser.add_argument("--format", choices=["auto", "json", "binary"], default="auto",
                         help="wire format; auto detects text (JSON lines) or binary (COBS)")
     parser.add_argument("--labels", type=Path, metavar="FILE",
@@ -43,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reset", action="store_true",
                         help="reset the device on open (pulse DTR); off by default")
     add_logging_args(parser)
+    add_common_args(parser, EXAMPLES)
     return parser
 
 

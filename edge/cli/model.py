@@ -10,10 +10,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.cli.common import EXIT_OK, add_logging_args, configure_logging, run_command
+from edge.cli.common import (
+    EXIT_OK,
+    add_common_args,
+    add_logging_args,
+    configure_logging,
+    run_command,
+)
 from edge.modelbuild.build import ALPHAS, MIN_RESOLUTION
 
 PROG = "edge-model"
+BUILD_EXAMPLE = "edge-model build --alpha 0.35 --resolution 96 --classes 11 out.keras"
+QUANTIZE_EXAMPLE = "edge-model quantize out.keras --representative images/ out.tflite"
 
 
 def _weights(value: str) -> str | None:
@@ -36,12 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--classes", type=int, required=True, help="number of classes")
     build.add_argument("--weights", type=_weights, default=None,
                        help="none (random, default) or imagenet (needs a download)")
-    build.add_argument("output", type=Path, metavar="OUT.keras")
+    build.add_argument("output", type=Path, metavar="OUT.keras", help="Keras model to write")
+    add_common_args(build, (BUILD_EXAMPLE,))
     quantize = sub.add_parser("quantize", help="full-integer int8 post-training quantization")
-    quantize.add_argument("model", type=Path, metavar="MODEL.keras")
+    quantize.add_argument("model", type=Path, metavar="MODEL.keras",
+                          help="float Keras model to quantize")
     quantize.add_argument("--representative", type=Path, nargs="+", required=True,
                           metavar="DIR|FILE", help="calibration images or folders of them")
-    quantize.add_argument("output", type=Path, nargs="?", metavar="OUT.tflite")
+    quantize.add_argument("output", type=Path, nargs="?", metavar="OUT.tflite",
+                          help="int8 .tflite model to write")
+    add_common_args(quantize, (QUANTIZE_EXAMPLE,))
+    add_common_args(parser, (BUILD_EXAMPLE, QUANTIZE_EXAMPLE))
     return parser
 
 

@@ -18,14 +18,23 @@ from edge.camera import CAMERA_HELP
 from edge.cli.common import (
     EXIT_OK,
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     configure_logging,
+    print_json,
     run_command,
 )
 from edge.pipeline.service import RunOptions, run_service
 from edge.pipeline.stats import RunSummary
 
 PROG = "edge-run"
+EXAMPLES = (
+    "edge-run --camera demo --max-frames 100                  # the bundled model on a live scene",
+    "edge-run --board rpi4 --camera 0 --model model.tflite --smooth 5",
+    "edge-run --camera clip.mp4 --top-k 3 --output labels.jsonl",
+    "edge-run --board rpi5 --camera 0 --serial /dev/serial0 --serial-format binary --on-change",
+    "edge-run --list-boards --json",
+)
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -55,23 +64,27 @@ def build_parser() -> argparse.ArgumentParser:
                    "0 = every core)")
     p.add_argument("--resize", choices=["squash", "crop"], default="squash",
                    help="fit frames to the model by squashing (default) or centre-cropping")
-    p.add_argument("--top-k", type=_positive(int), default=1, metavar="K", help="default: 1")
+    p.add_argument("--top-k", type=_positive(int), default=1, metavar="K",
+                   help="labels per event, best first (default: 1)")
     p.add_argument("--threshold", type=_unit, default=0.0, metavar="T",
                    help="minimum score of a label (default: 0)")
     p.add_argument("--smooth", type=_positive(int), default=1, metavar="N",
                    help="combine scores over the last N frames (default: 1, none)")
-    p.add_argument("--smooth-method", choices=["mean", "median"], default="mean")
+    p.add_argument("--smooth-method", choices=["mean", "median"], default="mean",
+                   help="how --smooth combines the scores of the last N frames (default: mean)")
     p.add_argument("--output", metavar="FILE.jsonl", help="write JSON lines to FILE")
     p.add_argument("--serial", nargs="?", const="", metavar="PORT|URL",
                    help="stream labels over a serial port or pyserial URL "
                         "(without a value: the board's port)")
-    p.add_argument("--serial-format", choices=["json", "binary"], default="json")
+    p.add_argument("--serial-format", choices=["json", "binary"], default="json",
+                   help="json lines (default) or binary COBS/CRC-32 frames (docs/protocol.md)")
     p.add_argument("--baud", type=_positive(int), help="serial speed (default: the board's)")
     p.add_argument("--on-change", action="store_true",
                    help="emit a label only when the top label changes")
     p.add_argument("--stdout", action="store_true",
                    help="also print JSON lines when --output or --serial is given")
-    p.add_argument("--max-frames", type=_positive(int), metavar="N")
+    p.add_argument("--max-frames", type=_positive(int), metavar="N",
+                   help="stop after N frames are classified")
     p.add_argument("--duration", type=_positive(float), metavar="S", help="stop after S seconds")
     p.add_argument("--loop", action="store_true", help="restart a video file or folder at its end")
     p.add_argument("--status-interval", type=_positive(float), default=5.0, metavar="S",
@@ -79,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stall-timeout", type=_positive(float), default=5.0, metavar="S",
                    help="reopen a camera that sends no frame for S seconds (default: 5)")
     p.add_argument("--json", action="store_true",
-                   help="end stdout with the summary as one JSON line {\"summary\": ...}")
+                   help="end stdout with the summary as one JSON line {\"summary\": ...}; "
+                        "with --list-boards, the boards as one JSON document")
     p.add_argument("--list-boards", action="store_true", help="list board profiles and exit")
     add_boards_dir_arg(p)
+    add_common_args(p, EXAMPLES)
     add_logging_args(p)
     return p
 
@@ -102,19 +117,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose, args.quiet)
     if args.list_boards:
-        return run_command(PROG, lambda: _list_boards(args.boards_dir))
+        return run_command(PROG, lambda: _list_boards(args.boards_dir, args.json))
     return run_command(PROG, lambda: _run(args))
 
 
-def _list_boards(dirs: list[str]) -> int:
-    for board in sorted(load_boards(dirs).values(), key=lambda b: b.name):
-        if board.runtime is None:
-            continue
-        rt = board.runtime
+def _list_boards(dirs: list[str], as_json: bool) -> int:
+    boards = [(b, b.runtime) for b in sorted(load_boards(dirs).values(), key=lambda b: b.name)
+              if b.runtime is not None]
+    if as_json:
+        print_json([{"name": b.name, "cores": b.cores, "threads": rt.threads,
+                     "camera": rt.camera, "delegate": rt.delegate,
+                     "description": b.description, "source": str(b.source)}
+                    for b, rt in boards])
+        return EXIT_OK
+    print(f"{'board':16} {'cores':>5} {'threads':>7}  {'camera':9} {'delegate':8}  description")
+    for board, rt in boards:
         cores = str(board.cores) if board.cores else "auto"
         threads = str(rt.threads) if rt.threads else "all"
-        print(f"{board.name:16} {cores:>4} cores  {threads:>3} threads  camera {rt.camera:9} "
-              f"delegate {rt.delegate:7}  {board.description}")
+        print(f"{board.name:16} {cores:>5} {threads:>7}  {rt.camera:9} {rt.delegate:8}  "
+              f"{board.description}")
     return EXIT_OK
 
 

@@ -7,19 +7,22 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from edge import pip_install
 from edge.errors import BackendError, TrainingError
+from edge.nativelog import filtered_native_stderr
 
 log = logging.getLogger(__name__)
 
 ALPHAS: tuple[float, ...] = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 MIN_RESOLUTION = 96
-INSTALL_HINT = "pip install 'edge[build]'"
+INSTALL_HINT = pip_install("build")
 
 
 def import_tensorflow() -> ModuleType:
     """Import TensorFlow, or raise :class:`BackendError` saying which extra to install."""
     try:
-        import tensorflow as tf
+        with filtered_native_stderr():  # oneDNN and cpu_feature_guard banners
+            import tensorflow as tf
     except ImportError as e:
         raise BackendError(
             f"building and quantizing models needs TensorFlow, which is not installed; "

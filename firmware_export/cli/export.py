@@ -8,6 +8,7 @@ from typing import Any
 from edge.cli.common import (
     EXIT_OK,
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     configure_logging,
     print_json,
@@ -17,6 +18,10 @@ from firmware_export.export import OFFLINE_CHOICES, ExportResult, export_model
 from firmware_export.plan.arena import DEFAULT_MARGIN
 
 PROG = "edge-export"
+EXAMPLES = (
+    "edge-export person_detect.tflite --board nano33ble --out fw",
+    "edge-export model.tflite --board esp32s3 --out fw --verify --json",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,10 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a PlatformIO project that runs MODEL on a microcontroller board with "
                     "TensorFlow Lite Micro: model_data.cc/.h, op_resolver.h, arena.h (the arena "
                     "sized from a reproduction of TFLM's memory planner), main.cpp streaming "
-                    "labels over serial.",
-        epilog="examples:\n  edge-export person_detect.tflite --board nano33ble --out fw\n"
-               "  edge-export model.tflite --board esp32s3 --out fw --verify --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "labels over serial.")
     parser.add_argument("model", help="path of an int8 .tflite file")
     parser.add_argument("--board", required=True, help="microcontroller board profile name")
     parser.add_argument("--out", required=True, help="project folder to create or replace")
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     add_boards_dir_arg(parser)
     add_logging_args(parser)
+    add_common_args(parser, EXAMPLES)
     return parser
 
 
