@@ -1,0 +1,96 @@
+"""Does a model fit a microcontroller board, and where: the arena in RAM, the model in flash.
+
+The same steps as ``edge-export`` (validate, offline plan, arena plan, budget) without writing a
+project, so ``edge-inspect MODEL --board B`` and ``edge-export`` can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edge.boards import BoardProfile
+from edge.model.types import Model
+from firmware_export.export import apply_offline_plan, check_exportable
+from firmware_export.flash.image import HEADER_SIZE, encode_labels
+from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
+from firmware_export.plan.budget import Budget, budget_for, mcu_spec, suggestion
+from firmware_export.plan.offline import OfflinePlan
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One thing the model needs on the board, and the memory it goes into."""
+
+    what: str
+    region: str
+    origin: int
+    need: int
+    available: int
+
+    @property
+    def left(self) -> int:
+        return self.available - self.need
+
+    @property
+    def fits(self) -> bool:
+        return self.left >= 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "region": self.region, "origin": self.origin,
+                "need": self.need, "available": self.available, "left": self.left,
+                "fits": self.fits}
+
+
+@dataclass(frozen=True)
+class BoardFit:
+    """The arena plan, the budget and each placement of one model on one board."""
+
+    board: BoardProfile
+    arena: ArenaPlan
+    budget: Budget
+    offline: OfflinePlan | None
+    placements: tuple[Placement, ...]
+
+    @property
+    def fits(self) -> bool:
+        return all(p.fits for p in self.placements[:2])
+
+    @property
+    def advice(self) -> str | None:
+        """What would fit instead, when the arena does not."""
+        if self.placements[0].fits:
+            return None
+        return suggestion(self.placements[0].available, self.arena.pointer_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"board": self.board.name, "fits": self.fits,
+                "arena": self.arena.breakdown(), "budget": self.budget.to_dict(),
+                "placements": [p.to_dict() for p in self.placements],
+                "offline_plan_saving": self.offline.saving if self.offline else None,
+                "advice": self.advice}
+
+
+def board_fit(model: Model, board: BoardProfile, margin: int = DEFAULT_MARGIN,
+              offline_plan: str = "auto") -> BoardFit:
+    """Plan ``model`` on ``board`` as ``edge-export`` would, without writing anything.
+
+    Raises:
+        ExportError: not a microcontroller board, or a model TFLite Micro cannot run.
+    """
+    spec = mcu_spec(board)
+    check_exportable(model)
+    planned, offline = apply_offline_plan(model, spec.kernels, offline_plan)
+    arena = plan_arena(planned, spec.pointer_size, spec.kernels, margin)
+    budget = budget_for(board, arena, len(planned.content))
+    ram, flash = spec.region(spec.arena_region), spec.region(spec.flash_region)
+    placements = [
+        Placement("tensor arena", ram.name, ram.origin, arena.size, budget.ram_for_arena),
+        Placement("model data (built in)", flash.name, flash.origin, budget.model_bytes,
+                  budget.flash_for_model),
+    ]
+    if spec.model_slot is not None:
+        image = HEADER_SIZE + len(planned.content) + len(encode_labels(model.labels or ()))
+        placements.append(Placement("model image (edge-flash)", "model slot",
+                                    spec.model_slot.address, image, spec.model_slot.length))
+    return BoardFit(board, arena, budget, offline, tuple(placements))
