@@ -31,7 +31,8 @@ def best_of(runs: int, action: object) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bench_export.py", description=__doc__.splitlines()[0],
-        epilog="example:\n  python tools/bench_export.py ../shared/data/models/person_detect.tflite",
+        epilog="example:\n  python tools/bench_export.py "
+               "../shared/data/models/person_detect.tflite",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", type=Path, default=DEFAULT,
                         help=f"a .tflite file (default: {DEFAULT.name} from ../shared/data)")
