@@ -6,7 +6,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.boards import get_board, load_boards
 from edge.cli.common import (
@@ -22,6 +22,9 @@ from edge.model import read_model
 from edge.model.analysis import ModelReport, analyze
 from edge.model.layer_chart import PLOT_FORMATS, chart_png, chart_svg, layer_chart, layers_csv
 from edge.model.types import Model, Tensor
+
+if TYPE_CHECKING:
+    from firmware_export.fit import BoardFit
 
 PROG = "edge-inspect"
 EXAMPLES = (
@@ -101,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _board_fit(model: Model, args: argparse.Namespace) -> Any:
+def _board_fit(model: Model, args: argparse.Namespace) -> BoardFit:
     from firmware_export.fit import board_fit
     from firmware_export.plan.arena import DEFAULT_MARGIN
 
@@ -110,10 +113,10 @@ def _board_fit(model: Model, args: argparse.Namespace) -> Any:
     return board_fit(model, board, margin)
 
 
-def format_fit(fit: Any) -> str:
+def format_fit(fit: BoardFit) -> str:
     """Whether and where the model fits the board: a table of placements, then the arena."""
     arena = fit.arena
-    built_in, *slot = fit.placements[:2], *fit.placements[2:]
+    built_in, slot = fit.placements[:2], fit.placements[2:]
     verdict = "fits" if fit.fits else "DOES NOT FIT"
     if fit.fits and slot and not slot[0].fits:
         verdict += " with the model built into the firmware; too big for the edge-flash slot"
