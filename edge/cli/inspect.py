@@ -6,7 +6,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge.boards import get_board, load_boards
 from edge.cli.common import (
