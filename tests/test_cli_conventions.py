@@ -160,3 +160,12 @@ def test_flash_list_ports_has_headers_and_aligned_columns(monkeypatch: pytest.Mo
     column = header.index("usb id")
     assert [row[column:column + 9].strip() for row in rows] == ["2341:805A", "-"]
     assert "edge-flash --board nano33ble --port /dev/ttyACM0" in rows[0]
+
+
+def test_generated_project_names_edge_listen_as_it_parses() -> None:
+    golden = ROOT / "tests" / "golden" / "export" / "person_detect_nano33ble" / "platformio.ini"
+    hint = golden.read_text().split("Labels: ", 1)[1].splitlines()[0].strip()
+    words = hint.replace("<tty>", "/dev/ttyACM0").split()
+    assert words[0] == "edge-listen"
+    args = _parser("listen").parse_args(words[1:])
+    assert args.port == "/dev/ttyACM0"
