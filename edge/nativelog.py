@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # Informational lines only: warnings and errors are never swallowed.
 BANNER = re.compile(
-    r"^(INFO: |I\d{4} [\d:.]+ +\d+ \S+\] |"
+    r"^(INFO: |I\d{4} [\d:.]+ +\d+ \S+\] |fully_quantize: \d|"
     r"WARNING: All log messages before absl::InitializeLog\(\) is called|"
     r"To enable the following instructions: .* rebuild TensorFlow)")
 

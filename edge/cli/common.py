@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,6 +51,8 @@ QUIET_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",   # TensorFlow/LiteRT C++: errors only (no oneDNN, cpu_feature)
     "OPENCV_LOG_LEVEL": "ERROR",   # OpenCV: no [ WARN ... cap_v4l.cpp ] lines
 }
+# Python warnings of TensorFlow's converter and Keras ("Statistics for quantized inputs ...").
+QUIET_PYTHON_WARNINGS = (r"tensorflow(\.|$)", r"keras(\.|$)")
 
 
 def configure_logging(verbose: int, quiet: int) -> None:
@@ -71,6 +74,8 @@ def quiet_third_party() -> None:
     """
     for name, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    for module in QUIET_PYTHON_WARNINGS:
+        warnings.filterwarnings("ignore", module=module)
     cv2 = sys.modules.get("cv2")
     if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"].upper() == "ERROR":
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

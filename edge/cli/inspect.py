@@ -189,8 +189,10 @@ def _list_boards(args: argparse.Namespace) -> int:
         print_json([{"name": b.name, "kind": b.kind, "description": b.description,
                      "source": str(b.source)} for b in boards.values()])
         return 0
+    width = max([len("board"), *(len(b.name) for b in boards.values())])
+    print(f"{'board':{width}}  {'kind':6} description")
     for board in sorted(boards.values(), key=lambda b: (b.kind, b.name)):
-        print(f"{board.name:18} {board.kind:6} {board.description}")
+        print(f"{board.name:{width}}  {board.kind:6} {board.description}")
     return 0
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from edge.errors import ModelError, TrainingError
 from edge.modelbuild.build import import_tensorflow
+from edge.nativelog import filtered_native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def quantize_keras(
     converter.inference_output_type = tf.int8
     chatter = io.StringIO()  # Keras' export prints the traced signature on stdout
     try:
-        with contextlib.redirect_stdout(chatter):
+        with contextlib.redirect_stdout(chatter), filtered_native_stderr():
             flatbuffer = bytes(converter.convert())
         log.debug("converter output: %s", chatter.getvalue())
         return flatbuffer
@@ -177,8 +178,9 @@ def check_quantization(model: bytes, frames: Iterable[np.ndarray], max_frames: i
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=model)
-    interpreter.allocate_tensors()
+    with filtered_native_stderr():  # the XNNPACK "INFO: Created ... delegate" line
+        interpreter = Interpreter(model_content=model)
+        interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     for role, details in (("input", inp), ("output", out)):
