@@ -436,10 +436,11 @@ def test_list_ports_suggests_board_and_port(monkeypatch: pytest.MonkeyPatch,
     plain = ListPortInfo("/dev/ttyS0")
     monkeypatch.setattr(ports, "_comports", lambda: [plain, pico])
     assert main(["--list-ports"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    header, *out = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["port", "usb", "id"]
     assert out[0].startswith("/dev/ttyACM0  2E8A:000A  Board CDC")
     assert out[0].endswith("-> edge-flash --board pico --port /dev/ttyACM0")
-    assert out[1].startswith("/dev/ttyS0  -")
+    assert out[1].split()[:2] == ["/dev/ttyS0", "-"]
     assert main(["--list-ports", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc[0] == {"device": "/dev/ttyACM0", "usb_id": "2E8A:000A",
