@@ -37,10 +37,12 @@ def test_clip_holds_the_demo_frames(tmp_path: Path) -> None:
 
 
 def test_bad_names_are_one_line_and_leave_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be\n")  # refused even for root
     for target, message in ((tmp_path / "clip.gif", "must end in .mp4"),
-                            (tmp_path / "missing" / "clip.mp4", "cannot write a video there")):
+                            (blocker / "clip.mp4", "cannot write a video there")):
         result = subprocess.run([sys.executable, "-m", "edge.demo.clip", str(target)], cwd=ROOT,
                                 capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 2 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [blocker]

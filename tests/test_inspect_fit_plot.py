@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -144,19 +143,12 @@ def test_bad_plot_name_and_unwritable_folder(tmp_path: Path,
     with pytest.raises(SystemExit) as info:
         main([str(model_path()), "--plot", str(tmp_path / "x.pdf")])
     assert info.value.code == 2 and "must end in .png or .svg" in capsys.readouterr().err
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):  # root writes anyway: use a missing folder instead
-            target = tmp_path / "missing" / "x.svg"
-        else:
-            target = locked / "x.svg"
-        assert main([str(model_path()), "--plot", str(target), "--csv",
-                     str(tmp_path / "ok.csv")]) == 2
-    finally:
-        locked.chmod(0o700)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be\n")  # refused even for root
+    target = blocker / "x.svg"
+    assert main([str(model_path()), "--plot", str(target), "--csv",
+                 str(tmp_path / "ok.csv")]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert f"cannot write {target}" in captured.err
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["locked"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["not-a-folder"]

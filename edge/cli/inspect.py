@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +20,7 @@ from edge.model import read_model
 from edge.model.analysis import ModelReport, analyze
 from edge.model.layer_chart import PLOT_FORMATS, chart_png, chart_svg, layer_chart, layers_csv
 from edge.model.types import Model, Tensor
+from edge.outputs import atomic_write_bytes
 
 if TYPE_CHECKING:
     from firmware_export.fit import BoardFit
@@ -143,27 +142,11 @@ def format_fit(fit: BoardFit) -> str:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all (a temp file beside it, then a rename)."""
-    folder = path.parent if str(path.parent) else Path(".")
+    """Write ``path`` whole or not at all."""
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.edge-tmp-{os.getpid()}-",
-                                    dir=folder)
+        atomic_write_bytes(path, data)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
-    except OSError as e:
-        os.unlink(temp)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _plot_path(text: str) -> Path:

@@ -9,11 +9,10 @@ VideoWriter; the file appears whole or not at all.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 from pathlib import Path
 
 from edge.errors import CameraError
+from edge.outputs import atomic_path
 
 CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -25,32 +24,35 @@ def write_clip(path: str | Path, frames: int = 150, fps: float = 15.0,
     Raises:
         CameraError: the suffix is not .mp4/.avi/.mkv, or OpenCV cannot write there.
     """
-    import cv2
-
-    from edge.demo.scene import DemoScene
-
     target = Path(path)
     codec = CODECS.get(target.suffix.lower())
     if codec is None:
         raise CameraError(f"{target}: a clip must end in {', '.join(CODECS)}")
-    # VideoWriter picks the container from the name, so the temp name keeps the suffix.
-    temp = target.with_name(f".{target.name}.edge-tmp-{os.getpid()}-{secrets.token_hex(4)}"
-                            f"{target.suffix}")
+    try:
+        # VideoWriter picks the container from the name, so the temp name keeps the suffix.
+        with atomic_path(target, suffix=target.suffix) as temp:
+            _render(temp, codec, frames, fps, size, seed)
+    except OSError as e:
+        raise CameraError(f"{target}: cannot write a video there: {e.strerror or e}") from e
+    return target
+
+
+def _render(temp: Path, codec: str, frames: int, fps: float, size: tuple[int, int],
+            seed: int) -> None:
+    import cv2
+
+    from edge.demo.scene import DemoScene
+
     writer = cv2.VideoWriter(str(temp), cv2.VideoWriter.fourcc(*codec), fps, size)
     try:
         if not writer.isOpened():
-            raise CameraError(f"{target}: OpenCV cannot write a video there (does the folder "
-                              "exist and may you write to it?)")
+            raise CameraError(f"{temp.name}: OpenCV cannot write a video there")
         scene = DemoScene(seed=seed, size=size)
         for _ in range(frames):
             rgb, _label = scene.next_frame()
             writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        writer.release()
-        os.replace(temp, target)
     finally:
         writer.release()
-        temp.unlink(missing_ok=True)
-    return target
 
 
 def main(argv: list[str] | None = None) -> int:
