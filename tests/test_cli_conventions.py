@@ -23,7 +23,7 @@ from tests.conftest import ROOT, shared_file
 BIN = Path(sys.executable).parent
 
 
-def _parser(command: str) -> argparse.ArgumentParser:
+def command_parser(command: str) -> argparse.ArgumentParser:
     module = importlib.import_module(COMMANDS[command])
     build = getattr(module, "build_parser", None) or module._parser
     parser: argparse.ArgumentParser = build()
@@ -48,7 +48,7 @@ def _run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_help_ends_with_examples_and_every_option_is_explained(command: str) -> None:
-    for parser in _with_subparsers(_parser(command)):
+    for parser in _with_subparsers(command_parser(command)):
         help_text = parser.format_help()
         tail = help_text.rstrip().split("\n\n")[-1]
         assert tail.startswith("examples:"), (parser.prog, tail)
@@ -167,5 +167,5 @@ def test_generated_project_names_edge_listen_as_it_parses() -> None:
     hint = golden.read_text().split("Labels: ", 1)[1].splitlines()[0].strip()
     words = hint.replace("<tty>", "/dev/ttyACM0").split()
     assert words[0] == "edge-listen"
-    args = _parser("listen").parse_args(words[1:])
+    args = command_parser("listen").parse_args(words[1:])
     assert args.port == "/dev/ttyACM0"

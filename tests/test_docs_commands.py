@@ -30,7 +30,6 @@ that still runs (few epochs, few images), the full form in a ``text`` block.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import shlex
@@ -44,6 +43,7 @@ import pytest
 
 from edge.__main__ import COMMANDS
 from tests.conftest import ROOT, need_tool
+from tests.test_cli_conventions import command_parser
 
 SHELL_FENCES = {"sh", "shell", "bash"}
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
@@ -151,12 +151,6 @@ def test_stand_ins_replace_text_that_is_there() -> None:
             assert old in text, f"{block.where}: stand-in {old!r} is not in the block"
 
 
-def _parser_for(command: str) -> object:
-    module = importlib.import_module(COMMANDS[command])
-    build = getattr(module, "build_parser", None) or module._parser
-    return build()
-
-
 def _edge_argv(line: str) -> tuple[str, list[str]] | None:
     """(command, arguments) of an ``edge-*`` command line, through ``sudo -u USER``."""
     words = shlex.split(line.split("|")[0], comments=True)
@@ -177,9 +171,9 @@ def test_hardware_commands_are_accepted_by_their_parsers(
             found = _edge_argv(line)
             if found is None:
                 continue
-            parser = _parser_for(found[0])
+            parser = command_parser(found[0])
             try:
-                parser.parse_args(found[1])  # type: ignore[attr-defined]
+                parser.parse_args(found[1])
             except SystemExit:
                 error = capsys.readouterr().err.strip().splitlines()[-1:]
                 pytest.fail(f"{block.doc.relative_to(ROOT)}:{number}: {line!r} is refused: "
