@@ -12,7 +12,7 @@ from typing import Any
 from edge.boards import BoardProfile
 from edge.model.types import Model
 from firmware_export.export import apply_offline_plan, check_exportable
-from firmware_export.flash.image import HEADER_SIZE, encode_labels
+from firmware_export.flash.image import build_image
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
 from firmware_export.plan.budget import Budget, budget_for, mcu_spec, suggestion
 from firmware_export.plan.offline import OfflinePlan
@@ -82,15 +82,20 @@ def board_fit(model: Model, board: BoardProfile, margin: int = DEFAULT_MARGIN,
     check_exportable(model)
     planned, offline = apply_offline_plan(model, spec.kernels, offline_plan)
     arena = plan_arena(planned, spec.pointer_size, spec.kernels, margin)
-    budget = budget_for(board, arena, len(planned.content))
-    ram, flash = spec.region(spec.arena_region), spec.region(spec.flash_region)
+    image = None
+    if spec.model_slot is not None:
+        image = build_image(planned.content, model.labels or (), arena.size, board.name)
+    budget = budget_for(board, arena, len(planned.content), image)
+    ram, part = spec.region(spec.arena_region), spec.model_part
     placements = [
         Placement("tensor arena", ram.name, ram.origin, arena.size, budget.ram_for_arena),
-        Placement("model data (built in)", flash.name, flash.origin, budget.model_bytes,
-                  budget.flash_for_model),
+        Placement("model data (built in)", f"flash {part.name}", part.address,
+                  budget.model_bytes, budget.flash_for_model),
     ]
-    if spec.model_slot is not None:
-        image = HEADER_SIZE + len(planned.content) + len(encode_labels(model.labels or ()))
-        placements.append(Placement("model image (edge-flash)", "model slot",
-                                    spec.model_slot.address, image, spec.model_slot.length))
+    if spec.model_slot is not None and budget.slot_image_bytes is not None:
+        slot = spec.flash_part("slot")
+        placements.append(Placement("model image (edge-flash)",
+                                    f"flash {slot.name}" if slot else "model slot",
+                                    spec.model_slot.address, budget.slot_image_bytes,
+                                    spec.model_slot.length))
     return BoardFit(board, arena, budget, offline, tuple(placements))

@@ -165,7 +165,7 @@ def test_flash_list_ports_has_headers_and_aligned_columns(monkeypatch: pytest.Mo
 def test_generated_project_names_edge_listen_as_it_parses() -> None:
     golden = ROOT / "tests" / "golden" / "export" / "person_detect_nano33ble" / "platformio.ini"
     hint = golden.read_text().split("Labels: ", 1)[1].splitlines()[0].strip()
-    words = hint.replace("<tty>", "/dev/ttyACM0").split()
+    words = hint.replace("PORT", "/dev/ttyACM0").split()
     assert words[0] == "edge-listen"
     args = command_parser("listen").parse_args(words[1:])
     assert args.port == "/dev/ttyACM0"

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.boards import get_board
 from edge.cli.inspect import main
 from edge.demo import model_path
 from edge.model import read_model
@@ -36,13 +37,21 @@ def test_fit_agrees_with_edge_export(capsys: pytest.CaptureFixture[str], tmp_pat
                         "--json"]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert fit["arena"]["arena_size"] == exported["arena"]["arena_size"]
-    assert fit["budget"] == exported["budget"]
+    for key in ("arena", "ram_for_arena", "model_bytes", "flash_for_model", "flash_left"):
+        assert fit["budget"][key] == exported["budget"][key], key
+    spec = get_board("nano33ble").mcu
+    assert spec is not None and spec.model_slot is not None
     arena, flash, slot = fit["placements"]
-    assert (arena["region"], flash["region"], slot["region"]) == ("ram", "flash", "model slot")
+    assert (arena["region"], flash["region"], slot["region"]) == ("ram", "flash model",
+                                                                  "flash slot")
     assert arena["need"] == exported["arena"]["arena_size"] and arena["origin"] == 0x20000000
     assert arena["left"] == arena["available"] - arena["need"] > 0
+    assert (flash["origin"], flash["available"]) == (spec.model_part.address,
+                                                     spec.model_part.size)
     # the model-only image: 64-byte header + the model + its labels (none embedded)
-    assert slot["need"] == 64 + flash["need"] and slot["origin"] == 0xB0000
+    assert slot["need"] == 64 + flash["need"]
+    assert (slot["origin"], slot["available"]) == (spec.model_slot.address,
+                                                   spec.model_slot.length)
     assert fit["fits"] is True and fit["advice"] is None
 
 
