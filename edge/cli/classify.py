@@ -7,19 +7,17 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
-from edge.boards import get_board
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, get_board
+from edge.camera.images import check_image_file, read_image
 from edge.cli.common import (
     add_boards_dir_arg,
     add_common_args,
     add_logging_args,
+    add_max_image_pixels_arg,
     configure_logging,
     print_json,
     run_command,
 )
-from edge.errors import PreprocessError
 from edge.runtime import Classification, Classifier
 from edge.runtime.backends import BACKEND_NAMES
 from edge.runtime.interpreter import DELEGATES
@@ -73,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "models 127.5)")
     parser.add_argument("--board", default=None,
                         help="take threads, delegate and device defaults from a board profile")
+    add_max_image_pixels_arg(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     add_boards_dir_arg(parser)
     add_common_args(parser, EXAMPLES)
@@ -88,16 +87,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     threads, delegate, device = args.threads, args.delegate, args.device
+    max_pixels = DEFAULT_MAX_IMAGE_PIXELS
     if args.board:
         runtime = get_board(args.board, args.boards_dir, kind="linux").runtime
         if runtime is not None:
             threads = runtime.threads if threads is None else threads
+            max_pixels = runtime.max_image_pixels
             if delegate is None and device is None and runtime.delegate == "edgetpu":
                 delegate, device = "edgetpu", runtime.device or None
+    args.max_image_pixels = args.max_image_pixels or max_pixels
     images = [Path(image) for image in args.images]
     for image in images:  # before the interpreter starts (and logs to stderr)
-        if not image.is_file():
-            raise PreprocessError(f"{image}: cannot read image: no such file")
+        check_image_file(image, args.max_image_pixels)
     with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
                          device=device, labels=args.labels, resize=args.resize,
                          mean=args.mean, std=args.std) as classifier:
@@ -111,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
                    ) -> dict[str, Any]:
-    frame = read_image(path, grayscale=classifier.input_spec.channels == 1)
+    frame = read_image(path, max_pixels=args.max_image_pixels,
+                       grayscale=classifier.input_spec.channels == 1)
     tensor = classifier.preprocess(frame, color="bgr")
     scores = classifier.run(tensor)
     times = [classifier.invoke_ms]
@@ -122,23 +124,6 @@ def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
     return {"image": str(path), "results": [_result(r) for r in results],
             "invoke_ms": {"first": times[0], "median": statistics.median(times),
                           "min": min(times), "count": len(times)}}
-
-
-def read_image(path: Path, grayscale: bool = False) -> np.ndarray:
-    """An image file as BGR (or grayscale) uint8, decoded by OpenCV.
-
-    Raises:
-        PreprocessError: the file is missing or not an image OpenCV can decode.
-    """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise PreprocessError(f"{path}: cannot read image: {e.strerror or e}") from e
-    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
-    image = cv2.imdecode(data, flag) if data.size else None
-    if image is None:
-        raise PreprocessError(f"{path}: not an image OpenCV can decode (try .jpg, .png, .bmp)")
-    return np.asarray(image)
 
 
 def _setup(classifier: Classifier) -> dict[str, Any]:

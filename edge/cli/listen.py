@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
 from edge.cli.common import (
     EXIT_OK,
     add_common_args,
@@ -88,10 +89,7 @@ def _listen(args: argparse.Namespace) -> int:
 def _read_labels(path: Path) -> tuple[str, ...]:
     from edge.model.labels import parse_label_lines
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise LabelError(f"cannot read labels file {path}: {e}") from e
+    text = read_text_bounded(path, MAX_LABEL_FILE_BYTES, error=LabelError, what="labels")
     return parse_label_lines(text.splitlines())
 
 

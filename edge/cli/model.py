@@ -10,10 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
 from edge.cli.common import (
     EXIT_OK,
     add_common_args,
     add_logging_args,
+    add_max_image_pixels_arg,
     configure_logging,
     run_command,
 )
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                           metavar="DIR|FILE", help="calibration images or folders of them")
     quantize.add_argument("output", type=Path, nargs="?", metavar="OUT.tflite",
                           help="int8 .tflite model to write")
+    add_max_image_pixels_arg(quantize)
     add_common_args(quantize, (QUANTIZE_EXAMPLE,))
     add_common_args(parser, (BUILD_EXAMPLE, QUANTIZE_EXAMPLE))
     return parser
@@ -107,7 +110,8 @@ def _quantize(args: argparse.Namespace, output: Path) -> int:
     from edge.modelbuild.quantize import quantize_file
 
     progress = None if args.quiet else ProgressBar("calibration images")
-    flatbuffer = quantize_file(args.model, args.representative, output, progress)
+    flatbuffer = quantize_file(args.model, args.representative, output, progress,
+                               max_image_pixels=args.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS)
     if not args.quiet:
         print(f"{output}: int8, {len(flatbuffer):,} bytes", file=sys.stderr)
     return EXIT_OK

@@ -20,6 +20,7 @@ from edge.cli.common import (
     add_boards_dir_arg,
     add_common_args,
     add_logging_args,
+    add_max_image_pixels_arg,
     configure_logging,
     print_json,
     run_command,
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between status lines (default: 5)")
     p.add_argument("--stall-timeout", type=_positive(float), default=5.0, metavar="S",
                    help="reopen a camera that sends no frame for S seconds (default: 5)")
+    add_max_image_pixels_arg(p)
     p.add_argument("--json", action="store_true",
                    help="end stdout with the summary as one JSON line {\"summary\": ...}; "
                         "with --list-boards, the boards as one JSON document")
@@ -110,7 +112,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         serial_format=args.serial_format, baud=args.baud, on_change=args.on_change,
         stdout=args.stdout, max_frames=args.max_frames, duration_s=args.duration,
         loop=args.loop, status_interval_s=args.status_interval,
-        stall_timeout_s=args.stall_timeout)
+        stall_timeout_s=args.stall_timeout, max_image_pixels=args.max_image_pixels)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edge.boards import get_board
-from edge.camera import open_source
+from edge.camera import open_source, source_kind
 from edge.errors import ModelError
 from edge.pipeline.capture import Backoff
 from edge.pipeline.runner import LoopSettings, StatusFn, run_pipeline
@@ -39,6 +39,8 @@ class RunOptions:
         stdout: also print JSON lines when ``output`` or ``serial`` is given.
         status_interval_s: seconds between status callbacks.
         stall_timeout_s: a camera read hanging this long is reopened.
+        max_image_pixels: images of a folder claiming more pixels are skipped; None takes the
+            board profile's limit.
     """
 
     camera: str
@@ -63,6 +65,7 @@ class RunOptions:
     loop: bool = False
     status_interval_s: float = 5.0
     stall_timeout_s: float = 5.0
+    max_image_pixels: int | None = None
     seed: int = 0
 
 
@@ -130,6 +133,7 @@ def run_service(options: RunOptions, *, stdout: TextIO,
     board = get_board(options.board, options.boards_dirs, kind="linux")
     runtime = board.runtime
     assert runtime is not None
+    source_kind(options.camera, runtime.camera)  # a wrong --camera fails before LiteRT logs
     model, labels = model_and_labels(options)
     threads = runtime.threads if options.threads is None else options.threads
     stop = stop or threading.Event()
@@ -143,7 +147,7 @@ def run_service(options: RunOptions, *, stdout: TextIO,
             device=runtime.device or None))
         source = stack.enter_context(open_source(
             options.camera, board=board, input_size=clf.input_size, resize=options.resize,
-            loop=options.loop, seed=options.seed))
+            loop=options.loop, seed=options.seed, max_image_pixels=options.max_image_pixels))
         sinks = open_sinks(options, stack, stdout, default_port=runtime.serial_port,
                            default_baud=runtime.baud)
         if on_start is not None:

@@ -123,8 +123,8 @@ class Classifier:
             if not model.edgetpu_compiled:
                 log.warning("%s was not compiled for the Edge TPU (no %s): nothing will run on "
                             "the TPU; compile it with edgetpu_compiler", _name(model), EDGETPU_OP)
+        names = _labels(model, labels, _num_classes(model))  # a user error before LiteRT logs
         interpreter = _build_interpreter(model, loaded, threads, tpu)
-        names = _labels(model, labels, _num_classes(model))
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")
         return cls(model, loaded, interpreter, spec=spec, labels=names, threads=threads,
