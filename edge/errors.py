@@ -65,6 +65,10 @@ class SinkError(EdgeError, OSError):
     """A label sink (file, serial port) could not be opened or written."""
 
 
+class PreviewError(EdgeError, OSError):
+    """The live preview's address is unusable or cannot be bound."""
+
+
 class SerialLinkError(EdgeError, OSError):
     """A serial port or URL could not be opened or vanished."""
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, get_board
 from edge.camera.images import check_image_file, read_image
+from edge.cli.args import add_runtime_args, runtime_from_args
 from edge.cli.common import (
     add_boards_dir_arg,
     add_common_args,
@@ -19,8 +20,7 @@ from edge.cli.common import (
     run_command,
 )
 from edge.runtime import Classification, Classifier
-from edge.runtime.backends import BACKEND_NAMES
-from edge.runtime.interpreter import DELEGATES
+from edge.runtime.policy import open_classifier
 from edge.runtime.postprocess import classify_scores
 from edge.runtime.preprocess import RESIZE_MODES
 
@@ -49,17 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print only classes scoring at least this (default 0)")
     parser.add_argument("--count", type=_positive, default=1, metavar="N",
                         help="invokes per image, for timing (default 1)")
-    parser.add_argument("--threads", type=_non_negative, default=None, metavar="N",
-                        help="interpreter threads (default: the board's setting, else every "
-                             "core; 0 = every core)")
-    parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
-                        help="interpreter package (default: the first installed of "
-                             f"{', '.join(BACKEND_NAMES)})")
-    parser.add_argument("--delegate", choices=DELEGATES, default=None,
-                        help="edgetpu or none (default: edgetpu exactly when the model was "
-                             "compiled for it)")
-    parser.add_argument("--device", default=None,
-                        help="Edge TPU: usb, usb:N, pci, pci:N or :N (implies --delegate edgetpu)")
     parser.add_argument("--resize", choices=RESIZE_MODES, default="squash",
                         help="squash the whole image to the input (default, as Coral's examples)"
                              " or centre-crop it to the input's aspect ratio first")
@@ -69,10 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--std", type=_floats, default=None, metavar="S[,S,S]",
                         help="pixel standard deviation(s) (default: by input type; float "
                              "models 127.5)")
-    parser.add_argument("--board", default=None,
-                        help="take threads, delegate and device defaults from a board profile")
     add_max_image_pixels_arg(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    add_runtime_args(parser, board_default=None)
     add_boards_dir_arg(parser)
     add_common_args(parser, EXAMPLES)
     add_logging_args(parser)
@@ -86,22 +74,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    threads, delegate, device = args.threads, args.delegate, args.device
+    board = get_board(args.board, args.boards_dir, kind="linux") if args.board else None
     max_pixels = DEFAULT_MAX_IMAGE_PIXELS
-    if args.board:
-        runtime = get_board(args.board, args.boards_dir, kind="linux").runtime
-        if runtime is not None:
-            threads = runtime.threads if threads is None else threads
-            max_pixels = runtime.max_image_pixels
-            if delegate is None and device is None and runtime.delegate == "edgetpu":
-                delegate, device = "edgetpu", runtime.device or None
+    if board is not None and board.runtime is not None:
+        max_pixels = board.runtime.max_image_pixels
     args.max_image_pixels = args.max_image_pixels or max_pixels
     images = [Path(image) for image in args.images]
     for image in images:  # before the interpreter starts (and logs to stderr)
         check_image_file(image, args.max_image_pixels)
-    with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
-                         device=device, labels=args.labels, resize=args.resize,
-                         mean=args.mean, std=args.std) as classifier:
+    with open_classifier(args.model, runtime_from_args(args), board, labels=args.labels,
+                         resize=args.resize, mean=args.mean, std=args.std) as classifier:
         reports = [_classify_file(classifier, image, args) for image in images]
         if args.json:
             print_json({"model": args.model, **_setup(classifier), "images": reports})
@@ -162,13 +144,6 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"(={value}) must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"(={value}) must be 0 (every core) or more")
     return value
 
 

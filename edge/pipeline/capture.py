@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from edge.backoff import Backoff
 from edge.camera.base import Frame, FrameSource
 from edge.errors import CameraError
 from edge.pipeline.slot import LatestSlot
@@ -25,23 +26,6 @@ from edge.pipeline.slot import LatestSlot
 log = logging.getLogger(__name__)
 
 MAX_SKIPPED = 10  # consecutive unreadable frames of a file or folder before giving up
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff delays: ``initial_s``, doubled per failure, capped at ``max_s``."""
-
-    initial_s: float = 0.1
-    max_s: float = 5.0
-    failures: int = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.initial_s * 2 ** self.failures, self.max_s)
-        self.failures += 1
-        return delay
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 @dataclass

@@ -27,8 +27,24 @@ each with a one-line message a user can act on. Importing this package imports n
 package; :mod:`edge.runtime.backends` does, when a classifier is opened.
 """
 
-from edge.runtime.interpreter import Classifier
-from edge.runtime.postprocess import Classification
-from edge.runtime.preprocess import InputSpec
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge.runtime.interpreter import Classifier
+    from edge.runtime.postprocess import Classification
+    from edge.runtime.preprocess import InputSpec
 
 __all__ = ["Classification", "Classifier", "InputSpec"]
+
+# Imported on first use (they import OpenCV), so edge.runtime.policy is light to import.
+_LAZY = {"Classifier": "edge.runtime.interpreter", "Classification": "edge.runtime.postprocess",
+         "InputSpec": "edge.runtime.preprocess"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,7 +32,7 @@ from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
 log = logging.getLogger(__name__)
 
 DELEGATES = ("none", "edgetpu")
-EDGETPU_OP = "edgetpu-custom-op"
+EDGETPU_OP = edgetpu.EDGETPU_OP
 MAX_MESSAGE = 240
 
 ModelSource = str | Path | bytes | Model
