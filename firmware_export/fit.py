@@ -54,7 +54,13 @@ class BoardFit:
 
     @property
     def fits(self) -> bool:
+        """Whether the default export (model built in, no slot) fits."""
         return all(p.fits for p in self.placements[:2])
+
+    @property
+    def fits_with_slot(self) -> bool | None:
+        """Whether an export with ``--model-slot`` fits (None: the board has no slot)."""
+        return all(p.fits for p in self.placements) if len(self.placements) > 2 else None
 
     @property
     def advice(self) -> str | None:
@@ -65,6 +71,7 @@ class BoardFit:
 
     def to_dict(self) -> dict[str, Any]:
         return {"board": self.board.name, "fits": self.fits,
+                "fits_with_model_slot": self.fits_with_slot,
                 "arena": self.arena.breakdown(), "budget": self.budget.to_dict(),
                 "placements": [p.to_dict() for p in self.placements],
                 "offline_plan_saving": self.offline.saving if self.offline else None,
@@ -82,20 +89,23 @@ def board_fit(model: Model, board: BoardProfile, margin: int = DEFAULT_MARGIN,
     check_exportable(model)
     planned, offline = apply_offline_plan(model, spec.kernels, offline_plan)
     arena = plan_arena(planned, spec.pointer_size, spec.kernels, margin)
-    image = None
-    if spec.model_slot is not None:
-        image = build_image(planned.content, model.labels or (), arena.size, board.name)
-    budget = budget_for(board, arena, len(planned.content), image)
-    ram, part = spec.region(spec.arena_region), spec.model_part
+    size = len(planned.content)
+    budget = budget_for(board, arena, size)  # the default export: no slot
+    ram, region = spec.region(spec.arena_region), spec.model_region(slot=False)
     placements = [
         Placement("tensor arena", ram.name, ram.origin, arena.size, budget.ram_for_arena),
-        Placement("model data (built in)", f"flash {part.name}", part.address,
-                  budget.model_bytes, budget.flash_for_model),
+        Placement("model data (built in)", f"flash {region.name}", region.address, size,
+                  budget.flash_for_model),
     ]
-    if spec.model_slot is not None and budget.slot_image_bytes is not None:
-        slot = spec.flash_part("slot")
-        placements.append(Placement("model image (edge-flash)",
-                                    f"flash {slot.name}" if slot else "model slot",
-                                    spec.model_slot.address, budget.slot_image_bytes,
-                                    spec.model_slot.length))
+    slot = spec.slot_region(slot=True)
+    if slot is not None:  # firmware exported with --model-slot, updated by edge-flash
+        image = build_image(planned.content, model.labels or (), arena.size, board.name)
+        with_slot = budget_for(board, arena, size, image)
+        part = spec.model_region(slot=True)
+        placements += [
+            Placement("model data (--model-slot)", f"flash {part.name}", part.address, size,
+                      with_slot.flash_for_model),
+            Placement("model image (edge-flash)", "flash slot", slot.address, len(image),
+                      slot.length),
+        ]
     return BoardFit(board, arena, budget, offline, tuple(placements))

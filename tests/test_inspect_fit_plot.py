@@ -41,17 +41,21 @@ def test_fit_agrees_with_edge_export(capsys: pytest.CaptureFixture[str], tmp_pat
         assert fit["budget"][key] == exported["budget"][key], key
     spec = get_board("nano33ble").mcu
     assert spec is not None and spec.model_slot is not None
-    arena, flash, slot = fit["placements"]
-    assert (arena["region"], flash["region"], slot["region"]) == ("ram", "flash model",
-                                                                  "flash slot")
+    arena, flash, fallback, slot = fit["placements"]
+    assert [p["region"] for p in fit["placements"]] == [
+        "ram", "flash model + slot", "flash model", "flash slot"]
     assert arena["need"] == exported["arena"]["arena_size"] and arena["origin"] == 0x20000000
     assert arena["left"] == arena["available"] - arena["need"] > 0
-    assert (flash["origin"], flash["available"]) == (spec.model_part.address,
-                                                     spec.model_part.size)
+    # the default export links the model into the model and slot parts as one region
+    whole = spec.model_region(slot=False)
+    assert (flash["origin"], flash["available"]) == (whole.address, whole.size)
+    assert (fallback["origin"], fallback["available"]) == (spec.model_part.address,
+                                                           spec.model_part.size)
     # the model-only image: 64-byte header + the model + its labels (none embedded)
     assert slot["need"] == 64 + flash["need"]
     assert (slot["origin"], slot["available"]) == (spec.model_slot.address,
                                                    spec.model_slot.length)
+    assert fit["fits_with_model_slot"] is True
     assert fit["fits"] is True and fit["advice"] is None
 
 
@@ -61,6 +65,9 @@ def test_too_big_says_by_how_much_and_what_fits(capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     verdict = next(line for line in out.splitlines() if line.startswith("on nano33ble"))
     assert verdict.endswith("DOES NOT FIT")
+    assert main([str(model_path()), "--board", "nano33ble"]) == 0  # 660 KB: only without a slot
+    demo = capsys.readouterr().out
+    assert "fits with the model built in; not with --model-slot" in demo
     arena_row = next(line for line in out.splitlines() if "tensor arena" in line)
     assert arena_row.split()[-1] == "(no)" and "0x20000000" in arena_row
     assert "largest MobileNetV2 that fits is width 0.35 at 96x96" in out
@@ -70,7 +77,8 @@ def test_fit_table_columns_align(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(model_path()), "--board", "esp32s3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("on esp32s3"))
-    header, *rows = lines[start + 1:start + 5]
+    header, *rows = lines[start + 1:start + 6]
+    assert len(rows) == 4 and all(row.startswith("  ") for row in rows)
     for column in ("needs B", "available B"):  # right-aligned: every row ends where it ends
         end = header.index(column) + len(column)
         assert all(row[end - 1].isdigit() and row[end] == " " for row in rows), column

@@ -117,8 +117,8 @@ def format_fit(fit: BoardFit) -> str:
     arena = fit.arena
     built_in, slot = fit.placements[:2], fit.placements[2:]
     verdict = "fits" if fit.fits else "DOES NOT FIT"
-    if fit.fits and slot and not slot[0].fits:
-        verdict += " with the model built into the firmware; too big for the edge-flash slot"
+    if fit.fits and fit.fits_with_slot is False:
+        verdict += " with the model built in; not with --model-slot (edge-flash updates)"
     rows = [("", "needs B", "where", "at", "available B", "left B")]
     for p in (*built_in, *slot):
         left = f"{p.left:,} ({p.left / p.available:.1%})" if p.fits else f"{p.left:,} (no)"
