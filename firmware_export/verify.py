@@ -79,7 +79,7 @@ def call_child(request: dict[str, Any], timeout: float = CHILD_TIMEOUT) -> dict[
         raise VerifyError(f"TFLite Micro did not finish within {timeout:.0f} s") from e
     if "No module named 'tflite_micro'" in done.stderr:
         raise BackendError("--verify needs the TFLite Micro interpreter: "
-                           "pip install 'edge[mcu]' (package tflite-micro)")
+                           "pip install 'edge-labels[mcu]' (package tflite-micro)")
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise VerifyError(f"TFLite Micro crashed on {request['model']} (exit code "
