@@ -96,7 +96,7 @@ class Subscriber:
 
     def __init__(self, broker: Broker, topic: str = "#", *, auth: tuple[str, str] | None = None,
                  tls_ca: Path | None = None) -> None:
-        mqtt = pytest.importorskip("paho.mqtt.client", reason="pip install 'edge[mqtt]'")
+        mqtt = pytest.importorskip("paho.mqtt.client", reason="pip install 'edge-labels[mqtt]'")
         self.messages: list[tuple[str, bytes, bool]] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()

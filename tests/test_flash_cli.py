@@ -285,7 +285,7 @@ def test_platformio_project_uploads_with_pio_when_installed(bench: Bench, tmp_pa
 def test_esp32s3_merge_bin_puts_the_model_image_at_the_slot(tmp_path: Path, person: Path) -> None:
     """Real esptool, offline: a full flash image with firmware and model at their offsets."""
     if importlib.util.find_spec("esptool") is None:
-        pytest.skip("esptool is not installed (pip install esptool, part of the dev extra)")
+        pytest.skip("esptool is not installed (pip install esptool, the flash extra)")
     bench = Bench(tmp_path / "bench", (), fake_esptool=False)
     parts = _esp_build(tmp_path / "proj")
     out = tmp_path / "full.bin"
@@ -579,10 +579,11 @@ def test_list_ports_suggests_board_and_port(monkeypatch: pytest.MonkeyPatch,
     plain = ListPortInfo("/dev/ttyS0")
     monkeypatch.setattr(ports, "_comports", lambda: [plain, pico])
     assert main(["--list-ports"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    header, *out = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["port", "usb", "id"]
     assert out[0].startswith("/dev/ttyACM0  2E8A:000A  Board CDC")
     assert out[0].endswith("-> edge-flash --board pico --port /dev/ttyACM0")
-    assert out[1].startswith("/dev/ttyS0  -")
+    assert out[1].split()[:2] == ["/dev/ttyS0", "-"]
     assert main(["--list-ports", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc[0] == {"device": "/dev/ttyACM0", "usb_id": "2E8A:000A",

@@ -12,6 +12,7 @@ from edge.camera.images import check_image_file, read_image
 from edge.cli.args import add_runtime_args, runtime_from_args
 from edge.cli.common import (
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     add_max_image_pixels_arg,
     configure_logging,
@@ -24,6 +25,11 @@ from edge.runtime.postprocess import classify_scores
 from edge.runtime.preprocess import RESIZE_MODES
 
 PROG = "edge-classify"
+EXAMPLES = (
+    "edge-classify --model mobilenet_v2_1.0_224_quant.tflite parrot.jpg --top-k 3",
+    "edge-classify --model m_edgetpu.tflite --device usb:0 --count 10 cat.jpg",
+    "edge-classify --model m.tflite --json *.jpg | jq '.images[].results[0]'",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,11 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Classify images with a .tflite model and print the top classes with "
                     "their scores and the inference time. Labels come from --labels, else from "
-                    "the model file itself.",
-        epilog="examples:\n  edge-classify --model mobilenet_v2_1.0_224_quant.tflite parrot.jpg\n"
-               "  edge-classify --model m_edgetpu.tflite --device usb:0 --count 10 cat.jpg\n"
-               "  edge-classify --model m.tflite --json *.jpg | jq '.images[].results[0]'",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "the model file itself.")
     parser.add_argument("--model", required=True,
                         help="a .tflite classifier (Coral style model.tflite@usb:0 accepted)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     add_runtime_args(parser, board_default=None)
     add_boards_dir_arg(parser)
+    add_common_args(parser, EXAMPLES)
     add_logging_args(parser)
     return parser
 

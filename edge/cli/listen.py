@@ -17,13 +17,24 @@ from pathlib import Path
 
 from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
 from edge.cli.args import add_mqtt_args, mqtt_from_args, positive
-from edge.cli.common import EXIT_OK, add_logging_args, configure_logging, run_command
+from edge.cli.common import (
+    EXIT_OK,
+    add_common_args,
+    add_logging_args,
+    configure_logging,
+    run_command,
+)
 from edge.errors import LabelError
 from edge.serial.gateway import MqttGateway, label_name, record_json
 from edge.serial.listen import ListenSummary, listen
 from edge.serial.protocol import LabelRecord
 
 PROG = "edge-listen"
+EXAMPLES = (
+    "edge-listen /dev/ttyACM0                         # what an exported firmware streams",
+    "edge-listen /dev/ttyUSB0 --baud 921600 --format binary --labels labels.txt",
+    "edge-listen socket://localhost:7000 --json --max-frames 10",
+)
 FORMATS = {"auto": "auto", "json": "text", "text": "text", "binary": "binary"}
 
 
@@ -33,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("port", metavar="PORT|URL",
                         help="device path (/dev/ttyACM0, COM3) or pyserial URL "
                              "(loop://, spy://PORT, socket://HOST:PORT, hwgrep://VID:PID)")
-    parser.add_argument("--baud", type=positive(int), default=115200, help="default: 115200")
+    parser.add_argument("--baud", type=positive(int), default=115200,
+                        help="serial speed in bit/s (default: 115200)")
     parser.add_argument("--format", choices=["auto", "json", "binary"], default="auto",
                         help="wire format; auto detects text (JSON lines) or binary (COBS)")
     parser.add_argument("--labels", type=Path, metavar="FILE",
@@ -49,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="reset the device on open (pulse DTR); off by default")
     add_mqtt_args(parser)
     add_logging_args(parser)
+    add_common_args(parser, EXAMPLES)
     return parser
 
 

@@ -38,7 +38,8 @@ PACKAGES: dict[str, _Package] = {
     "ai-edge-litert": _Package("ai-edge-litert", "ai_edge_litert", "ai_edge_litert.interpreter",
                                "pip install ai-edge-litert"),
     "tflite-runtime": _Package("tflite-runtime", "tflite_runtime", "tflite_runtime.interpreter",
-                               "pip install 'edge[tflite-runtime]' (in a venv with numpy<2)"),
+                               "pip install 'edge-labels[tflite-runtime]' (in a venv with "
+                               "numpy<2)"),
     "tensorflow": _Package("tensorflow", "tensorflow", "tensorflow.lite.python.interpreter",
                            "pip install tensorflow"),
 }

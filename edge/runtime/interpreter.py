@@ -24,6 +24,7 @@ import numpy as np
 
 from edge.errors import DelegateError, InterpreterError, ModelError
 from edge.model import Model, read_model
+from edge.nativelog import filtered_native_stderr
 from edge.runtime import delegate as edgetpu
 from edge.runtime.backends import Backend, load_backend
 from edge.runtime.labels import align_labels, read_labels
@@ -284,10 +285,11 @@ def _thread_count(threads: int | None) -> int:
 
 def _build_interpreter(model: Model, backend: Backend, threads: int, tpu: Any) -> Any:
     try:
-        interpreter = backend.interpreter_class(
-            model_content=model.content, num_threads=threads,
-            experimental_delegates=[tpu] if tpu is not None else None)
-        interpreter.allocate_tensors()
+        with filtered_native_stderr():  # the XNNPACK "INFO: Created ... delegate" line
+            interpreter = backend.interpreter_class(
+                model_content=model.content, num_threads=threads,
+                experimental_delegates=[tpu] if tpu is not None else None)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise InterpreterError(f"{_name(model)}: {backend.name} refused the model: "
                                f"{one_line(str(e))}") from e

@@ -10,6 +10,7 @@ from edge.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     configure_logging,
     print_json,
@@ -20,6 +21,10 @@ from firmware_export.plan.arena import DEFAULT_MARGIN
 from firmware_export.tflm.tree import locate_tree
 
 PROG = "edge-export"
+EXAMPLES = (
+    "edge-export person_detect.tflite --board nano33ble --out fw",
+    "edge-export model.tflite --board esp32s3 --out fw --verify --json",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,10 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a PlatformIO project that runs MODEL on a microcontroller board with "
                     "TensorFlow Lite Micro: model_data.cc/.h, op_resolver.h, arena.h (the arena "
                     "sized from a reproduction of TFLM's memory planner), main.cpp streaming "
-                    "labels over serial.",
-        epilog="examples:\n  edge-export person_detect.tflite --board nano33ble --out fw\n"
-               "  edge-export model.tflite --board esp32s3 --out fw --verify --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "labels over serial.")
     parser.add_argument("model", help="path of an int8 .tflite file")
     parser.add_argument("--board", required=True, help="microcontroller board profile name")
     parser.add_argument("--out", required=True, help="project folder to create or replace")
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     add_boards_dir_arg(parser)
     add_logging_args(parser)
+    add_common_args(parser, EXAMPLES)
     return parser
 
 
