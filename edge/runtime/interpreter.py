@@ -1,10 +1,12 @@
 """The classifier: one model, one interpreter, built once, run frame after frame.
 
 Opening does the expensive and fallible work in an order that makes the first failure the
-clearest one: read and validate the model with our own reader, pick the backend, refuse custom
-ops nothing can run, load the Edge TPU delegate when asked or needed, check the input is an
-image, then build the interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer
-verifier) and allocate its tensors once. Every frame after that reuses the same buffers.
+clearest one: read and validate the model with our own reader, check it is a kind we run (an
+image classifier, :mod:`edge.runtime.kinds`), pick the backend, refuse custom ops nothing can
+run, load the Edge TPU delegate when asked or needed, check the input is an image, then build
+the interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer verifier; or the
+TFLite Micro child process for ``backend="tflm"``) and allocate its tensors once. Every frame
+after that reuses the same buffers.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import numpy as np
 from edge.errors import DelegateError, InterpreterError, ModelError
 from edge.model import Model, read_model
 from edge.runtime import delegate as edgetpu
-from edge.runtime.backends import Backend, load_backend
+from edge.runtime.backends import TFLM, Backend, load_backend
+from edge.runtime.kinds import model_kind, refusal
 from edge.runtime.labels import align_labels, read_labels
 from edge.runtime.postprocess import Classification, classify_scores, dequantize
 from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
@@ -90,7 +93,7 @@ class Classifier:
                 model already read with :func:`edge.model.read_model`.
             threads: interpreter threads; None or 0 uses every core this process may use.
             backend: ``ai-edge-litert``, ``tflite-runtime`` or ``tensorflow``; None picks the
-                first installed in that order.
+                first installed in that order. ``tflm``: TFLite Micro in a child process.
             delegate: ``edgetpu``, ``none``, or None to use the Edge TPU exactly when the model
                 was compiled for it.
             device: Coral device string (``usb``, ``usb:0``, ``pci:1``, ``:0``); implies
@@ -102,7 +105,8 @@ class Classifier:
             std: pixel standard deviation(s), likewise.
 
         Raises:
-            ModelError: the model is unreadable, malformed or not an image classifier.
+            ModelError: the model is unreadable, malformed or not an image classifier (the
+                message names the kind found: detection, multi-output, embedding, ...).
             BackendError: no usable interpreter package.
             DelegateError: the Edge TPU is needed but unavailable.
             InterpreterError: the interpreter refused the model.
@@ -112,10 +116,14 @@ class Classifier:
         model, device = _read(model, device)
         loaded = load_backend(backend)
         _check_custom_ops(model, loaded)
+        classes = _num_classes(model)
         use_tpu = _wants_edgetpu(model, delegate, device)
         spec = _image_input(model, mean, std)
-        threads = _thread_count(threads)
+        threads = 1 if loaded.name == TFLM else _thread_count(threads)
         tpu = None
+        if use_tpu and loaded.name == TFLM:
+            raise DelegateError(f"{_name(model)}: --backend {TFLM} has no Edge TPU delegate; "
+                                "use ai-edge-litert for the Edge TPU")
         if use_tpu:
             tpu = edgetpu.load_edgetpu_delegate(loaded.load_delegate, device,
                                                 reason=_tpu_reason(model, delegate, device))
@@ -123,7 +131,7 @@ class Classifier:
                 log.warning("%s was not compiled for the Edge TPU (no %s): nothing will run on "
                             "the TPU; compile it with edgetpu_compiler", _name(model), EDGETPU_OP)
         interpreter = _build_interpreter(model, loaded, threads, tpu)
-        names = _labels(model, labels, _num_classes(model))
+        names = _labels(model, labels, classes)
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")
         return cls(model, loaded, interpreter, spec=spec, labels=names, threads=threads,
@@ -172,8 +180,10 @@ class Classifier:
         return classify_scores(scores, self.labels, top_k, threshold)
 
     def close(self) -> None:
-        """Release the interpreter, then the delegate it uses. Safe to call twice."""
-        self._interpreter = None
+        """Release the interpreter (ending a TFLM child), then its delegate. Safe twice."""
+        interpreter, self._interpreter = self._interpreter, None
+        if interpreter is not None and hasattr(interpreter, "close"):
+            interpreter.close()
         self._delegate = None
 
     def __enter__(self) -> Self:
@@ -219,7 +229,7 @@ def _name(model: Model) -> str:
 def _check_custom_ops(model: Model, backend: Backend) -> None:
     """Refuse custom ops before native code does: LiteRT says it only after logging to stderr."""
     missing = [op for op in model.custom_ops
-               if op != EDGETPU_OP and not backend.resolves_custom_op(op)]
+               if (op != EDGETPU_OP or backend.name == TFLM) and not backend.resolves_custom_op(op)]
     if missing:
         raise InterpreterError(f"{_name(model)}: unresolved custom op {', '.join(missing)}: "
                                f"{backend.name} has no kernel for it; use a model built from "
@@ -246,19 +256,19 @@ def _tpu_reason(model: Model, delegate: str | None, device: str | None) -> str:
 
 
 def _image_input(model: Model, mean: Any, std: Any) -> InputSpec:
-    inputs, outputs = model.input_tensors, model.output_tensors
-    if len(inputs) != 1 or not outputs:
-        raise ModelError(f"{_name(model)}: has {len(inputs)} inputs and {len(outputs)} outputs; "
-                         "an image classifier has one image input and a scores output")
-    return input_spec(inputs[0], mean, std)
+    inputs = model.input_tensors
+    if len(inputs) != 1:
+        raise ModelError(f"{_name(model)}: has {len(inputs)} inputs; an image classifier has "
+                         "one image input")
+    return input_spec(inputs[0], mean, std, where=_name(model))
 
 
 def _num_classes(model: Model) -> int:
-    output = model.output_tensors[0]
-    if len(output.shape) == 0 or max(output.shape) != output.size:
-        raise ModelError(f"{_name(model)}: output {output.name!r} has shape "
-                         f"{list(output.shape)}; a classifier's output is one row of scores")
-    return output.size
+    """The number of class scores; refuses models that are not single-output classifiers."""
+    kind = model_kind(model)
+    if not kind.supported:
+        raise ModelError(refusal(kind, _name(model)))
+    return kind.classes
 
 
 def _thread_count(threads: int | None) -> int:
@@ -270,14 +280,19 @@ def _thread_count(threads: int | None) -> int:
 
 
 def _build_interpreter(model: Model, backend: Backend, threads: int, tpu: Any) -> Any:
+    if backend.name == TFLM:
+        return backend.interpreter_class(model)
     try:
         interpreter = backend.interpreter_class(
             model_content=model.content, num_threads=threads,
             experimental_delegates=[tpu] if tpu is not None else None)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
+        hint = ""
+        if "quantiz" in str(e) and model.custom_ops == []:
+            hint = f"; TFLite Micro may run it: --backend {TFLM}"
         raise InterpreterError(f"{_name(model)}: {backend.name} refused the model: "
-                               f"{one_line(str(e))}") from e
+                               f"{one_line(str(e))}{hint}") from e
     return interpreter
 
 
