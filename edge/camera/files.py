@@ -56,4 +56,4 @@ class ImageFolderSource(FrameSource):
         stamp = time.monotonic_ns()
         if bgr is None:
             raise CameraError(f"{path}: cannot decode this image")
-        return self._frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stamp)
+        return self._frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stamp, file=str(path))

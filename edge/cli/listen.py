@@ -95,6 +95,8 @@ def _json_line(record: LabelRecord, names: Sequence[str]) -> str:
         data["top_k"] = [list(pair) for pair in record.top_k]
     if record.latency_ms is not None:
         data["latency_ms"] = record.latency_ms
+    if record.file is not None:
+        data["file"] = record.file
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -108,6 +110,8 @@ def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
         parts.append("top_k=" + ",".join(f"{label}:{s:.4f}" for label, s in record.top_k))
     if record.latency_ms is not None:
         parts.append(f"latency_ms={record.latency_ms:.3f}")
+    if record.file is not None:
+        parts.append("file=" + json.dumps(record.file, ensure_ascii=False))
     return " ".join(parts)
 
 

@@ -133,6 +133,7 @@ def label_record(event: LabelEvent, *, with_text: bool) -> Any:
         text=(top.label if top else "") if with_text else None,
         top_k=tuple((p.index, min(max(p.score, 0.0), 1.0)) for p in event.predictions[1:]),
         latency_ms=max(event.latency_ms, 0.0),
+        file=Path(event.file).name if event.file is not None and with_text else None,
     )
 
 

@@ -55,6 +55,8 @@ class LabelRecord:
         text: label text (text mode only; binary frames do not carry it).
         top_k: further ``(label, score)`` pairs, at most :data:`MAX_TOP_K`.
         latency_ms: inference latency in milliseconds (microsecond resolution on the wire).
+        file: name of the image file the label is for (text mode only, when the sender
+            labels files, e.g. ``edge-run --camera FOLDER``).
     """
 
     seq: int
@@ -64,6 +66,7 @@ class LabelRecord:
     text: str | None = None
     top_k: tuple[tuple[int, float], ...] = ()
     latency_ms: float | None = None
+    file: str | None = None
 
 
 # --- quantization ------------------------------------------------------------------------------
@@ -235,6 +238,8 @@ def encode_text(record: LabelRecord) -> bytes:
         parts.append(f',"top_k":[{entries}]')
     if record.latency_ms is not None:
         parts.append(f',"latency_ms":{_fixed(_latency_us(record.latency_ms), 1000, 3)}')
+    if record.file is not None:
+        parts.append(f',"file":{_json_string(record.file)}')
     parts.append("}\n")
     line = "".join(parts).encode("utf-8")
     if len(line) > MAX_LINE:
@@ -268,8 +273,10 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
         return None
     seq, time_ms, label, score = (obj.get(k) for k in ("seq", "time_ms", "label", "score"))
     text, top_k, latency = obj.get("text"), obj.get("top_k", []), obj.get("latency_ms")
+    file = obj.get("file")
     if not (_is_int(seq, U32_MAX) and _is_int(time_ms, U32_MAX) and _is_int(label, LABEL_MAX)
             and _is_score(score) and (text is None or isinstance(text, str))
+            and (file is None or isinstance(file, str))
             and isinstance(top_k, list) and len(top_k) <= MAX_TOP_K):
         return None
     if latency is not None and not (type(latency) in (int, float) and 0 <= latency < math.inf):
@@ -279,7 +286,7 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
         return None
     return LabelRecord(obj["seq"], obj["time_ms"], obj["label"], float(obj["score"]), text,
                        tuple(p for p in pairs if p is not None),
-                       None if latency is None else float(latency))
+                       None if latency is None else float(latency), file)
 
 
 # --- the stream ---------------------------------------------------------------------------------
