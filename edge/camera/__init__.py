@@ -19,6 +19,7 @@ a folder               every image in it, in name order
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -62,7 +63,7 @@ def source_kind(spec: str, camera_backend: str = "opencv") -> str:
 def open_source(spec: str, *, board: BoardProfile | None = None,
                 input_size: tuple[int, int] = (224, 224), resize: str = "squash",
                 loop: bool = False, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
-                seed: int = 0) -> FrameSource:
+                seed: int = 0, labels: Sequence[str] | None = None) -> FrameSource:
     """The frame source ``spec`` names; not yet opened: use it as a context manager.
 
     Args:
@@ -74,6 +75,8 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
         open_timeout_s: stream open timeout.
         read_timeout_s: stream, device and CSI camera read timeout.
         seed: demo scene seed.
+        labels: the model's labels; the demo scene gives its ground truth only when they
+            are the scene's own (see :func:`edge.camera.demo.truth_mismatch`).
 
     Raises:
         CameraError: ``spec`` names nothing usable.
@@ -83,7 +86,7 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
     if kind == "demo":
         from edge.camera.demo import DemoSource
 
-        return DemoSource(seed=seed)
+        return DemoSource(seed=seed, labels=labels)
     if kind == "folder":
         from edge.camera.files import ImageFolderSource
 

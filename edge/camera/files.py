@@ -1,8 +1,10 @@
-"""A folder of still images as a finite frame source, in file-name order."""
+"""Image files: what a folder or glob pattern names, and a folder as a finite frame source."""
 
 from __future__ import annotations
 
+import glob
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from edge.camera.base import Frame, FrameSource
@@ -11,6 +13,55 @@ from edge.errors import CameraError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm",
                             ".pgm"})
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_image_name(path: Path) -> bool:
+    """Whether the file name has one of :data:`IMAGE_SUFFIXES` (any case)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name.
+
+    Raises:
+        CameraError: it is not a folder, or holds no image.
+    """
+    if not folder.is_dir():
+        raise CameraError(f"{folder}: not a folder of images")
+    paths = sorted(p for p in folder.iterdir() if is_image_name(p) and p.is_file())
+    if not paths:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise CameraError(f"{folder}: no images in it (looked for {suffixes})")
+    return paths
+
+
+def expand_images(specs: Iterable[str]) -> list[Path]:
+    """The image files named by ``specs``, in order: a file as given, a folder's images
+    and a glob pattern's matching images (``*.jpg``, ``shots/**/*.png``) each sorted by name.
+
+    Folders and patterns keep image files only (by suffix); a file named outright is taken
+    whatever its suffix. Duplicates are kept (the user asked twice).
+
+    Raises:
+        CameraError: a file or folder does not exist, or a folder or pattern names no image.
+    """
+    paths: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            paths += folder_images(path)
+        elif path.is_file():
+            paths.append(path)
+        elif GLOB_CHARS.intersection(spec):
+            found = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+            images = [p for p in found if is_image_name(p) and p.is_file()]
+            if not images:
+                raise CameraError(f"{spec}: no image file matches this pattern")
+            paths += images
+        else:
+            raise CameraError(f"{spec}: no such image file or folder")
+    return paths
 
 
 class ImageFolderSource(FrameSource):
@@ -32,13 +83,7 @@ class ImageFolderSource(FrameSource):
         self._position = 0
 
     def open(self) -> None:
-        if not self.folder.is_dir():
-            raise CameraError(f"{self.folder}: not a folder of images")
-        self._paths = sorted(p for p in self.folder.iterdir()
-                             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not self._paths:
-            suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-            raise CameraError(f"{self.folder}: no images in it (looked for {suffixes})")
+        self._paths = folder_images(self.folder)
         self._position = 0
 
     def close(self) -> None:

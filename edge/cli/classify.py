@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,10 @@ import cv2
 import numpy as np
 
 from edge.boards import get_board
+from edge.camera.files import expand_images
 from edge.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
     add_boards_dir_arg,
     add_logging_args,
     configure_logging,
@@ -20,10 +24,10 @@ from edge.cli.common import (
 )
 from edge.errors import PreprocessError
 from edge.runtime import Classification, Classifier
-from edge.runtime.backends import BACKEND_NAMES
+from edge.runtime.backends import AUTO_BACKENDS, BACKEND_NAMES, TFLM
 from edge.runtime.interpreter import DELEGATES
 from edge.runtime.postprocess import classify_scores
-from edge.runtime.preprocess import RESIZE_MODES
+from edge.runtime.preprocess import RESIZE_MODES, raw_input_tensor
 
 PROG = "edge-classify"
 
@@ -31,16 +35,21 @@ PROG = "edge-classify"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Classify images with a .tflite model and print the top classes with "
-                    "their scores and the inference time. Labels come from --labels, else from "
-                    "the model file itself.",
+        description="Classify images with a .tflite model and print, per image file, the top "
+                    "classes with their scores and the inference time. Labels come from "
+                    "--labels, else from the model file itself, else from labels.txt beside it.",
         epilog="examples:\n  edge-classify --model mobilenet_v2_1.0_224_quant.tflite parrot.jpg\n"
+               "  edge-classify --model m.tflite photos/ 'shots/*.png'   # folders and globs\n"
                "  edge-classify --model m_edgetpu.tflite --device usb:0 --count 10 cat.jpg\n"
+               "  edge-classify --model person_detect.tflite --backend tflm --raw-input "
+               "person.bmp\n"
                "  edge-classify --model m.tflite --json *.jpg | jq '.images[].results[0]'",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="a .tflite classifier (Coral style model.tflite@usb:0 accepted)")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files, folders (their images, sorted by name) or quoted "
+                             "glob patterns ('shots/*.jpg', 'data/**/*.png')")
     parser.add_argument("--labels", help="labels file (one per line, or 'index label' pairs); "
                         "default: the labels inside the model")
     parser.add_argument("--top-k", type=_positive, default=3, metavar="K",
@@ -54,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "core; 0 = every core)")
     parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
                         help="interpreter package (default: the first installed of "
-                             f"{', '.join(BACKEND_NAMES)})")
+                             f"{', '.join(AUTO_BACKENDS)}); {TFLM}: TensorFlow Lite Micro in a "
+                             "child process, for models made for microcontrollers")
     parser.add_argument("--delegate", choices=DELEGATES, default=None,
                         help="edgetpu or none (default: edgetpu exactly when the model was "
                              "compiled for it)")
@@ -69,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--std", type=_floats, default=None, metavar="S[,S,S]",
                         help="pixel standard deviation(s) (default: by input type; float "
                              "models 127.5)")
+    parser.add_argument("--raw-input", action="store_true",
+                        help="the image's bytes are the model's input values: fed as they are "
+                             "(no resize, no normalization), each byte read as the input's "
+                             "type (int8: 200 is -56); for test images that store quantized "
+                             "pixels, like TFLM's person.bmp")
     parser.add_argument("--board", default=None,
                         help="take threads, delegate and device defaults from a board profile")
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
@@ -91,25 +106,35 @@ def _run(args: argparse.Namespace) -> int:
             threads = runtime.threads if threads is None else threads
             if delegate is None and device is None and runtime.delegate == "edgetpu":
                 delegate, device = "edgetpu", runtime.device or None
-    images = [Path(image) for image in args.images]
-    for image in images:  # before the interpreter starts (and logs to stderr)
-        if not image.is_file():
-            raise PreprocessError(f"{image}: cannot read image: no such file")
+    images = expand_images(args.images)  # before the interpreter starts (and logs to stderr)
     with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
                          device=device, labels=args.labels, resize=args.resize,
                          mean=args.mean, std=args.std) as classifier:
-        reports = [_classify_file(classifier, image, args) for image in images]
-        if args.json:
-            print_json({"model": args.model, **_setup(classifier), "images": reports})
-        else:
-            print(_format(args.model, classifier, reports))
-    return 0
+        reports, failures = [], []
+        for image in images:
+            try:
+                reports.append(_classify_file(classifier, image, args))
+            except PreprocessError as e:  # an unreadable image: report it, go on with the rest
+                failures.append(str(e))
+                reports.append({"image": str(image), "error": str(e)})
+        if len(failures) < len(images):
+            if args.json:
+                print_json({"model": args.model, **_setup(classifier, args.raw_input),
+                            "images": reports})
+            else:
+                print(_format(args.model, _setup(classifier, args.raw_input), reports))
+    for failure in failures:
+        print(f"{PROG}: error: {failure}", file=sys.stderr)
+    return EXIT_ERROR if failures else EXIT_OK
 
 
 def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
                    ) -> dict[str, Any]:
     frame = read_image(path, grayscale=classifier.input_spec.channels == 1)
-    tensor = classifier.preprocess(frame, color="bgr")
+    if args.raw_input:
+        tensor = raw_input_tensor(frame, classifier.input_spec)
+    else:
+        tensor = classifier.preprocess(frame, color="bgr")
     scores = classifier.run(tensor)
     times = [classifier.invoke_ms]
     for _ in range(args.count - 1):
@@ -138,25 +163,28 @@ def read_image(path: Path, grayscale: bool = False) -> np.ndarray:
     return np.asarray(image)
 
 
-def _setup(classifier: Classifier) -> dict[str, Any]:
+def _setup(classifier: Classifier, raw_input: bool) -> dict[str, Any]:
     spec = classifier.input_spec
     return {"backend": classifier.backend_name, "threads": classifier.threads,
-            "delegate": classifier.delegate_name,
+            "delegate": classifier.delegate_name, "labels": classifier.labels_origin or None,
             "input": {"width": spec.width, "height": spec.height, "channels": spec.channels,
-                      "dtype": spec.dtype, "conversion": spec.conversion}}
+                      "dtype": spec.dtype,
+                      "conversion": "raw bytes" if raw_input else spec.conversion}}
 
 
 def _result(result: Classification) -> dict[str, Any]:
     return {"index": result.index, "label": result.label, "score": result.score}
 
 
-def _format(model: str, classifier: Classifier, reports: list[dict[str, Any]]) -> str:
-    setup = _setup(classifier)
+def _format(model: str, setup: dict[str, Any], reports: list[dict[str, Any]]) -> str:
     spec = setup["input"]
     lines = [f"{Path(model).name}: {setup['backend']}, {setup['threads']} thread(s), delegate "
              f"{setup['delegate']}, input {spec['width']}x{spec['height']}x{spec['channels']} "
-             f"{spec['dtype']} ({spec['conversion']})"]
+             f"{spec['dtype']} ({spec['conversion']}), labels {setup['labels'] or 'none'}"]
     for report in reports:
+        if "error" in report:
+            lines.append(f"{report['image']}: not classified (see the error below)")
+            continue
         times = report["invoke_ms"]
         timing = f"{times['first']:.2f} ms"
         if times["count"] > 1:

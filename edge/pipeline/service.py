@@ -143,7 +143,7 @@ def run_service(options: RunOptions, *, stdout: TextIO,
             device=runtime.device or None))
         source = stack.enter_context(open_source(
             options.camera, board=board, input_size=clf.input_size, resize=options.resize,
-            loop=options.loop, seed=options.seed))
+            loop=options.loop, seed=options.seed, labels=clf.labels))
         sinks = open_sinks(options, stack, stdout, default_port=runtime.serial_port,
                            default_baud=runtime.baud)
         if on_start is not None:

@@ -27,7 +27,7 @@ from edge.model import Model, read_model
 from edge.runtime import delegate as edgetpu
 from edge.runtime.backends import TFLM, Backend, load_backend
 from edge.runtime.kinds import model_kind, refusal
-from edge.runtime.labels import align_labels, read_labels
+from edge.runtime.labels import find_labels
 from edge.runtime.postprocess import Classification, classify_scores, dequantize
 from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
 
@@ -56,6 +56,8 @@ class Classifier:
         backend: the interpreter package in use.
         input_spec: what the input tensor wants (size, type, quantization, mean/std).
         labels: one label per class ("" where unknown), or ``()`` when there are none.
+        labels_origin: where they came from: a file, ``embedded``, ``given`` or ``""``
+            (see :func:`edge.runtime.labels.find_labels`).
         threads: interpreter (XNNPACK) threads.
         delegate_name: ``none`` or ``edgetpu``.
         invoke_ms: duration of the last invoke in milliseconds (0.0 before the first).
@@ -63,11 +65,12 @@ class Classifier:
 
     def __init__(self, model: Model, backend: Backend, interpreter: Any, *,
                  spec: InputSpec, labels: tuple[str, ...], threads: int, resize: str,
-                 delegate: Any = None) -> None:
+                 delegate: Any = None, labels_origin: str = "") -> None:
         self.model = model
         self.backend = backend
         self.input_spec = spec
         self.labels = labels
+        self.labels_origin = labels_origin
         self.threads = threads
         self.delegate_name = "edgetpu" if delegate is not None else "none"
         self.invoke_ms = 0.0
@@ -98,7 +101,8 @@ class Classifier:
                 was compiled for it.
             device: Coral device string (``usb``, ``usb:0``, ``pci:1``, ``:0``); implies
                 ``edgetpu``.
-            labels: a labels file or a list of labels; None uses the labels inside the model.
+            labels: a labels file or a list of labels; None uses the labels inside the model,
+                else ``labels.txt`` beside it (:func:`edge.runtime.labels.find_labels`).
             resize: ``squash`` (whole frame) or ``crop`` (centre crop to the input's aspect).
             mean: pixel mean(s); None uses the default for the input type (see
                 :mod:`edge.runtime.preprocess`).
@@ -131,11 +135,12 @@ class Classifier:
                 log.warning("%s was not compiled for the Edge TPU (no %s): nothing will run on "
                             "the TPU; compile it with edgetpu_compiler", _name(model), EDGETPU_OP)
         interpreter = _build_interpreter(model, loaded, threads, tpu)
-        names = _labels(model, labels, classes)
+        path = None if model.source == "<bytes>" else model.source
+        names, origin = find_labels(path, model.labels, labels, classes)
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")
         return cls(model, loaded, interpreter, spec=spec, labels=names, threads=threads,
-                   resize=resize, delegate=tpu)
+                   resize=resize, delegate=tpu, labels_origin=origin)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -294,14 +299,3 @@ def _build_interpreter(model: Model, backend: Backend, threads: int, tpu: Any) -
         raise InterpreterError(f"{_name(model)}: {backend.name} refused the model: "
                                f"{one_line(str(e))}{hint}") from e
     return interpreter
-
-
-def _labels(model: Model, labels: str | Path | Sequence[str] | None, classes: int
-            ) -> tuple[str, ...]:
-    if labels is None:
-        if model.labels is None:
-            return ()
-        return align_labels(model.labels, classes, f"{_name(model)} (embedded labels)")
-    if isinstance(labels, str | Path):
-        return align_labels(read_labels(labels), classes, str(labels))
-    return align_labels(labels, classes)
