@@ -24,6 +24,7 @@ from edge.cli.common import (
 )
 from edge.pipeline.service import RunOptions, run_service
 from edge.pipeline.stats import RunSummary
+from edge.runtime.backends import AUTO_BACKENDS, BACKEND_NAMES, TFLM
 
 PROG = "edge-run"
 
@@ -53,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="labels file (default: the model's own)")
     p.add_argument("--threads", type=int, help="interpreter threads (default: the board's; "
                    "0 = every core)")
+    p.add_argument("--backend", choices=BACKEND_NAMES, default=None,
+                   help=f"interpreter package (default: the first installed of "
+                        f"{', '.join(AUTO_BACKENDS)}); {TFLM}: TensorFlow Lite Micro in a "
+                        "child process")
     p.add_argument("--resize", choices=["squash", "crop"], default="squash",
                    help="fit frames to the model by squashing (default) or centre-cropping")
     p.add_argument("--top-k", type=_positive(int), default=1, metavar="K", help="default: 1")
@@ -89,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         camera=args.camera, board=args.board, boards_dirs=tuple(args.boards_dir),
-        model=args.model, labels=args.labels, threads=args.threads, resize=args.resize,
+        model=args.model, labels=args.labels, threads=args.threads, backend=args.backend,
+        resize=args.resize,
         top_k=args.top_k, threshold=args.threshold, smooth=args.smooth,
         smooth_method=args.smooth_method, output=args.output, serial=args.serial,
         serial_format=args.serial_format, baud=args.baud, on_change=args.on_change,

@@ -47,6 +47,7 @@ class RunOptions:
     model: str | None = None
     labels: str | None = None
     threads: int | None = None
+    backend: str | None = None
     resize: str = "squash"
     top_k: int = 1
     threshold: float = 0.0
@@ -138,7 +139,8 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         stack.enter_context(stop_on_signals(stop))
         stack.callback(notifier.close)
         clf = stack.enter_context(Classifier.open(
-            str(model), threads=threads or None, labels=labels, resize=options.resize,
+            str(model), threads=threads or None, backend=options.backend, labels=labels,
+            resize=options.resize,
             delegate="edgetpu" if runtime.delegate == "edgetpu" else None,
             device=runtime.device or None))
         source = stack.enter_context(open_source(
