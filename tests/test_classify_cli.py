@@ -75,7 +75,7 @@ def test_unreadable_image_is_one_line(tmp_path):
     result = edge_classify("--model", model, str(tmp_path / "missing.jpg"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"edge-classify: error: {tmp_path / 'missing.jpg'}: "
-                                          "cannot read image: no such file"]
+                                          "no such image file or folder"]
     # Decoding happens after LiteRT has started, which may log its XNNPACK line first.
     result = edge_classify("--model", model, str(bad))
     assert result.returncode == 2
