@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,24 @@ def test_litert_refusal_points_at_tflm(capsys: pytest.CaptureFixture[str]) -> No
     image = Path(shared_file("images/person.bmp"))
     assert classify.main(["--model", str(model), str(image)]) == 2
     assert capsys.readouterr().err.rstrip().endswith("TFLite Micro may run it: --backend tflm")
+
+
+def test_ctrl_c_to_the_process_group_ends_an_edge_run_cleanly() -> None:
+    """A terminal's Ctrl-C reaches the TFLM child too: it must not take the frame in hand."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--camera", "demo",
+                             "--backend", "tflm", "--json", "--quiet"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        first = [proc.stdout.readline() for _ in range(3)]  # labelling through the child
+        assert all(line.endswith("\n") for line in first)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    records = [json.loads(line) for line in ("".join(first) + rest).splitlines()]
+    assert "summary" in records[-1] and records[-1]["summary"]["frames"] == len(records) - 1

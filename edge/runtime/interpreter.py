@@ -174,6 +174,8 @@ class Classifier:
             interpreter.invoke()
             self.invoke_ms = (time.perf_counter() - start) * 1e3
             raw = interpreter.get_tensor(self._output_index)
+        except InterpreterError:  # the TFLM child's own, already one line naming the model
+            raise
         except (ValueError, RuntimeError) as e:
             raise InterpreterError(f"{_name(self.model)}: {one_line(str(e))}") from e
         return dequantize(raw, self._output_scale, self._output_zero_point)

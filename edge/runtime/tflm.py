@@ -80,23 +80,25 @@ class TflmInterpreter:
         InterpreterError: the child could not start, or TFLM refused (or crashed on) the model.
     """
 
+    _child: subprocess.Popen[bytes] | None = None
+    _stderr: IO[bytes] | None = None
+
     def __init__(self, model: Model, arena: int | None = None) -> None:
         tflm_version()
         self.name = _name(model)
         self.arena = planned_arena(model) if arena is None else arena
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # unlinked: nothing left behind
-        try:
-            self._child: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self._stderr)
-        except OSError as e:
-            self._stderr.close()
-            raise InterpreterError(f"cannot start the TFLite Micro process: {e}") from e
         self._output: np.ndarray | None = None
         self._input = b""
+        self._stderr = tempfile.TemporaryFile()  # unlinked: nothing is left behind
         try:
+            self._child = subprocess.Popen([sys.executable, str(SERVER)],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=self._stderr)
             details = json.loads(self._request(b"L", protocol.ARENA.pack(self.arena)
                                                + model.content, "load"))
+        except OSError as e:
+            self.close()
+            raise InterpreterError(f"cannot start the TFLite Micro process: {e}") from e
         except BaseException:
             self.close()
             raise
@@ -136,25 +138,20 @@ class TflmInterpreter:
             try:
                 if child.stdin is not None:
                     protocol.write_message(child.stdin, b"Q")
-                    child.stdin.close()
             except OSError:
                 pass
-            try:
-                child.wait(CLOSE_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-            if child.stdout is not None:
-                child.stdout.close()
-        if not self._stderr.closed:
-            self._stderr.close()
+            _reap(child)
+        stderr, self._stderr = self._stderr, None
+        if stderr is not None:
+            stderr.close()
 
     def __del__(self) -> None:
         self.close()
 
     def _request(self, kind: bytes, payload: bytes, what: str) -> bytes:
         child = self._child
-        if child is None or child.stdin is None or child.stdout is None:
+        if (child is None or child.stdin is None or child.stdout is None
+                or self._stderr is None):
             raise InterpreterError(f"{self.name}: the TFLite Micro process is closed")
         mark = self._stderr.seek(0, 2)
         try:
@@ -173,9 +170,8 @@ class TflmInterpreter:
         return answer
 
     def _crash_message(self, what: str, mark: int) -> str:
-        child = self._child
-        code = child.wait() if child is not None else None
-        self.close_quietly()
+        child, self._child = self._child, None
+        code = _reap(child) if child is not None else None
         if code is not None and code < 0:
             how = f"crashed ({_signal_name(-code)})"
         else:
@@ -184,22 +180,33 @@ class TflmInterpreter:
         return (f"{self.name}: TFLite Micro {how} during {what}" + (f": {last}" if last else "")
                 + "; the model or its input is not one TFLM can run")
 
-    def close_quietly(self) -> None:
-        child, self._child = self._child, None
-        if child is not None and child.poll() is None:
-            child.kill()
-            child.wait()
-
     def _last_words(self, mark: int) -> str:
         """The last lines TFLM wrote to stderr since offset ``mark`` (its reason), or ''."""
-        if self._stderr.closed:
+        stderr = self._stderr
+        if stderr is None:
             return ""
-        size = self._stderr.seek(0, 2)
-        self._stderr.seek(max(mark, size - STDERR_TAIL))
-        lines = [line.strip() for line in self._stderr.read().decode("utf-8", "replace")
-                 .splitlines() if line.strip()]
-        useful = [line for line in lines if not line.startswith("Traceback")]
+        size = stderr.seek(0, 2)
+        stderr.seek(max(mark, size - STDERR_TAIL))
+        lines = [line.strip() for line in stderr.read().decode("utf-8", "replace").splitlines()
+                 if line.strip()]
+        useful = [line for line in lines if not line.startswith(("Traceback", "File "))
+                  and line.strip("^~ ")]
         return " ".join(useful[-2:])
+
+
+def _reap(child: subprocess.Popen[bytes]) -> int:
+    """Close the child's pipes and wait for it (killing it after a grace period)."""
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+    try:
+        return child.wait(CLOSE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return child.wait()
 
 
 def _litert_details(index: int, spec: dict[str, Any]) -> dict[str, Any]:

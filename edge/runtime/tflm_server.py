@@ -13,13 +13,15 @@ Messages both ways are ``kind (1 byte) + length (u32 little-endian) + payload``:
 * ``Q`` -> the child exits.
 
 Any failure the interpreter reports as an exception is answered with ``E`` + a UTF-8 message,
-and the child stays ready for the next request.
+and the child stays ready for the next request. SIGINT and SIGTERM are ignored: the parent
+ends the child, which also exits when its stdin closes, so it never outlives the parent.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import sys
 from typing import IO, Any
@@ -113,6 +115,11 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 
 def main() -> int:
+    # The parent decides when this process ends (``Q``, or end of stdin when it exits): a
+    # Ctrl-C or a service stop reaching the whole process group must not kill the frame the
+    # parent is finishing.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever TFLM prints goes to stderr, never into the answers
     serve(sys.stdin.buffer, answers)
