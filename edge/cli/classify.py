@@ -110,19 +110,14 @@ def _run(args: argparse.Namespace) -> int:
     with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
                          device=device, labels=args.labels, resize=args.resize,
                          mean=args.mean, std=args.std) as classifier:
-        reports, failures = [], []
-        for image in images:
-            try:
-                reports.append(_classify_file(classifier, image, args))
-            except PreprocessError as e:  # an unreadable image: report it, go on with the rest
-                failures.append(str(e))
-                reports.append({"image": str(image), "error": str(e)})
-        if len(failures) < len(images):
+        reports = [_classify_file(classifier, image, args) for image in images]
+        failures = [report["error"] for report in reports if "error" in report]
+        if len(failures) < len(reports):  # nothing on stdout when no image could be read
+            setup = _setup(classifier, args.raw_input)
             if args.json:
-                print_json({"model": args.model, **_setup(classifier, args.raw_input),
-                            "images": reports})
+                print_json({"model": args.model, **setup, "images": reports})
             else:
-                print(_format(args.model, _setup(classifier, args.raw_input), reports))
+                print(_format(args.model, setup, reports))
     for failure in failures:
         print(f"{PROG}: error: {failure}", file=sys.stderr)
     return EXIT_ERROR if failures else EXIT_OK
@@ -130,11 +125,16 @@ def _run(args: argparse.Namespace) -> int:
 
 def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
                    ) -> dict[str, Any]:
-    frame = read_image(path, grayscale=classifier.input_spec.channels == 1)
-    if args.raw_input:
-        tensor = raw_input_tensor(frame, classifier.input_spec)
-    else:
-        tensor = classifier.preprocess(frame, color="bgr")
+    """The report of one image; an unreadable image gives ``{"image", "error"}`` (the run
+    goes on with the others)."""
+    try:
+        frame = read_image(path, grayscale=classifier.input_spec.channels == 1)
+        if args.raw_input:
+            tensor = raw_input_tensor(frame, classifier.input_spec)
+        else:
+            tensor = classifier.preprocess(frame, color="bgr")
+    except PreprocessError as e:
+        return {"image": str(path), "error": str(e) if str(path) in str(e) else f"{path}: {e}"}
     scores = classifier.run(tensor)
     times = [classifier.invoke_ms]
     for _ in range(args.count - 1):
