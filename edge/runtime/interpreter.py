@@ -1,9 +1,9 @@
 """The classifier: one model, one interpreter, built once, run frame after frame.
 
 Opening does the expensive and fallible work in an order that makes the first failure the
-clearest one: read and validate the model with our own reader, check it is a kind we run (an
-image classifier, :mod:`edge.runtime.kinds`), pick the backend, refuse custom ops nothing can
-run, load the Edge TPU delegate when asked or needed, check the input is an image, then build
+clearest one: read and validate the model with our own reader, pick the backend, refuse custom
+ops nothing can run, check it is a kind we run (an image classifier, :mod:`edge.runtime.kinds`),
+load the Edge TPU delegate when asked or needed, check the input is an image, then build
 the interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer verifier; or the
 TFLite Micro child process for ``backend="tflm"``) and allocate its tensors once. Every frame
 after that reuses the same buffers.
