@@ -10,8 +10,6 @@ processes on real ptys.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -25,8 +23,8 @@ from edge.demo.scene import LABELS, DemoScene
 from edge.pipeline.events import LabelEvent, Prediction
 from edge.pipeline.sinks import label_record
 from edge.serial import protocol
-from tests.conftest import ROOT, shared_file
-from tests.test_run_serial import ENV, linked_ptys
+from tests.conftest import shared_file
+from tests.test_run_serial import run_into_listener
 
 pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed")
 
@@ -94,22 +92,11 @@ def test_serial_text_records_carry_the_file_and_binary_frames_do_not_change() ->
 @pytest.mark.serial
 def test_serial_text_stream_names_the_files(scene_folder: tuple[Path, list[int]]) -> None:
     folder, _ = scene_folder
-    with linked_ptys() as (writer_port, reader_port):
-        listener = subprocess.Popen(
-            [sys.executable, "-m", "edge", "listen", reader_port, "--format", "json", "--json",
-             "--max-frames", "6", "--duration", "90"],
-            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            sent = subprocess.run(
-                [sys.executable, "-m", "edge", "run", "--camera", str(folder), "--serial",
-                 writer_port, "--serial-format", "json", "--quiet"],
-                cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
-            heard, err = listener.communicate(timeout=60)
-        finally:
-            if listener.poll() is None:
-                listener.kill()
+    sent, code, heard, err = run_into_listener(
+        ["--camera", str(folder), "--serial-format", "json", "--quiet"],
+        ["--format", "json", "--json", "--max-frames", "6", "--duration", "90"])
     assert sent.returncode == 0, sent.stderr
-    assert listener.returncode == 0, err
+    assert code == 0, err
     received = [json.loads(line) for line in heard.splitlines()]
     assert [r["file"] for r in received] == [f"shot_{k}.png" for k in range(6)]
 
