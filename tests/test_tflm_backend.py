@@ -109,6 +109,17 @@ def test_a_refusal_and_a_crash_become_our_errors() -> None:
     interpreter.close()
 
 
+def test_models_tflm_cannot_run_are_refused_in_our_words(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    model = shared_file("models/mobilenet_v2_1.0_224_quant.tflite")
+    image = shared_file("images/parrot.jpg")
+    assert classify.main(["--model", str(model), "--backend", "tflm", str(image)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "edge-classify: error: mobilenet_v2_1.0_224_quant.tflite: TFLite Micro cannot run it: "
+        "operator 0 (CONV_2D) has uint8 weights: a uint8 asymmetric (hybrid) model, which "
+        "TFLite Micro does not support; re-quantize to int8 with `edge-model quantize`"]
+
+
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 

@@ -30,6 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from edge.errors import BackendError, InterpreterError
+from edge.model.compat import micro_support
 from edge.model.types import Model
 from edge.runtime import tflm_server as protocol
 
@@ -86,7 +87,11 @@ class TflmInterpreter:
     def __init__(self, model: Model, arena: int | None = None) -> None:
         tflm_version()
         self.name = _name(model)
+        support = micro_support(model)  # refuse what TFLM would refuse, in our words
+        if not support.runnable:
+            raise InterpreterError(f"{self.name}: TFLite Micro cannot run it: {support.reason}")
         self.arena = planned_arena(model) if arena is None else arena
+        self._planned = arena is None
         self._output: np.ndarray | None = None
         self._input = b""
         self._stderr = tempfile.TemporaryFile()  # unlinked: nothing is left behind
@@ -165,8 +170,12 @@ class TflmInterpreter:
         if answer_kind == b"E":
             detail = answer.decode("utf-8", "replace")
             last = self._last_words(mark)
+            hint = ""
+            if what == "load" and "missing:" in last and self._planned:
+                hint = (f"; the planned arena of {self.arena} bytes is too small: please report "
+                        "this model")
             raise InterpreterError(f"{self.name}: TFLite Micro failed to {what} it: {detail}"
-                                   + (f" ({last})" if last else ""))
+                                   + (f" ({last})" if last else "") + hint)
         return answer
 
     def _crash_message(self, what: str, mark: int) -> str:
