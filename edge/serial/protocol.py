@@ -286,7 +286,7 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
         return None
     return LabelRecord(obj["seq"], obj["time_ms"], obj["label"], float(obj["score"]), text,
                        tuple(p for p in pairs if p is not None),
-                       None if latency is None else float(latency), file)
+                       None if latency is None else float(latency), file=file)
 
 
 # --- the stream ---------------------------------------------------------------------------------
