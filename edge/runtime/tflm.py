@@ -76,6 +76,11 @@ class TflmInterpreter:
         model: the validated model.
         arena: arena bytes; None uses :func:`planned_arena`.
 
+    Attributes:
+        arena: the arena size TFLM was given.
+        child_invoke_ms: the last invoke's duration measured inside the child (what an
+            invoke costs without the process boundary).
+
     Raises:
         BackendError: tflite-micro is not installed.
         InterpreterError: the child could not start, or TFLM refused (or crashed on) the model.
@@ -94,6 +99,7 @@ class TflmInterpreter:
         self._planned = arena is None
         self._output: np.ndarray | None = None
         self._input = b""
+        self.child_invoke_ms = 0.0
         self._stderr = tempfile.TemporaryFile()  # unlinked: nothing is left behind
         try:
             self._child = subprocess.Popen([sys.executable, str(SERVER)],
@@ -128,8 +134,10 @@ class TflmInterpreter:
 
     def invoke(self) -> None:
         answer = self._request(b"I", self._input, "invoke")
+        (self.child_invoke_ms,) = protocol.MILLISECONDS.unpack_from(answer)
         spec = self._outputs[0]
-        self._output = np.frombuffer(answer, dtype=spec["dtype"]).reshape(spec["shape"])
+        self._output = np.frombuffer(answer, dtype=spec["dtype"],
+                                     offset=protocol.MILLISECONDS.size).reshape(spec["shape"])
 
     def get_tensor(self, index: int) -> np.ndarray:
         if self._output is None or index != 0:

@@ -9,7 +9,8 @@ Messages both ways are ``kind (1 byte) + length (u32 little-endian) + payload``:
 
 * ``L`` arena size (u64) + model bytes -> ``O`` JSON ``{"inputs": [...], "outputs": [...]}``
   (``dtype``, ``shape``, ``scale``, ``zero_point`` of each tensor);
-* ``I`` the input tensor's bytes -> ``O`` output 0's bytes;
+* ``I`` the input tensor's bytes -> ``O`` the invoke's duration in ms as measured here (f64,
+  what the process boundary adds is the rest) + output 0's bytes;
 * ``Q`` -> the child exits.
 
 Any failure the interpreter reports as an exception is answered with ``E`` + a UTF-8 message,
@@ -24,10 +25,12 @@ import os
 import signal
 import struct
 import sys
+import time
 from typing import IO, Any
 
 HEADER = struct.Struct("<cI")
 ARENA = struct.Struct("<Q")
+MILLISECONDS = struct.Struct("<d")
 
 
 def read_message(stream: IO[bytes]) -> tuple[bytes, bytes] | None:
@@ -90,8 +93,11 @@ class Server:
             raise RuntimeError("no model loaded")
         data = np.frombuffer(payload, dtype=self.input["dtype"]).reshape(self.input["shape"])
         self.interpreter.set_input(data, 0)
+        start = time.perf_counter()
         self.interpreter.invoke()
-        return np.ascontiguousarray(self.interpreter.get_output(0)).tobytes()
+        elapsed_ms = (time.perf_counter() - start) * 1e3
+        output = np.ascontiguousarray(self.interpreter.get_output(0))
+        return MILLISECONDS.pack(elapsed_ms) + output.tobytes()
 
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
