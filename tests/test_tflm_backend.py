@@ -74,6 +74,7 @@ def test_demo_model_is_bit_exact_with_litert_reference_kernels() -> None:
             clf.run(tensor)
             assert np.array_equal(clf._interpreter.get_tensor(0).reshape(-1), expected)
             assert clf._interpreter._child is child  # built once, not per frame
+            assert 0 < clf._interpreter.child_invoke_ms
     assert child.poll() == 0  # closed with the classifier, exit code 0
 
 
@@ -169,3 +170,12 @@ def test_ctrl_c_to_the_process_group_ends_an_edge_run_cleanly() -> None:
     assert proc.returncode == 0, stderr
     records = [json.loads(line) for line in ("".join(first) + rest).splitlines()]
     assert "summary" in records[-1] and records[-1]["summary"]["frames"] == len(records) - 1
+
+
+def test_the_boundary_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    tool = runpy.run_path(str(ROOT / "tools" / "bench_classify_tflm.py"))
+    assert tool["main"](["--runs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "one child process" in out and "ratio of medians" in out
