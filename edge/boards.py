@@ -24,6 +24,10 @@ CAMERA_BACKENDS = ("picamera2", "opencv")
 DELEGATES = ("none", "edgetpu")
 KERNELS = ("reference", "cmsis-nn", "esp-nn")
 MEMORY_KINDS = ("ram", "flash", "psram")
+# Parts of a board's flash map: ours (firmware code, the embedded model, the model slot) and
+# the rest (bootloaders, partition tables, EEPROM emulation: "reserved"; unused: "free").
+FLASH_PARTS = ("reserved", "firmware", "model", "slot", "free")
+FLASH_PAGE = 0x1000  # every part starts and ends on a 4 KiB boundary (erase-sector friendly)
 LORES_FORMATS = ("YUV420", "RGB888", "BGR888", "XRGB8888", "XBGR8888")
 
 
@@ -59,6 +63,20 @@ class FlashSlot:
 
 
 @dataclass(frozen=True)
+class FlashPart:
+    """One part of a board's flash map, at an absolute address."""
+
+    kind: str
+    name: str
+    address: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.address + self.size
+
+
+@dataclass(frozen=True)
 class McuSpec:
     """What edge-export and edge-flash need to know about a microcontroller board."""
 
@@ -69,8 +87,8 @@ class McuSpec:
     arena_region: str
     flash_region: str
     reserved_ram: int
-    reserved_flash: int
-    model_slot: FlashSlot | None
+    flash_map: tuple[FlashPart, ...]  # tiles the flash region, in address order
+    model_slot: FlashSlot | None  # the "slot" part of the flash map
     flash_tool: str
     tool_target: str
     uf2_family: int | None
@@ -90,10 +108,21 @@ class McuSpec:
         """Bytes of the arena region left after firmware, TFLM and stack."""
         return self.region(self.arena_region).length - self.reserved_ram
 
+    def flash_part(self, kind: str) -> FlashPart | None:
+        """The flash map's part of this kind (firmware, model and slot appear at most once)."""
+        return next((part for part in self.flash_map if part.kind == kind), None)
+
+    @property
+    def model_part(self) -> FlashPart:
+        """Where the embedded model (model_data.cc) links: the linker script's FLASH."""
+        part = self.flash_part("model")
+        assert part is not None  # the parser requires one
+        return part
+
     @property
     def flash_for_model(self) -> int:
-        """Bytes of flash left for model data after firmware and TFLM code."""
-        return self.region(self.flash_region).length - self.reserved_flash
+        """Bytes of flash for the embedded model data: the flash map's model part."""
+        return self.model_part.size
 
 
 @dataclass(frozen=True)
@@ -207,17 +236,9 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
     arena_region = fields.choice("arena_region", [r.name for r in memory if r.kind != "flash"])
     flash_region = fields.choice("flash_region", [r.name for r in memory if r.kind == "flash"])
     by_name = dict(zip(names, memory, strict=True))
-    slot_fields = fields.sub("model_slot")
-    slot = None
-    if slot_fields is not None:
-        flash = by_name[flash_region]
-        slot = FlashSlot(
-            address=slot_fields.integer("address", flash.origin, flash.origin + flash.length - 1),
-            length=slot_fields.integer("length", 4096, flash.length),
-        )
-        if slot.address + slot.length > flash.origin + flash.length:
-            raise slot_fields.fail("length",
-                                   f"(={slot.length:#x}) runs past the end of {flash_region}")
+    flash_map = _parse_flash_map(fields, by_name[flash_region])
+    slot_part = next((p for p in flash_map if p.kind == "slot"), None)
+    slot = None if slot_part is None else FlashSlot(slot_part.address, slot_part.size)
     uf2 = fields.integer("uf2_family", 0, 2**32 - 1, 0)
     return McuSpec(
         pointer_size=fields.integer("pointer_size", 4, 8),
@@ -227,7 +248,7 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
         arena_region=arena_region,
         flash_region=flash_region,
         reserved_ram=fields.integer("reserved_ram", 0, by_name[arena_region].length),
-        reserved_flash=fields.integer("reserved_flash", 0, by_name[flash_region].length),
+        flash_map=flash_map,
         model_slot=slot,
         flash_tool=fields.get("flash_tool", str, ""),
         tool_target=fields.get("tool_target", str, ""),
@@ -237,6 +258,38 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
         platformio_board=fields.get("platformio_board", str, ""),
         platformio_framework=fields.get("platformio_framework", str, "arduino"),
     )
+
+
+def _parse_flash_map(fields: _Fields, flash: MemoryRegion) -> tuple[FlashPart, ...]:
+    """``[[mcu.flash_map]]``: parts in address order from the region's origin, tiling it.
+
+    Every byte of the flash region belongs to exactly one part, so the linker script, the
+    budget and the model slot, all derived from these parts, can neither overlap nor count a
+    byte twice.
+    """
+    tables = fields.get("flash_map", list)
+    parts: list[FlashPart] = []
+    address = flash.origin
+    for index, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise fields.fail(f"flash_map[{index}]", "must be a table")
+        part = _Fields(table, f"{fields.where}: flash_map[{index}]")
+        kind = part.choice("part", FLASH_PARTS)
+        size = part.integer("size", FLASH_PAGE, flash.length)
+        if size % FLASH_PAGE:
+            raise part.fail("size", f"(={size:#x}) must be a multiple of {FLASH_PAGE:#x}")
+        parts.append(FlashPart(kind, part.get("name", str, kind), address, size))
+        address += size
+    total = address - flash.origin
+    if total != flash.length:
+        raise fields.fail("flash_map", f"parts add up to {total:#x} B but {flash.name} is "
+                          f"{flash.length:#x} B: every byte must belong to exactly one part")
+    for kind in ("firmware", "model", "slot"):
+        count = sum(p.kind == kind for p in parts)
+        if count > 1 or (count == 0 and kind != "slot"):
+            raise fields.fail("flash_map", f"needs {'exactly' if kind != 'slot' else 'at most'}"
+                              f" one {kind!r} part, has {count}")
+    return tuple(parts)
 
 
 def parse_board(table: Mapping[str, Any], source: Path) -> BoardProfile:

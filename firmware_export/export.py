@@ -1,15 +1,17 @@
 """``edge-export`` as a library: model -> validated -> plan -> budget -> firmware project.
 
-The project is written into a temporary folder beside ``out`` and renamed into place, so a
-failed export never leaves half a project behind.
+The project is written into a temporary folder beside ``out`` and renamed into place
+(:func:`edge.outputs.atomic_directory`), so a failed export never leaves half a project behind
+and one killed with ``kill -9`` leaves a temporary that the next run removes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,9 +21,21 @@ from edge.boards import BoardProfile, get_board
 from edge.errors import ExportError
 from edge.model import Model, read_model
 from edge.model.compat import micro_support
+from edge.outputs import atomic_directory
+from firmware_export.codegen.arena_h import arena_values
+from firmware_export.codegen.libraries import PinnedLibrary, check_operators, library_for
 from firmware_export.codegen.names import c_identifier, check_identifier
-from firmware_export.codegen.project import IMAGE_HEADER, LABELS_HEADER, ExportContext, render_all
+from firmware_export.codegen.project import (
+    IMAGE_HEADER,
+    LABELS_HEADER,
+    TFLM_LIB,
+    FirmwareValues,
+    board_values,
+    render_all,
+)
 from firmware_export.codegen.resolver import unsupported_ops
+from firmware_export.codegen.tflm_sources import TflmSelection, choose_tree, select_files
+from firmware_export.flash.image import build_image
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
 from firmware_export.plan.budget import Budget, check_budget, mcu_spec
 from firmware_export.plan.embed import with_metadata
@@ -35,7 +49,9 @@ from firmware_export.plan.offline import (
 log = logging.getLogger(__name__)
 
 MARKER = ".edge-export"
+MANIFEST = "edge-export.json"
 MODEL_FILE = "model.tflite"
+SLOT_IMAGE = "model_slot.img"
 OFFLINE_CHOICES = ("auto", "off")
 
 
@@ -48,9 +64,13 @@ class ExportResult:
     arena: ArenaPlan
     budget: Budget
     offline: OfflinePlan | None
+    slot_image: Path | None = None  # with --model-slot: the image edge-flash would write
+    library: PinnedLibrary | None = None  # None: TFLM copied into the project (--tflm)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "files": list(self.files),
+                "slot_image": None if self.slot_image is None else str(self.slot_image),
+                "tflm": "copied into lib/tflm" if self.library is None else self.library.title,
                 "arena": self.arena.breakdown(), "budget": self.budget.to_dict(),
                 "offline_plan": None if self.offline is None else {
                     "strategy": self.offline.strategy, "head": self.offline.head,
@@ -87,6 +107,18 @@ def apply_offline_plan(model: Model, kernels: str, mode: str) -> tuple[Model, Of
     return read_model(content, name=model.source), plan
 
 
+def plan_for_board(model: Model, board: BoardProfile, offline_plan: str = "auto",
+                   margin: int = DEFAULT_MARGIN) -> tuple[Model, OfflinePlan | None, ArenaPlan]:
+    """The model as the firmware gets it (with an offline plan when one helps) and its arena.
+
+    The one place that decides ``kTensorArenaSize``: edge-export writes it into ``arena.h`` and
+    edge-flash into the image header, so the two always agree for the same model and board.
+    """
+    spec = mcu_spec(board)
+    model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
+    return model, offline, plan_arena(model, spec.pointer_size, spec.kernels, margin)
+
+
 def support_headers() -> dict[str, str]:
     """The C headers shipped in firmware_export/c that exist in this installation."""
     folder = resources.files("firmware_export") / "c"
@@ -100,16 +132,38 @@ def support_headers() -> dict[str, str]:
     return found
 
 
+def firmware_values(model: Model, source_name: str, identifier: str, arena: ArenaPlan,
+                    profile: BoardProfile, labels: tuple[str, ...], library: PinnedLibrary | None,
+                    tflm_flags: tuple[str, ...], model_slot: bool) -> FirmwareValues:
+    """The plain values the generators read, taken from the model, board and plan."""
+    graph_input = model.input_tensors[0]
+    return FirmwareValues(
+        array_name=identifier, model_file=source_name, content=model.content,
+        opcodes=tuple(model.opcodes), input_shape=tuple(graph_input.shape),
+        input_dtype=graph_input.dtype, labels=labels, arena=arena_values(arena),
+        board=board_values(profile), library=library, tflm_flags=tflm_flags,
+        model_slot=model_slot, headers=support_headers())
+
+
 def export_model(model_path: str | Path, board: str | BoardProfile, out: str | Path,
                  name: str | None = None, offline_plan: str = "auto",
-                 margin: int = DEFAULT_MARGIN, boards_dirs: Iterable[str | Path] = ()
+                 margin: int = DEFAULT_MARGIN, boards_dirs: Iterable[str | Path] = (),
+                 tflm: str | Path | Sequence[str | Path] = (), model_slot: bool = False
                  ) -> ExportResult:
     """Write the firmware project for ``model_path`` on ``board`` into ``out``.
+
+    Args:
+        tflm: TFLM source trees (one, or several: the one matching the board's kernels is
+            used) to copy the files the model needs from, into lib/tflm/; without one,
+            platformio.ini pins the board's library (libraries.toml).
+        model_slot: build the firmware to boot from the model slot and write the slot image
+            (``model_slot.img``) into the project.
 
     Raises:
         ModelError: the file is not a valid model.
         BoardError: unknown board or not a microcontroller.
-        ExportError: the model cannot run on TFLite Micro, or ``out`` is not ours to replace.
+        ExportError: the model cannot run on TFLite Micro or on the pinned library, or ``out``
+            is not ours to replace.
         BudgetError: it does not fit the board (saying by how much and what would).
     """
     profile = board if isinstance(board, BoardProfile) else get_board(board, boards_dirs, "mcu")
@@ -117,42 +171,69 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     source = Path(model_path)
     model = read_model(source)
     check_exportable(model)
+    selection = library = None
+    trees = [tflm] if isinstance(tflm, (str, Path)) else list(tflm)
+    if trees:
+        selection = select_files(choose_tree(trees, spec.kernels), model.opcodes)
+    else:
+        library = library_for(spec.kernels)
+        check_operators(library, model.opcodes)
     labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
-    model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
-    arena = plan_arena(model, spec.pointer_size, spec.kernels, margin)
-    budget = check_budget(profile, arena, len(model.content))
+    model, offline, arena = plan_for_board(model, profile, offline_plan, margin)
+    slot_image = (build_image(model.content, labels, arena.size, profile.name)
+                  if model_slot else None)
+    budget = check_budget(profile, arena, len(model.content), slot_image)
     identifier = check_identifier(name) if name else c_identifier(source.name)
-    graph_input = model.input_tensors[0]
-    ctx = ExportContext(identifier, source.name, model.content, tuple(model.opcodes), arena,
-                        profile, graph_input.shape, graph_input.dtype, labels,
-                        support_headers())
-    files = render_all(ctx)
+    values = firmware_values(model, source.name, identifier, arena, profile, labels, library,
+                             () if selection is None else selection.flags, model_slot)
+    files = render_all(values)
+    files[MANIFEST] = manifest_json(values, budget)
     target = Path(out)
-    _write_project(target, files, model.content)
-    return ExportResult(target, (*files, MODEL_FILE), model, target / MODEL_FILE, arena, budget,
-                        offline)
+    _write_project(target, files, model.content, selection, slot_image)
+    names = (*files, MODEL_FILE, *((SLOT_IMAGE,) if slot_image else ()))
+    return ExportResult(target, names, model, target / MODEL_FILE, arena, budget, offline,
+                        None if slot_image is None else target / SLOT_IMAGE, library)
 
 
-def _write_project(out: Path, files: dict[str, str], model_bytes: bytes) -> None:
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+def manifest_json(values: FirmwareValues, budget: Budget) -> str:
+    """``edge-export.json``: what edge-flash reads of the project (arena, board, slot)."""
+    board = values.board
+    return json.dumps({
+        "format": 1, "board": board.name, "board_id": board.board_id,
+        "model_file": values.model_file, "model_bytes": len(values.content),
+        "model_sha256": hashlib.sha256(values.content).hexdigest(),
+        "tensor_arena_size": values.arena.size, "model_slot": values.model_slot,
+        "slot": None if board.slot is None else {"address": board.slot[0],
+                                                 "length": board.slot[1]},
+        "tflm": "lib/tflm" if values.library is None else values.library.title,
+        "budget": budget.to_dict()}, indent=2) + "\n"
+
+
+def _write_project(out: Path, files: dict[str, str], model_bytes: bytes,
+                   tflm: TflmSelection | None, slot_image: bytes | None) -> None:
+    """Fill a temporary folder beside ``out`` and swap it in (edge.outputs.atomic_directory)."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise ExportError(f"{out} exists and was not made by edge-export; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for relative, text in files.items():
-            path = staging / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8", newline="\n")
-        (staging / MODEL_FILE).write_bytes(model_bytes)
-        (staging / MARKER).write_text("generated by edge-export; replaced on re-export\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(out)
+        with atomic_directory(out) as staging:
+            for relative, text in files.items():
+                path = staging / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8", newline="\n")
+            (staging / MODEL_FILE).write_bytes(model_bytes)
+            if slot_image is not None:
+                (staging / SLOT_IMAGE).write_bytes(slot_image)
+            if tflm is not None:
+                _copy_tflm(tflm, staging / TFLM_LIB)
+            (staging / MARKER).write_text("generated by edge-export; replaced on re-export\n")
     except OSError as e:
-        shutil.rmtree(staging, ignore_errors=True)
         raise ExportError(f"cannot write the project to {out}: {e}") from e
+
+
+def _copy_tflm(selection: TflmSelection, dest: Path) -> None:
+    for relative in selection.files:
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(selection.root / relative, target)

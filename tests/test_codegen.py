@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -80,14 +79,14 @@ def test_bad_names_are_refused() -> None:
             check_identifier(bad)
 
 
-def test_model_data_is_deterministic_and_fast() -> None:
+def test_model_data_is_deterministic() -> None:
+    """Byte-for-byte the same text twice. Speed is not judged here (no wall-clock limits in
+    tests): tools/bench_export.py times it against xxd -i in the same run."""
     big = SHARED_DATA / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
     content = big.read_bytes() if big.is_file() else bytes(range(256)) * 16_000  # ~4 MB
-    started = time.perf_counter()
     first = model_data_cc("g_big_model", content, False)
-    elapsed = time.perf_counter() - started
     assert first == model_data_cc("g_big_model", content, False)
-    assert elapsed < 1.0, f"generating {len(content)} B took {elapsed:.2f} s"
+    assert first.count("0x") == len(content)
 
 
 def test_every_micro_op_has_a_method_name() -> None:
@@ -169,6 +168,25 @@ def test_generated_sources_compile_and_the_array_reads_back(tmp_path: Path) -> N
 
 
 STUBS = {
+    # ESP-IDF 5's partition API, as declared in its esp_partition.h (ESP32 maps the slot).
+    "esp_partition.h": """#pragma once
+#include <cstddef>
+#include <cstdint>
+typedef int esp_err_t;
+#define ESP_OK 0
+typedef enum { ESP_PARTITION_TYPE_APP = 0x00, ESP_PARTITION_TYPE_DATA = 0x01 }
+    esp_partition_type_t;
+typedef enum { ESP_PARTITION_SUBTYPE_ANY = 0xff } esp_partition_subtype_t;
+typedef enum { ESP_PARTITION_MMAP_DATA, ESP_PARTITION_MMAP_INST } esp_partition_mmap_memory_t;
+typedef uint32_t esp_partition_mmap_handle_t;
+typedef struct { uint32_t address; uint32_t size; } esp_partition_t;
+const esp_partition_t* esp_partition_find_first(esp_partition_type_t type,
+                                                esp_partition_subtype_t subtype,
+                                                const char* label);
+esp_err_t esp_partition_mmap(const esp_partition_t* partition, size_t offset, size_t size,
+                             esp_partition_mmap_memory_t memory, const void** out_ptr,
+                             esp_partition_mmap_handle_t* out_handle);
+""",
     "Arduino.h": """#pragma once
 #include <cstddef>
 #include <cstdint>
@@ -216,19 +234,78 @@ class MicroInterpreter {
 }
 
 
+def write_api_stubs(include: Path, changes: tuple[tuple[str, str], ...] = ()) -> None:
+    """The resolver, interpreter and Arduino stand-ins main.cpp compiles against, with each
+    ``(old, new)`` text change applied."""
+    write_stub_resolver(include)
+    for relative, text in STUBS.items():
+        for old, new in changes:
+            text = text.replace(old, new)
+        (include / relative).parent.mkdir(parents=True, exist_ok=True)
+        (include / relative).write_text(text)
+
+
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_main_cpp_compiles_against_api_stubs(tmp_path: Path) -> None:
     """main.cpp is valid C++ for the TFLM / Arduino / label-encoder names it uses."""
     result = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
                           tmp_path / "fw")
     include = tmp_path / "include"
-    write_stub_resolver(include)
-    for relative, text in STUBS.items():
-        (include / relative).parent.mkdir(parents=True, exist_ok=True)
-        (include / relative).write_text(text)
+    write_api_stubs(include)
     src = result.out / "src"
-    for flags in ([], ["-DEDGE_USE_MODEL_SLOT=1", "-DEDGE_MODEL_SLOT_ADDRESS=0xB0000u",
-                       "-DEDGE_MODEL_SLOT_LENGTH=0x50000u", "-DEDGE_BOARD_ID=0x1u"]):
+    slot = ["-DEDGE_USE_MODEL_SLOT=1", "-DEDGE_MODEL_SLOT_ADDRESS=0xB0000u",
+            "-DEDGE_MODEL_SLOT_LENGTH=0x50000u", "-DEDGE_BOARD_ID=0x1u"]
+    for flags in ([], slot, [*slot, "-DESP_PLATFORM"]):
         subprocess.run(["g++", "-std=gnu++17", "-Wall", "-Werror", "-fsyntax-only", *flags,
                         f"-I{src}", f"-I{include}", str(src / "main.cpp")],
                        check=True, capture_output=True, text=True, timeout=300)
+
+
+FAILING_INVOKE_MAIN = r"""
+#include <cstdint>
+void setup();
+void loop();
+int main() {
+  setup();
+  for (int i = 0; i < 6; ++i) loop();
+  return 0;
+}
+"""
+
+
+def test_main_cpp_writes_only_frames_once_the_stream_is_binary(tmp_path: Path) -> None:
+    """Every other Invoke fails: the stream after STREAM_START holds only valid frames, and the
+    failures show as skipped sequence numbers, never as text."""
+    from edge.serial.protocol import LabelRecord, decode_frame
+
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("needs g++ (apt install g++)")
+    result = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
+                          tmp_path / "fw")
+    include = tmp_path / "include"
+    write_api_stubs(include, (
+        ("TfLiteStatus Invoke() { return kTfLiteOk; }",
+         "TfLiteStatus Invoke() { return (calls_++ % 2) ? kTfLiteError : kTfLiteOk; }\n"
+         "  int calls_ = 0;"),
+        ("TfLiteTensor* output(size_t) { return &output_; }",
+         "TfLiteTensor* output(size_t) { output_.type = kTfLiteInt8; output_.data.int8 = out_; "
+         "output_.dims = &dims_; output_.params.scale = 1.0f / 256; return &output_; }\n"
+         "  int8_t out_[2] = {-100, 100};\n  TfLiteIntArray dims_{2, {1, 2}};"),
+        ("TfLiteTensor* input(size_t) { return &input_; }",
+         "TfLiteTensor* input(size_t) { input_.data.int8 = in_; return &input_; }\n"
+         "  int8_t in_[96 * 96] = {};")))
+    (tmp_path / "host.cc").write_text(FAILING_INVOKE_MAIN)
+    src = result.out / "src"
+    program = tmp_path / "firmware"
+    subprocess.run([gxx, "-std=gnu++17", "-Wall", "-Werror", f"-I{src}", f"-I{include}",
+                    str(src / "main.cpp"), str(src / "arena.cc"), str(src / "model_data.cc"),
+                    str(src / "labels.cc"), str(tmp_path / "host.cc"), "-o", str(program)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([str(program)], check=True, capture_output=True, timeout=60).stdout
+    assert out[:1] == b"\0"  # STREAM_START first: nothing went wrong during setup
+    chunks = [c for c in out[1:].split(b"\0") if c]
+    records = [decode_frame(c) for c in chunks]
+    assert all(isinstance(r, LabelRecord) for r in records), records
+    assert [r.seq for r in records if isinstance(r, LabelRecord)] == [0, 2, 4]
+    assert all(r.label == 1 for r in records if isinstance(r, LabelRecord))

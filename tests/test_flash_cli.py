@@ -8,10 +8,11 @@ is built by the real esptool.
 
 from __future__ import annotations
 
-import getpass
 import importlib.util
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -23,19 +24,26 @@ import pytest
 import serial
 
 from edge.boards import get_board, load_boards
+from edge.model import read_model
 from firmware_export.cli.flash import main
+from firmware_export.export import export_model
 from firmware_export.flash import image as img
 from firmware_export.flash import ports, uf2
+from tests.conftest import shared_file
 
 ROOT = Path(__file__).parents[1]
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 PERSON = DATA / "models" / "person_detect.tflite"
 BIG = DATA / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
 
+# The stand-ins keep a copy of every file they are given: edge-flash removes its private
+# temporary folder (and the images in it) once the tools have run.
 RECORDER = """#!{python}
 import json, os, sys
+files = {{a: open(a, "rb").read().hex() for a in sys.argv[1:] if os.path.isfile(a)}}
 with open(os.environ["EDGE_TEST_RECORD"], "a") as f:
-    f.write(json.dumps({{"tool": os.path.basename(sys.argv[0]), "argv": sys.argv[1:]}}) + "\\n")
+    f.write(json.dumps({{"tool": os.path.basename(sys.argv[0]), "argv": sys.argv[1:],
+                        "files": files}}) + "\\n")
 sys.exit(int(os.environ.get("EDGE_TEST_EXIT", "0")))
 """
 
@@ -45,8 +53,9 @@ __version__ = "5.6.0"
 class FatalError(RuntimeError):
     pass
 def main(argv=None):
+    files = {a: open(a, "rb").read().hex() for a in argv if os.path.isfile(a)}
     with open(os.environ["EDGE_TEST_RECORD"], "a") as f:
-        f.write(json.dumps({"tool": "esptool", "argv": list(argv)}) + "\\n")
+        f.write(json.dumps({"tool": "esptool", "argv": list(argv), "files": files}) + "\\n")
 """
 
 
@@ -92,9 +101,20 @@ class Bench:
                               capture_output=True, text=True, timeout=120, check=False)
 
     def calls(self) -> list[dict[str, Any]]:
+        """Each tool run: ``tool``, ``argv`` (``files``: what it was given, by path)."""
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text().splitlines()]
+        calls = [json.loads(line) for line in self.record.read_text().splitlines()]
+        return [{"tool": c["tool"], "argv": c["argv"]} for c in calls]
+
+    def file_given(self, index: int, path: str) -> bytes:
+        """The bytes of ``path`` as the ``index``-th tool run saw it."""
+        call = json.loads(self.record.read_text().splitlines()[index])
+        return bytes.fromhex(call["files"][path])
+
+    def leftovers(self) -> list[str]:
+        """What edge-flash left in its TMPDIR (nothing, once it has finished)."""
+        return sorted(p.name for p in self.tmp.iterdir())
 
 
 @pytest.fixture
@@ -128,7 +148,7 @@ def test_dry_run_prints_every_command_and_address(bench: Bench, person: Path, la
     result = bench.run(str(person), "--board", "esp32s3", "--port", pty_port, "--labels",
                        str(labels), "--arena-size", "85264", "--dry-run")
     assert result.returncode == 0, result.stderr
-    image = bench.tmp / f"edge-flash-{getpass.getuser()}" / "model-esp32s3.img"
+    image = bench.tmp / ".edge-flash.edge-tmp-PID-XXXXXXXX" / "model-esp32s3.img"
     assert f"write {image}  (model image, 300,649 of 2,097,152 slot bytes at 0x400000)" \
         in result.stdout
     assert "step 1: write the model image into the model slot at 0x00400000" in result.stdout
@@ -161,9 +181,11 @@ def test_esp32s3_model_update_calls_esptool_with_the_slot(bench: Bench, person: 
     assert call["tool"] == "esptool"
     assert argv[:8] == ["--chip", "esp32s3", "--port", pty_port, "--baud", "921600",
                         "write-flash", "0x400000"]
-    parsed = img.parse_image(Path(argv[8]).read_bytes(), "esp32s3")
+    parsed = img.parse_image(bench.file_given(0, argv[8]), "esp32s3")
     assert parsed.model == person.read_bytes()
     assert parsed.labels == ("no person", "person") and parsed.header.arena_size == 85264
+    assert Path(argv[8]).parent.name.startswith(".edge-flash.edge-tmp-")  # private mkdtemp
+    assert bench.leftovers() == []  # and removed once flashed
 
 
 def test_pico_model_update_with_picotool_loads_a_checked_uf2(bench: Bench, person: Path) -> None:
@@ -171,7 +193,7 @@ def test_pico_model_update_with_picotool_loads_a_checked_uf2(bench: Bench, perso
     assert result.returncode == 0, result.stderr
     (call,) = bench.calls()
     assert call["tool"] == "picotool" and call["argv"][:3] == ["load", "-f", "-v"]
-    blob = Path(call["argv"][3]).read_bytes()
+    blob = bench.file_given(0, call["argv"][3])
     assert {b.family_id for b in uf2.parse_blocks(blob)} == {0xE48BFF56}
     ((address, data),) = uf2.from_uf2(blob, 0xE48BFF56)
     assert address == 0x10100000
@@ -196,7 +218,7 @@ def test_stm32_model_update_with_pyocd(bench: Bench, person: Path) -> None:
     (call,) = bench.calls()
     assert call["tool"] == "pyocd"
     assert call["argv"][:5] == ["flash", "--target", "stm32h743xx", "--base-address", "0x8100000"]
-    assert img.parse_image(Path(call["argv"][5]).read_bytes(), "stm32h743")
+    assert img.parse_image(bench.file_given(0, call["argv"][5]), "stm32h743")
 
 
 def test_nano33ble_model_update_touches_the_port_then_runs_bossac(bench: Bench, person: Path,
@@ -207,7 +229,7 @@ def test_nano33ble_model_update_touches_the_port_then_runs_bossac(bench: Bench, 
     assert "touched" in result.stderr and "1200 baud" in result.stderr
     (call,) = bench.calls()
     assert call["tool"] == "bossac"
-    assert call["argv"][:7] == [f"--port={pty_port}", "-U", "-i", "--offset=0xb0000", "-w", "-v",
+    assert call["argv"][:7] == [f"--port={pty_port}", "-U", "-i", "--offset=0xa8000", "-w", "-v",
                                 "-R"]
     assert "-e" not in call["argv"]  # erasing everything would wipe the firmware
 
@@ -294,12 +316,15 @@ def test_merge_dry_run_shows_every_part_and_offset(bench: Bench, tmp_path: Path,
     assert result.returncode == 0, result.stderr
     merge = next(line for line in result.stdout.splitlines() if "merge-bin" in line)
     build = tmp_path / "proj" / ".pio" / "build" / "esp32s3"
-    image = bench.tmp / f"edge-flash-{getpass.getuser()}" / "model-esp32s3.img"
-    assert merge == (f"  $ esptool --chip esp32s3 merge-bin -o {tmp_path}/.full.bin.partial "
+    image = bench.tmp / ".edge-flash.edge-tmp-PID-XXXXXXXX" / "model-esp32s3.img"
+    partial = re.search(r"merge-bin -o (\S+) ", merge)
+    assert partial is not None
+    assert re.fullmatch(rf"{tmp_path}/\.full\.bin\.edge-tmp-\d+-[0-9a-f]+", partial.group(1))
+    assert merge == (f"  $ esptool --chip esp32s3 merge-bin -o {partial.group(1)} "
                      f"0x0 {build}/bootloader.bin 0x8000 {build}/partitions.bin "
                      f"0xe000 {build}/boot_app0.bin 0x10000 {build}/firmware.bin "
                      f"0x400000 {image}")
-    assert f"  $ mv {tmp_path}/.full.bin.partial {out}" in result.stdout
+    assert f"  $ mv {partial.group(1)} {out}" in result.stdout
     assert not out.exists() and bench.calls() == []
 
 
@@ -326,8 +351,8 @@ def test_image_larger_than_the_slot(bench: Bench, pty_port: str) -> None:
         pytest.skip(f"shared reference data not found at {BIG}")
     line = one_error_line(bench.run(str(BIG), "--board", "nano33ble", "--port", pty_port,
                                     "--arena-size", "1"))
-    assert line == ("edge-flash: error: model image is 4,070,238 bytes, larger than nano33ble's "
-                    "model slot (327,680 bytes at 0xb0000) by 3,742,558 bytes; use a smaller "
+    assert line == ("edge-flash: error: model image is 4,091,924 bytes, larger than nano33ble's "
+                    "model slot (360,448 bytes at 0xa8000) by 3,731,476 bytes; use a smaller "
                     "model")
     assert bench.calls() == []
 
@@ -390,6 +415,7 @@ def test_failing_tool(bench: Bench, person: Path) -> None:
     line = one_error_line(bench.run(str(person), "--board", "pico", "--arena-size", "1",
                                     env={"EDGE_TEST_EXIT": "3"}))
     assert line.startswith("edge-flash: error: picotool failed with exit code 3")
+    assert bench.leftovers() == []  # the private image folder goes on failure too
 
 
 def test_teensy_refuses_model_only_updates(bench: Bench, person: Path) -> None:
@@ -400,8 +426,8 @@ def test_teensy_refuses_model_only_updates(bench: Bench, person: Path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--board", "pico"], "nothing to flash"),
     (["MODEL", "--board", "pico", "--arena-size", "0"], "--arena-size (=0) must be in"),
-    (["missing.tflite", "--board", "pico", "--arena-size", "1"], "cannot read model"),
-    (["NOTMODEL", "--board", "pico", "--arena-size", "1"], "not a .tflite model"),
+    (["missing.tflite", "--board", "pico", "--arena-size", "1"], "no such model file"),
+    (["NOTMODEL", "--board", "pico", "--arena-size", "1"], "not a TFLite model"),
     (["MODEL"], "--board is required"),
 ])
 def test_bad_requests(args: list[str], message: str, person: Path, tmp_path: Path,
@@ -413,6 +439,98 @@ def test_bad_requests(args: list[str], message: str, person: Path, tmp_path: Pat
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+# --- what edge-flash writes is validated as edge-export validates it --------------------------
+
+
+def test_random_bytes_with_the_tflite_identifier_are_refused(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    fake = tmp_path / "fake.tflite"
+    data = bytearray(random.Random(11).randbytes(1000))
+    data[4:8] = b"TFL3"
+    fake.write_bytes(bytes(data))
+    out = tmp_path / "fake.img"
+    assert main([str(fake), "--board", "pico", "--arena-size", "1000", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"edge-flash: error: {fake}")
+    assert list(tmp_path.iterdir()) == [fake]  # no image, no temporary
+
+
+@pytest.mark.parametrize("model, reason", [
+    ("mobilenet_v1_0.25_128_quant_edgetpu.tflite", "Edge TPU"),
+    ("mobilenet_v2_1.0_224_quant.tflite", "uint8"),
+    ("model_invoking_error.tflite", "fake-op-double"),
+])
+def test_models_edge_export_refuses_are_refused(model: str, reason: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = shared_file(f"models/{model}")
+    assert main([str(path), "--board", "esp32s3", "-o", str(tmp_path / "m.img")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and reason in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def exported(person: Path, tmp_path: Path) -> Path:
+    """person_detect exported for nano33ble with the slot (kTensorArenaSize 83,648)."""
+    out = tmp_path / "fw"
+    export_model(person, "nano33ble", out, model_slot=True)
+    return out
+
+
+def test_arena_larger_than_the_firmwares_is_refused(exported: Path, person: Path,
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The docs' old --arena-size 85264 against firmware whose kTensorArenaSize is 83,648."""
+    out = tmp_path / "m.img"
+    assert main([str(person), "--board", "nano33ble", "--firmware", str(exported),
+                 "--arena-size", "85264", "-o", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "needs a tensor arena of 85,264 B but the firmware in" in line
+    assert "kTensorArenaSize 83,648 B" in line and "re-export the firmware" in line
+    assert not out.exists()
+
+
+def test_arena_comes_from_the_exported_project(exported: Path, person: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --arena-size: the planner's size, checked against the project's; the image
+    equals the slot image edge-export wrote beside the firmware."""
+    out = tmp_path / "m.img"
+    assert main([str(person), "--board", "nano33ble", "--firmware", str(exported), "-o",
+                 str(out)]) == 0
+    capsys.readouterr()
+    header = img.unpack_header(out.read_bytes())
+    assert header.arena_size == 83_648
+    assert out.read_bytes() == (exported / "model_slot.img").read_bytes()
+
+
+def test_projects_without_a_manifest_are_read_from_arena_h(exported: Path, person: Path,
+                                                           tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    (exported / "edge-export.json").unlink()
+    arena_h = exported / "src" / "arena.h"
+    arena_h.write_text(arena_h.read_text().replace("= 83648;", "= 80000;"))
+    assert main([str(person), "--board", "nano33ble", "--firmware", str(exported), "-o",
+                 str(tmp_path / "m.img")]) == 2
+    assert "kTensorArenaSize 80,000 B" in capsys.readouterr().err
+
+
+def test_project_for_another_board_is_refused(exported: Path, person: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(person), "--board", "pico", "--firmware", str(exported), "-o",
+                 str(tmp_path / "m.img")]) == 2
+    assert "was exported for nano33ble, not pico" in capsys.readouterr().err
+
+
+def test_arena_beyond_the_boards_ram_is_refused(person: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(person), "--board", "nano33ble", "--arena-size", "300000", "-o",
+                 str(tmp_path / "m.img")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "the tensor arena needs 300,000 B but nano33ble has 217,088 B" in line
 
 
 # --- ports ------------------------------------------------------------------------------------
@@ -461,3 +579,17 @@ def test_cli_module_is_thin_and_prints_nothing_on_import() -> None:
     """)
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ,
                                                                  "PYTHONPATH": str(ROOT)})
+
+
+def test_edge_flash_plans_the_model_as_edge_export_does() -> None:
+    """One function decides the model the firmware gets and its arena, for both commands: a
+    model that edge-export rewrites with an offline plan goes into the image rewritten too, so
+    its header arena matches the exported kTensorArenaSize."""
+    from firmware_export.export import plan_for_board
+    from firmware_export.flash import request
+
+    assert request.plan_for_board is plan_for_board
+    model = read_model(shared_file("models/mobilenet_v1_0.25_128_quant.tflite"))
+    written, offline, arena = plan_for_board(model, get_board("stm32h743", kind="mcu"))
+    assert offline is not None and arena.plan.head == 96 * 1024 < offline.greedy_head
+    assert written.content != model.content

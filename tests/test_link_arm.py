@@ -1,12 +1,14 @@
 """Model data + tensor arena linked with arm-none-eabi-gcc against the board's memory map.
 
-The linker script gives FLASH = what the board leaves for the model and RAM = what it leaves for
-the arena, so a link that succeeds means the model fits beside the firmware, and one that fails
-says which region overflowed.
+The linker script gives FLASH = the flash map's model part and RAM = what the board leaves for
+the arena, so a link that succeeds means the model fits beside the firmware (and never reaches
+the model slot), and one that fails says which region overflowed. The budget and the linker
+script come from the same flash map: what the budget refuses, the linker refuses too.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from edge.boards import get_board
+from edge.errors import BudgetError
 from edge.model import read_model
-from firmware_export.codegen.arena_h import arena_cc, arena_h
+from firmware_export.codegen.arena_h import arena_cc, arena_h, arena_values
 from firmware_export.codegen.linker import linker_script
 from firmware_export.codegen.model_data import model_data_cc, model_data_h
 from firmware_export.export import export_model
@@ -25,36 +28,68 @@ from tests.conftest import ROOT, shared_file
 pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None,
                                 reason="needs Debian's gcc-arm-none-eabi")
 DEMO_MODEL = ROOT / "edge" / "demo" / "demo_model.tflite"
-CPU_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+CPU_FLAGS = {
+    "nano33ble": ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+    "stm32h743": ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"],
+}
 
 
-def link(src: Path, script: Path, out: Path) -> subprocess.CompletedProcess[str]:
+def link(src: Path, script: Path, out: Path, board: str = "nano33ble"
+         ) -> subprocess.CompletedProcess[str]:
     objects = []
+    cpu = CPU_FLAGS[board]
     for name in ("model_data.cc", "arena.cc"):
         obj = out / f"{name}.o"
-        subprocess.run(["arm-none-eabi-g++", *CPU_FLAGS, "-std=gnu++17", "-O0", "-c",
+        subprocess.run(["arm-none-eabi-g++", *cpu, "-std=gnu++17", "-O0", "-c",
                         f"-I{src}", str(src / name), "-o", str(obj)],
                        check=True, capture_output=True, timeout=600)
         objects.append(str(obj))
-    return subprocess.run(["arm-none-eabi-g++", *CPU_FLAGS, "-nostdlib", "-nostartfiles",
+    return subprocess.run(["arm-none-eabi-g++", *cpu, "-nostdlib", "-nostartfiles",
                            "-Wl,--entry=0", "-T", str(script), *objects,
                            "-o", str(out / "model.elf")],
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def check_links(model: Path, tmp_path: Path) -> None:
-    result = export_model(model, "nano33ble", tmp_path / "fw")
-    done = link(result.out / "src", result.out / "link" / "board.ld", tmp_path)
+def check_links(model: Path, tmp_path: Path, board: str = "nano33ble") -> None:
+    result = export_model(model, board, tmp_path / "fw")
+    done = link(result.out / "src", result.out / "link" / "board.ld", tmp_path, board)
     assert done.returncode == 0, done.stderr
     sizes = subprocess.run(["arm-none-eabi-size", "-A", str(tmp_path / "model.elf")],
                            capture_output=True, text=True, check=True).stdout
     assert f"{result.arena.size}" in sizes  # .bss holds exactly the arena
 
 
-def test_demo_model_links_for_nano33ble(tmp_path: Path) -> None:
-    if not DEMO_MODEL.is_file():
-        pytest.skip(f"{DEMO_MODEL} is not there yet (trained by the demo-model issue)")
-    check_links(DEMO_MODEL, tmp_path)
+def test_demo_model_links_for_stm32h743(tmp_path: Path) -> None:
+    check_links(DEMO_MODEL, tmp_path, "stm32h743")
+
+
+def generate_directly(path: Path, board_name: str, src: Path) -> Path:
+    """model_data/arena sources and the board's linker script, bypassing the budget check."""
+    board = get_board(board_name, kind="mcu")
+    assert board.mcu is not None
+    model = read_model(path)
+    arena = arena_values(plan_arena(model, board.mcu.pointer_size, board.mcu.kernels))
+    src.mkdir()
+    (src / "model_data.h").write_text(model_data_h("g_big_model", len(model.content), False))
+    (src / "model_data.cc").write_text(model_data_cc("g_big_model", model.content, False))
+    (src / "arena.h").write_text(arena_h(arena, path.name, board_name))
+    (src / "arena.cc").write_text(arena_cc())
+    script = src / "board.ld"
+    script.write_text(linker_script(board.mcu, board_name))
+    return script
+
+
+def test_demo_model_is_refused_for_nano33ble_by_budget_and_linker_alike(tmp_path: Path) -> None:
+    """660,752 B of model in nano33ble's 360,448 B model part: both say no, by the same map."""
+    with pytest.raises(BudgetError, match="300,304 B too many"):
+        export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw")
+    script = generate_directly(DEMO_MODEL, "nano33ble", tmp_path / "src")
+    done = link(tmp_path / "src", script, tmp_path)
+    assert done.returncode != 0
+    overflow = re.search(r"region `FLASH' overflowed by (\d+) bytes", done.stderr)
+    assert overflow is not None, done.stderr
+    # The linker also places the model's 16-byte alignment and the other tiny .rodata.
+    assert 300_304 <= int(overflow.group(1)) <= 300_304 + 64
 
 
 def test_person_detect_links_for_nano33ble(tmp_path: Path) -> None:
@@ -63,19 +98,8 @@ def test_person_detect_links_for_nano33ble(tmp_path: Path) -> None:
 
 def test_mobilenet_v2_does_not_link_for_lack_of_ram(tmp_path: Path) -> None:
     path = shared_file("models/tf2_mobilenet_v2_1.0_224_ptq.tflite")
-    board = get_board("nano33ble", kind="mcu")
-    assert board.mcu is not None
-    model = read_model(path)
-    arena = plan_arena(model, board.mcu.pointer_size, board.mcu.kernels)
-    src = tmp_path / "src"
-    src.mkdir()
     # Generated directly: export_model itself refuses this model for nano33ble (BudgetError).
-    (src / "model_data.h").write_text(model_data_h("g_mnv2_model", len(model.content), False))
-    (src / "model_data.cc").write_text(model_data_cc("g_mnv2_model", model.content, False))
-    (src / "arena.h").write_text(arena_h(arena, path.name, "nano33ble"))
-    (src / "arena.cc").write_text(arena_cc())
-    script = tmp_path / "board.ld"
-    script.write_text(linker_script(board.mcu, "nano33ble"))
-    done = link(src, script, tmp_path)
+    script = generate_directly(path, "nano33ble", tmp_path / "src")
+    done = link(tmp_path / "src", script, tmp_path)
     assert done.returncode != 0
     assert "region `RAM' overflowed" in done.stderr

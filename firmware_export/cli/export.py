@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--offline-plan", choices=OFFLINE_CHOICES, default="auto",
                         help="auto: write a better-than-greedy tensor placement into the model "
                         "when one exists (default); off: leave placement to TFLM")
+    parser.add_argument("--tflm", action="append", default=[], metavar="DIR",
+                        help="a TFLM source tree (output of TFLM's create_tflm_tree.py): copy "
+                        "the files the model needs into lib/tflm/ so the project builds offline "
+                        "with exactly that TFLM; repeat it to give a CMSIS-NN tree too (the one "
+                        "matching the board's kernels is copied). Default: platformio.ini pins "
+                        "the board's TFLM library")
+    parser.add_argument("--model-slot", action="store_true", help="build the firmware to boot "
+                        "from the board's model slot (EDGE_USE_MODEL_SLOT) and write the slot "
+                        "image model_slot.img into the project")
     parser.add_argument("--margin", type=int, default=DEFAULT_MARGIN, metavar="BYTES",
                         help=f"bytes added to the predicted arena (default {DEFAULT_MARGIN})")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -56,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     result = export_model(args.model, args.board, args.out, name=args.name,
                           offline_plan=args.offline_plan, margin=args.margin,
-                          boards_dirs=args.boards_dir)
+                          boards_dirs=args.boards_dir, tflm=args.tflm,
+                          model_slot=args.model_slot)
     report: dict[str, Any] = result.to_dict()
     verified = None
     if args.verify:
@@ -80,6 +90,10 @@ def _print_summary(result: ExportResult, verified: Any) -> None:
     for name, size in arena.tail.parts.items():
         if size:
             print(f"  tail {name:<26} {size:>10,} B")
+    print(f"TFLM: {'copied into lib/tflm' if result.library is None else result.library.title}")
+    if result.slot_image is not None:
+        print(f"slot image: {result.slot_image} ({budget.slot_image_bytes:,} of "
+              f"{budget.slot_length:,} B of the model slot)")
     if result.offline is not None:
         print(f"offline plan ({result.offline.strategy} order): head {result.offline.head:,} B "
               f"instead of TFLM's greedy {result.offline.greedy_head:,} B")

@@ -1,6 +1,7 @@
 """edge-flash: put a model (and/or firmware) onto a microcontroller board.
 
-    edge-flash MODEL --board B --port P [--labels FILE] [--arena-size N] [--dry-run] [--json]
+    edge-flash MODEL --board B --port P [--labels FILE] [--firmware DIR] [--arena-size N]
+               [--dry-run] [--json]
     edge-flash --firmware BUILD_DIR_OR_FILE --board B [--port P]
     edge-flash MODEL --board B --output model.uf2        (write the image, do not flash)
     edge-flash --list-ports
@@ -37,9 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "mounted UF2 boot drive (RP2040)")
     parser.add_argument("--labels", type=Path, help="labels file, one per line, index = class")
     parser.add_argument("--arena-size", type=_size, metavar="N",
-                        help="tensor arena bytes the model needs (kTensorArenaSize in arena.h)")
+                        help="tensor arena bytes the model needs (default: what edge-export "
+                        "plans for the board); refused above the --firmware project's "
+                        "kTensorArenaSize")
     parser.add_argument("--firmware", type=Path, metavar="BUILD",
-                        help="firmware file, build folder or exported PlatformIO project")
+                        help="firmware file, build folder or exported project (whose "
+                        "edge-export.json gives the arena size and board the image is checked "
+                        "against)")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write the image (.uf2 for UF2) or, with --firmware on ESP32, the "
                         "merged flash image, instead of flashing")

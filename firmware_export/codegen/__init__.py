@@ -1,5 +1,9 @@
-"""Pure text generators for the firmware project, one per output file (see :data:`FILES`)."""
+"""Pure text generators for the firmware project, one per output file (see :data:`FILES`).
 
-from firmware_export.codegen.project import FILES, ExportContext, render_all
+Templates are in ``templates/``; :mod:`firmware_export.codegen.render` fills them and is the
+one place where values are escaped.
+"""
 
-__all__ = ["FILES", "ExportContext", "render_all"]
+from firmware_export.codegen.project import FILES, FirmwareValues, render_all
+
+__all__ = ["FILES", "FirmwareValues", "render_all"]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 
-from edge.errors import ExportError
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+from firmware_export.codegen.render import identifier
 
 
 def model_stem(file_name: str) -> str:
@@ -38,7 +36,4 @@ def check_identifier(name: str) -> str:
     Raises:
         ExportError: naming the value and what is allowed.
     """
-    if not _IDENTIFIER.fullmatch(name) or name.startswith("__"):
-        raise ExportError(f"--name {name!r} is not a C identifier (letters, digits and _, not "
-                          "starting with a digit or __)")
-    return name
+    return identifier(name, "--name")

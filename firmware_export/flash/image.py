@@ -116,10 +116,10 @@ def unpack_header(data: bytes) -> ImageHeader:
 
 
 def check_model(model: bytes, source: str = "model") -> None:
-    """The minimal checks a model needs before it goes into an image.
+    """The minimal structural check of the model bytes inside an image (size, identifier).
 
-    This is the seam for ``edge.model.read_model``: once every model passes through the full
-    reader, call it here instead of looking only at the size and the file identifier.
+    The codec's own sanity check: edge-flash has already passed the model through
+    ``edge.model.read_model`` and edge-export's exportability check before building an image.
 
     Raises:
         ModelError: too small to be a flatbuffer, or no "TFL3" identifier at bytes 4..8.

@@ -50,6 +50,7 @@ class FlashPlan:
     port: str | None
     steps: tuple[Step, ...]
     files: tuple[tuple[Path, str], ...] = field(default=())  # (path, what) written first
+    temporaries: tuple[Path, ...] = field(default=())  # removed after the run, failed or not
 
     def lines(self) -> list[str]:
         """What ``--dry-run`` prints: every file, address and command."""
@@ -105,8 +106,9 @@ def slot_of(board: BoardProfile) -> FlashSlot:
     """
     slot = mcu_of(board).model_slot
     if slot is None:
-        raise FlashError(f"board {board.name} has no [mcu.model_slot] in {board.source}; "
-                         "model-only updates need one (or re-export the firmware with the model)")
+        raise FlashError(f"board {board.name} has no slot part in the flash map of "
+                         f"{board.source}; model-only updates need one (or re-export the "
+                         "firmware with the model)")
     return slot
 
 

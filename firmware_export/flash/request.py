@@ -1,25 +1,33 @@
 """One edge-flash request, end to end: read inputs, build the image, plan, write files, run.
 
 The CLI fills a :class:`FlashRequest` and calls :func:`flash`; everything it prints comes from
-the returned :class:`FlashResult`.
+the returned :class:`FlashResult`. The model goes through the project's one model reader and
+edge-export's exportability and budget checks; the labels through the one labels reader; every
+output through edge.outputs' atomic writer.
 """
 
 from __future__ import annotations
 
-import getpass
-import importlib
+import contextlib
 import logging
-import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge.boards import BoardProfile, get_board
-from edge.errors import FlashError, LabelError, ModelError
-from firmware_export.flash import image as model_image
+from edge.errors import FlashError
+from edge.model import Model, read_model
+from edge.outputs import atomic_write_bytes, clean_stale_temps, temp_name
+from edge.runtime.labels import read_labels
+from firmware_export.export import check_exportable, plan_for_board
+from firmware_export.flash import image as model_image_codec
 from firmware_export.flash import plan as planner
 from firmware_export.flash import ports, tools, uf2
+from firmware_export.flash.project import ExportedProject, read_project
+from firmware_export.plan.budget import check_arena_fits
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +47,7 @@ class FlashRequest:
     port: str | None = None
     output: Path | None = None  # write the image (.bin/.img or .uf2) or merged image; no flashing
     dry_run: bool = False
-    work_dir: Path | None = None  # where image files go before flashing
+    work_dir: Path | None = None  # where images go before flashing (default: private, removed)
 
 
 @dataclass(frozen=True)
@@ -59,86 +67,88 @@ class FlashResult:
                 "written": [str(p) for p in self.written], "flashed": self.flashed}
 
 
-def default_work_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"edge-flash-{getpass.getuser()}"
+WORK_PREFIX = "edge-flash"
+DRY_RUN_WORK = Path(tempfile.gettempdir()) / f".{WORK_PREFIX}.edge-tmp-PID-XXXXXXXX"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and a rename, so no half file remains.
+@contextlib.contextmanager
+def private_work_dir(requested: Path | None) -> Iterator[Path]:
+    """Where images go before flashing: ``requested``, or a private ``mkdtemp`` folder (0700).
+
+    The private folder is removed when the block ends, whatever happens; its name carries the
+    process id in edge.outputs' pattern, so one left by a ``kill -9`` is removed by the next run.
+    """
+    if requested is not None:
+        yield requested
+        return
+    tmp = Path(tempfile.gettempdir())
+    clean_stale_temps(tmp)
+    work = Path(tempfile.mkdtemp(prefix=f"{temp_name(tmp / WORK_PREFIX).name}.", dir=tmp))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def resolve_arena_size(requested: int | None, model: Model, planned: int, board: BoardProfile,
+                       firmware: ExportedProject | None) -> int:
+    """The arena the image header claims: ``--arena-size`` or edge-export's ``planned``, checked.
 
     Raises:
-        FlashError: the folder cannot be written.
+        FlashError: out of range, or larger than the firmware's kTensorArenaSize (the firmware
+            would refuse the image at boot).
+        BudgetError: larger than the RAM the board leaves for the arena.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as e:
-        raise FlashError(f"cannot write {path}: {e}") from e
+    if requested is not None and not 0 < requested < 2**32:
+        raise FlashError(f"--arena-size (={requested}) must be in [1...{2**32 - 1}]")
+    arena = requested if requested is not None else planned
+    check_arena_fits(board, arena, planner.mcu_of(board).pointer_size)
+    if firmware is not None and arena > firmware.arena_size:
+        raise FlashError(
+            f"{model.source} needs a tensor arena of {arena:,} B but the firmware in "
+            f"{firmware.folder} has kTensorArenaSize {firmware.arena_size:,} B and would refuse "
+            f"the image at boot; re-export the firmware for this model (edge-export MODEL "
+            f"--board {board.name} --out {firmware.folder} --model-slot) or use a smaller model")
+    return arena
 
 
-def read_labels(path: Path) -> list[str]:
-    """One label per line; trailing blank lines are dropped.
+def check_project(firmware: ExportedProject | None, board: BoardProfile) -> None:
+    """Refuse a project exported for another board; warn when it does not read the slot.
 
     Raises:
-        LabelError: the file is missing or not UTF-8.
+        FlashError: the project's board is not ``board``.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise LabelError(f"{path}: cannot read labels: {e}") from e
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
+    if firmware is None or firmware.board is None:
+        return
+    if firmware.board != board.name:
+        raise FlashError(f"the firmware in {firmware.folder} was exported for {firmware.board}, "
+                         f"not {board.name}; pass --board {firmware.board} or re-export it")
+    if firmware.model_slot is False:
+        log.warning("the firmware in %s was exported without --model-slot: it runs its "
+                    "built-in model and ignores the slot until rebuilt with "
+                    "-DEDGE_USE_MODEL_SLOT=1", firmware.folder)
 
 
-def read_model(path: Path) -> bytes:
-    """The model file's bytes, minimally checked (see :func:`image.check_model`).
+def model_image(request: FlashRequest, board: BoardProfile,
+                firmware: ExportedProject | None) -> bytes:
+    """The checked image for ``request.model``: read, exportable, within arena and slot.
 
     Raises:
-        ModelError: missing, unreadable, or not a .tflite file.
+        ModelError, LabelError: unusable model or labels.
+        ExportError: TFLite Micro cannot run the model (Edge TPU, uint8 hybrid, custom ops).
+        BudgetError, FlashError: the arena or the image does not fit.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read model: {e.strerror or e}") from e
-    model_image.check_model(data, str(path))
-    return data
-
-
-def resolve_arena_size(arena_size: int | None, model: bytes, board: BoardProfile) -> int:
-    """The arena size for the header: given, or predicted by edge-export's planner.
-
-    The prediction is ``firmware_export.plan.plan_arena(edge.model.read_model(model),
-    pointer_size, kernels).size`` for the board, the same ``kTensorArenaSize`` edge-export writes
-    into ``arena.h``; both are imported only when needed.
-
-    Raises:
-        FlashError: an out-of-range size, or no planner to predict it.
-        ModelError: the full model reader refuses the model.
-    """
-    if arena_size is not None:
-        if not 0 < arena_size < 2**32:
-            raise FlashError(f"--arena-size (={arena_size}) must be in [1...{2**32 - 1}]")
-        return arena_size
-    try:
-        plan_module = importlib.import_module("firmware_export.plan")
-        reader = importlib.import_module("edge.model")
-    except ImportError as e:
-        raise FlashError("pass --arena-size N (kTensorArenaSize from the exported arena.h); "
-                         f"edge-export's planner is not available to predict it ({e})") from e
-    mcu = planner.mcu_of(board)
-    plan = plan_module.plan_arena(reader.read_model(model, "model"),
-                                  pointer_size=mcu.pointer_size, kernels=mcu.kernels)
-    log.info("arena size %d predicted by edge-export's planner (%s kernels)", plan.size,
-             mcu.kernels)
-    return int(plan.size)
+    assert request.model is not None
+    model = read_model(request.model)
+    check_exportable(model)
+    labels = read_labels(request.labels) if request.labels else tuple(model.labels or ())
+    model, _, plan = plan_for_board(model, board)  # what edge-export puts into the firmware
+    arena = resolve_arena_size(request.arena_size, model, plan.size, board, firmware)
+    image = model_image_codec.build_image(model.content, labels, arena, board.name)
+    planner.check_fits(board, len(image))
+    log.info("model image: %d bytes (model %d, %d labels), arena %d", len(image),
+             len(model.content), len(labels), arena)
+    return image
 
 
 def find_firmware(path: Path) -> planner.FirmwareFiles:
@@ -176,42 +186,47 @@ def flash(request: FlashRequest) -> FlashResult:
 
     Raises:
         BoardError: unknown board.
-        ModelError, LabelError: unusable inputs.
-        FlashError: image too large for the slot, no port, port busy, a tool failed or missing.
+        ModelError, LabelError, ExportError, BudgetError: unusable inputs.
+        FlashError: image too large for the slot or the firmware's arena, no port, port busy,
+            a tool failed or missing.
         BackendError: esptool is missing.
     """
     board = get_board(request.board, request.boards_dirs, kind="mcu")
     if request.model is None and request.firmware is None:
         raise FlashError("nothing to flash: give a MODEL, --firmware BUILD, or both")
-    image = None
-    if request.model is not None:
-        model = read_model(request.model)
-        labels = read_labels(request.labels) if request.labels else []
-        arena = resolve_arena_size(request.arena_size, model, board)
-        image = model_image.build_image(model, labels, arena, board.name)
-        planner.check_fits(board, len(image))
-        log.info("model image: %d bytes (model %d, %d labels), arena %d", len(image), len(model),
-                 len(labels), arena)
-    files, plan = _plan(request, board, image)
-    written = () if request.dry_run else tuple(files)
-    if request.output is not None and request.firmware is not None and not request.dry_run:
+    project = read_project(request.firmware) if request.firmware else None
+    check_project(project, board)
+    image = model_image(request, board, project) if request.model is not None else None
+    if request.dry_run:
+        _, plan = _plan(request, board, image, request.work_dir or DRY_RUN_WORK)
+        return _result(plan, image, (), flashed=False)
+    with private_work_dir(request.work_dir) as work:
+        files, plan = _plan(request, board, image, work)
+        try:
+            for path, data in files.items():
+                atomic_write_bytes(path, data)
+            tools.run_plan(plan)
+        finally:
+            for temporary in plan.temporaries:
+                temporary.unlink(missing_ok=True)
+    written = tuple(p for p in files if not p.is_relative_to(work))
+    if any(step.tool == "move" for step in plan.steps) and request.output is not None:
         written += (request.output,)
-    for path, data in files.items():
-        if not request.dry_run:
-            write_atomic(path, data)
-    if not request.dry_run:
-        tools.run_plan(plan)
-    header = model_image.unpack_header(image) if image is not None else None
+    return _result(plan, image, written, flashed=request.output is None)
+
+
+def _result(plan: planner.FlashPlan, image: bytes | None, written: tuple[Path, ...],
+            flashed: bool) -> FlashResult:
+    header = model_image_codec.unpack_header(image) if image is not None else None
     return FlashResult(plan=plan, image_size=None if image is None else len(image),
                        arena_size=header.arena_size if header else None,
                        label_count=header.label_count if header else None, written=written,
-                       flashed=not request.dry_run and request.output is None)
+                       flashed=flashed)
 
 
-def _plan(request: FlashRequest, board: BoardProfile, image: bytes | None
+def _plan(request: FlashRequest, board: BoardProfile, image: bytes | None, work: Path
           ) -> tuple[dict[Path, bytes], planner.FlashPlan]:
     """Files to write (path -> bytes) and the plan to run after writing them."""
-    work = request.work_dir or default_work_dir()
     port: str | None = request.port
     drive: Path | None = None
     if request.port and Path(request.port).is_dir():
@@ -254,14 +269,20 @@ def uf2_bytes(board: BoardProfile, image: bytes) -> bytes:
 def _plan_output(output: Path, board: BoardProfile, image: bytes | None, image_path: Path | None,
                  firmware: planner.FirmwareFiles | None, files: dict[Path, bytes]
                  ) -> tuple[dict[Path, bytes], planner.FlashPlan]:
-    """``--output``: write the image (or its UF2), or merge firmware + image, without flashing."""
-    if firmware is not None:
-        partial = output.with_name(f".{output.name}.partial")
+    """``--output``: write the image (or its UF2), or merge firmware + image, without flashing.
+
+    A merged image needs an esptool board and a built application; otherwise ``--firmware``
+    only told edge-flash the project's arena, and the image is written alone.
+    """
+    mcu = planner.mcu_of(board)
+    if firmware is not None and (mcu.flash_tool == "esptool" or image is None) and (
+            firmware.app or image is None):
+        partial = temp_name(output)  # removed on failure; after a kill -9, by the next run
         steps = (planner.plan_merged_image(board, firmware, image_path, partial),
                  planner.Step("move", (str(partial), str(output)),
                               "move the merged image into place"))
         inputs = tuple((path, "model image") for path in files)
-        return files, planner.FlashPlan(board.name, None, steps, inputs)
+        return files, planner.FlashPlan(board.name, None, steps, inputs, (partial,))
     assert image is not None
     if output.suffix.lower() == ".uf2":
         data, what = uf2_bytes(board, image), "model image as UF2 at the model slot"

@@ -1,4 +1,9 @@
-"""Does the model fit the board? RAM for the arena, flash for the model data."""
+"""Does the model fit the board? RAM for the arena, flash for the model data and the slot.
+
+Flash comes from the board's flash map, in which every byte belongs to one part: the embedded
+model is checked against the ``model`` part only, a slot image against the ``slot`` part only,
+and the firmware's own part is never counted for either.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ class Budget:
     ram_for_arena: int
     model_bytes: int
     flash_for_model: int
+    slot_image_bytes: int | None = None  # with --model-slot
+    slot_length: int | None = None
 
     @property
     def ram_left(self) -> int:
@@ -28,13 +35,23 @@ class Budget:
         return self.flash_for_model - self.model_bytes
 
     @property
+    def slot_left(self) -> int | None:
+        if self.slot_image_bytes is None or self.slot_length is None:
+            return None
+        return self.slot_length - self.slot_image_bytes
+
+    @property
     def fits(self) -> bool:
-        return self.ram_left >= 0 and self.flash_left >= 0
+        slot_left = self.slot_left
+        return self.ram_left >= 0 and self.flash_left >= 0 and (slot_left is None
+                                                                or slot_left >= 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"board": self.board, "arena": self.arena, "ram_for_arena": self.ram_for_arena,
                 "ram_left": self.ram_left, "model_bytes": self.model_bytes,
-                "flash_for_model": self.flash_for_model, "flash_left": self.flash_left}
+                "flash_for_model": self.flash_for_model, "flash_left": self.flash_left,
+                "slot_image_bytes": self.slot_image_bytes, "slot_length": self.slot_length,
+                "slot_left": self.slot_left}
 
 
 def mcu_spec(board: BoardProfile) -> McuSpec:
@@ -43,9 +60,13 @@ def mcu_spec(board: BoardProfile) -> McuSpec:
     return board.mcu
 
 
-def budget_for(board: BoardProfile, arena: ArenaPlan, model_bytes: int) -> Budget:
+def budget_for(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
+               slot_image: bytes | None = None) -> Budget:
     spec = mcu_spec(board)
-    return Budget(board.name, arena.size, spec.ram_for_arena, model_bytes, spec.flash_for_model)
+    slot = spec.model_slot
+    return Budget(board.name, arena.size, spec.ram_for_arena, model_bytes, spec.flash_for_model,
+                  None if slot_image is None else len(slot_image),
+                  None if slot is None else slot.length)
 
 
 def suggestion(ram: int, pointer_size: int) -> str:
@@ -59,22 +80,47 @@ def suggestion(ram: int, pointer_size: int) -> str:
             "use a smaller network (e.g. MobileNetV1 0.25) or a board with more RAM")
 
 
-def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int) -> Budget:
+def check_arena_fits(board: BoardProfile, arena_size: int, pointer_size: int) -> None:
+    """Refuse an arena larger than the RAM the board leaves for it, saying what would fit.
+
+    Raises:
+        BudgetError: by how many bytes, and the largest MobileNetV2 that fits.
+    """
+    ram = mcu_spec(board).ram_for_arena
+    if arena_size > ram:
+        raise BudgetError(
+            f"the tensor arena needs {arena_size:,} B but {board.name} has {ram:,} B of RAM "
+            f"for it: {arena_size - ram:,} B too many; {suggestion(ram, pointer_size)}")
+
+
+def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
+                 slot_image: bytes | None = None) -> Budget:
     """The budget, or an error that says by how much the model misses and what would fit.
 
     Raises:
-        BudgetError: the arena or the model data does not fit.
+        BudgetError: the arena, the model data or the slot image does not fit.
     """
-    budget = budget_for(board, arena, model_bytes)
-    if budget.ram_left < 0:
-        raise BudgetError(
-            f"the tensor arena needs {budget.arena:,} B but {board.name} has "
-            f"{budget.ram_for_arena:,} B of RAM for it: {-budget.ram_left:,} B too many; "
-            f"{suggestion(budget.ram_for_arena, arena.pointer_size)}")
+    budget = budget_for(board, arena, model_bytes, slot_image)
+    check_arena_fits(board, arena.size, arena.pointer_size)
     if budget.flash_left < 0:
         raise BudgetError(
             f"the model data is {model_bytes:,} B but {board.name} has "
             f"{budget.flash_for_model:,} B of flash for it: {-budget.flash_left:,} B too many; "
             "quantize it to int8 or "
             "choose a board with more flash")
+    _check_slot(board, budget)
     return budget
+
+
+def _check_slot(board: BoardProfile, budget: Budget) -> None:
+    if budget.slot_image_bytes is None:
+        return
+    if budget.slot_length is None:
+        raise BudgetError(f"{board.name} has no slot part in its flash map ({board.source}); "
+                          "export without --model-slot")
+    left = budget.slot_left
+    if left is not None and left < 0:
+        raise BudgetError(
+            f"the model image is {budget.slot_image_bytes:,} B but the model slot of "
+            f"{board.name} holds {budget.slot_length:,} B: {-left:,} B too many; use a smaller "
+            "model or a board with a larger slot")

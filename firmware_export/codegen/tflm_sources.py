@@ -1,0 +1,142 @@
+"""``edge-export --tflm DIR``: the files of a TFLM source tree that a model's operators need.
+
+The tree is the output of TFLM's ``create_tflm_tree.py`` (``../shared/tflm/`` in the tests).
+Kept: the interpreter, the allocators, the kernels' shared code, the flatbuffers / gemmlowp /
+ruy headers, CMSIS-NN when the tree has it, and each licence. Left out: the sources of
+``signal/`` and kissfft (no builtin operator uses them; their headers stay, the resolver header
+includes some), tests, and every kernel source whose ``Register_*``
+functions the model's resolver does not call. Which ``Register_*`` a resolver method calls is
+read from the tree's own ``micro_mutable_op_resolver.h``, not from a table of ours, so a tree
+that renames a kernel is followed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import ExportError
+from firmware_export.codegen.resolver import add_method
+
+RESOLVER = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+KERNELS = "tensorflow/lite/micro/kernels/"
+SOURCE_SUFFIXES = (".cc", ".c", ".cpp")
+SKIPPED_TOP = ("signal/", "third_party/kissfft/")
+_METHOD = re.compile(r"TfLiteStatus (Add\w+)\((.*?)\n  \}", re.S)
+_REGISTER_CALL = re.compile(r"\b(Register_\w+)\(\)")
+_REGISTER_DEF = re.compile(r"^TFLMRegistration\*?\s*&?\s*(Register_\w+)\(", re.M)
+INCLUDE_DIRS = ("third_party/flatbuffers/include", "third_party/gemmlowp", "third_party/ruy")
+CMSIS_INCLUDE_DIRS = ("third_party/cmsis_nn", "third_party/cmsis_nn/Include",
+                      "third_party/cmsis/CMSIS/Core/Include")
+# CMSIS-NN int8 kernels only; PROJECT_GENERATION makes cortex_m_generic/micro_time.cc a stub
+# instead of including a device header the tree does not carry (../shared/tflm/README.md).
+CMSIS_DEFINES = ("-DCMSIS_NN", "-DARM_NN_ENABLE_F16=0", "-DARM_NN_ENABLE_F32=0",
+                 "-DPROJECT_GENERATION")
+
+
+@dataclass(frozen=True)
+class TflmSelection:
+    """The files to copy (relative to the tree) and the flags a build of them needs."""
+
+    root: Path
+    files: tuple[str, ...]
+    flags: tuple[str, ...]  # -I (relative to the copied tree) and -D
+
+
+def find_tree(path: str | Path) -> Path:
+    """The tree root: ``path`` itself, or its one child that is a TFLM tree.
+
+    Raises:
+        ExportError: no ``micro_mutable_op_resolver.h`` where a TFLM tree has it.
+    """
+    base = Path(path)
+    candidates = [base, *sorted(p for p in base.glob("*") if p.is_dir())] if base.is_dir() else []
+    for candidate in candidates:
+        if (candidate / RESOLVER).is_file():
+            return candidate
+    raise ExportError(f"--tflm {path}: not a TFLM source tree (no {RESOLVER} in it or its "
+                      "subfolders); give the output folder of TFLM's create_tflm_tree.py")
+
+
+def tree_kernels(root: Path) -> str:
+    """``cmsis-nn`` for a tree made with OPTIMIZED_KERNEL_DIR=cmsis_nn, else ``reference``."""
+    return "cmsis-nn" if (root / KERNELS / "cmsis_nn").is_dir() else "reference"
+
+
+def choose_tree(paths: Sequence[str | Path], kernels: str) -> Path:
+    """Of the trees given (``--tflm`` may be repeated), the one for the board's kernel set.
+
+    A board whose profile says ``cmsis-nn`` gets a CMSIS-NN tree when one is given; any other
+    board a reference tree when one is given; otherwise the first tree.
+
+    Raises:
+        ExportError: a path is not a TFLM tree.
+    """
+    trees = [find_tree(path) for path in paths]
+    wanted = "cmsis-nn" if kernels == "cmsis-nn" else "reference"
+    return next((tree for tree in trees if tree_kernels(tree) == wanted), trees[0])
+
+
+def resolver_registrations(header: str) -> dict[str, frozenset[str]]:
+    """``AddConv2D`` -> the ``Register_*`` functions it calls, from the resolver header."""
+    return {name: frozenset(_REGISTER_CALL.findall(body))
+            for name, body in _METHOD.findall(header)}
+
+
+def needed_registrations(header: str, opcodes: Sequence[str]) -> frozenset[str]:
+    """The ``Register_*`` functions the model's resolver calls.
+
+    Raises:
+        ExportError: the tree's resolver has no method for one of the operators.
+    """
+    methods = resolver_registrations(header)
+    needed: set[str] = set()
+    for op in sorted(set(opcodes)):
+        method = add_method(op)
+        if method not in methods:
+            raise ExportError(f"the TFLM tree given with --tflm has no {method} ({op}) in its "
+                              f"{RESOLVER}; use a newer TFLM")
+        needed |= methods[method]
+    return frozenset(needed)
+
+
+def _kept(relative: str, text: str | None, needed: frozenset[str]) -> bool:
+    if "_test." in relative or "/testing/" in relative:
+        return False
+    if relative.startswith(SKIPPED_TOP):  # headers only: the resolver header includes them
+        return text is None
+    if text is None or not relative.startswith(KERNELS):
+        return True
+    defined = set(_REGISTER_DEF.findall(text))
+    return not defined or bool(defined & needed)
+
+
+def select_files(root: Path, opcodes: Sequence[str]) -> TflmSelection:
+    """The files of the tree at ``root`` that a project with these operators compiles.
+
+    Raises:
+        ExportError: not a tree, or it lacks an operator.
+    """
+    needed = needed_registrations((root / RESOLVER).read_text(encoding="utf-8"), opcodes)
+    files = []
+    for path in sorted(_walk(root)):
+        relative = path.relative_to(root).as_posix()
+        text = (path.read_text(encoding="utf-8", errors="replace")
+                if path.suffix in SOURCE_SUFFIXES else None)
+        if _kept(relative, text, needed):
+            files.append(relative)
+    includes = [d for d in INCLUDE_DIRS if (root / d).is_dir()]
+    defines = ["-DTF_LITE_STATIC_MEMORY"]
+    if (root / "third_party" / "cmsis_nn").is_dir():
+        includes += [d for d in CMSIS_INCLUDE_DIRS if (root / d).is_dir()]
+        defines += CMSIS_DEFINES
+    return TflmSelection(root, tuple(files),
+                         tuple(["-I.", *(f"-I{d}" for d in includes), *defines]))
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            yield path
