@@ -15,9 +15,10 @@ $(VENV)/.installed-run: pyproject.toml | $(PY)
 	$(PIP) install -q -e .
 	touch $@
 
-# Dev extras: the test tools, the TFLite Micro interpreter and TensorFlow for building models.
+# Dev extras: the test tools, the TFLite Micro interpreter, TensorFlow for building models and
+# paho-mqtt for the MQTT sink.
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[dev,mcu,build]'
+	$(PIP) install -q -e '.[dev,mcu,build,mqtt]'
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run

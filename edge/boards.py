@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BoardError
+from edge.bounded_read import not_regular_reason, read_bounded
+from edge.errors import BoardError, one_line
 
 KINDS = ("linux", "mcu")
 CAMERA_BACKENDS = ("picamera2", "opencv")
@@ -29,6 +31,13 @@ MEMORY_KINDS = ("ram", "flash", "psram")
 FLASH_PARTS = ("reserved", "firmware", "model", "slot", "free")
 FLASH_PAGE = 0x1000  # every part starts and ends on a 4 KiB boundary (erase-sector friendly)
 LORES_FORMATS = ("YUV420", "RGB888", "BGR888", "XRGB8888", "XBGR8888")
+# 40 megapixels: a 7300x5500 photo, 120 MB once decoded to BGR; boards with less RAM set less.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+MAX_PROFILE_BYTES = 256 * 1024
+# Names that end up in file names, generated C and platformio.ini: a conservative token.
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TOKEN_HELP = "letters, digits, '.', '_' or '-', starting with a letter or digit"
+_TOKENS = re.compile(rf"{_TOKEN.pattern}(?:, ?{_TOKEN.pattern})*")  # "arduino, espidf"
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class RuntimeSpec:
     device: str
     serial_port: str
     baud: int
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -159,7 +169,23 @@ class _Fields:
             raise self.fail(key, f"(={value!r}) must be {_kind_name(kind)}")
         if not isinstance(value, kind):
             raise self.fail(key, f"(={value!r}) must be {_kind_name(kind)}")
+        if isinstance(value, str):
+            self._check_text(key, value)
         return value
+
+    def _check_text(self, key: str, value: str) -> None:
+        if one_line(value) != value:
+            raise self.fail(key, f"(={value!r}) must not contain control characters or line "
+                            "breaks")
+
+    def token(self, key: str, default: Any = ..., *, several: bool = False) -> str:
+        """A string that may end up in file names and generated files: a plain token (with
+        ``several``, tokens separated by commas)."""
+        value = self.get(key, str, default)
+        if value and not (_TOKENS if several else _TOKEN).fullmatch(value):
+            what = f"{_TOKEN_HELP}{' (several: separated by commas)' if several else ''}"
+            raise self.fail(key, f"(={value!r}) must be {what}")
+        return str(value)
 
     def integer(self, key: str, low: int, high: int, default: Any = ...) -> int:
         value = self.get(key, int, default)
@@ -178,6 +204,8 @@ class _Fields:
         value = self.get(key, list, default)
         if not all(isinstance(item, str) for item in value):
             raise self.fail(key, f"(={value!r}) must be a list of strings")
+        for item in value:
+            self._check_text(key, item)
         return tuple(value)
 
     def sub(self, key: str) -> _Fields | None:
@@ -205,6 +233,8 @@ def _parse_runtime(fields: _Fields, cores: int) -> RuntimeSpec:
         device=fields.get("device", str, ""),
         serial_port=fields.get("serial_port", str, ""),
         baud=fields.integer("baud", 300, 12_000_000, 115200),
+        max_image_pixels=fields.integer("max_image_pixels", 1 << 16, 1 << 34,
+                                        DEFAULT_MAX_IMAGE_PIXELS),
     )
 
 
@@ -222,7 +252,7 @@ def _parse_region(table: Any, where: str, index: int) -> MemoryRegion:
         raise BoardError(f"{where}: memory[{index}] must be a table")
     fields = _Fields(table, f"{where}: memory[{index}]")
     return MemoryRegion(
-        name=fields.get("name", str),
+        name=fields.token("name"),
         kind=fields.choice("kind", MEMORY_KINDS),
         origin=fields.integer("origin", 0, 2**32 - 1),
         length=fields.integer("length", 1, 2**32),
@@ -250,13 +280,13 @@ def _parse_mcu(fields: _Fields) -> McuSpec:
         reserved_ram=fields.integer("reserved_ram", 0, by_name[arena_region].length),
         flash_map=flash_map,
         model_slot=slot,
-        flash_tool=fields.get("flash_tool", str, ""),
-        tool_target=fields.get("tool_target", str, ""),
+        flash_tool=fields.token("flash_tool", ""),
+        tool_target=fields.token("tool_target", ""),
         uf2_family=uf2 or None,
         usb_ids=fields.strings("usb_ids", ()),
-        platformio_platform=fields.get("platformio_platform", str, ""),
-        platformio_board=fields.get("platformio_board", str, ""),
-        platformio_framework=fields.get("platformio_framework", str, "arduino"),
+        platformio_platform=fields.token("platformio_platform", ""),
+        platformio_board=fields.token("platformio_board", ""),
+        platformio_framework=fields.token("platformio_framework", "arduino", several=True),
     )
 
 
@@ -299,7 +329,7 @@ def parse_board(table: Mapping[str, Any], source: Path) -> BoardProfile:
         BoardError: naming the file, the field, its value and what is allowed.
     """
     fields = _Fields(table, str(source))
-    name = fields.get("name", str)
+    name = fields.token("name")
     if name != source.stem:
         raise fields.fail("name", f"(={name!r}) must match the file name {source.stem!r}")
     kind = fields.choice("kind", KINDS)
@@ -343,24 +373,32 @@ def board_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
 
 
 def _load_file(path: Path) -> BoardProfile:
+    """``path`` as found in its folder (messages name it), parsed once per version."""
     try:
         stat = path.stat()
     except OSError as e:
         raise BoardError(f"{path}: cannot read board profile: {e}") from e
-    return _parse_file(path, stat.st_mtime_ns, stat.st_size)
+    reason = not_regular_reason(stat.st_mode)  # before resolving a link to /dev/zero
+    if reason is not None:
+        raise BoardError(f"{path}: {reason}; board profiles are TOML files")
+    return _parse_file(path.resolve(), stat.st_mtime_ns, stat.st_size)
 
 
 @cache
 def _parse_file(path: Path, mtime_ns: int, size: int) -> BoardProfile:
     """Parsed once per file version (the key includes its modification time and size)."""
     del mtime_ns, size
+    data = read_bounded(path, MAX_PROFILE_BYTES, error=BoardError, what="board profile")
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise BoardError(f"{path}: cannot read board profile: {e}") from e
+        return parse_board(tomllib.loads(data.decode("utf-8")), path)
+    except UnicodeDecodeError as e:
+        raise BoardError(f"{path}: not UTF-8 text at byte {e.start}; board profiles are TOML "
+                         "text") from e
     except tomllib.TOMLDecodeError as e:
         raise BoardError(f"{path}: not valid TOML: {e}") from e
-    return parse_board(table, path)
+    except RecursionError as e:
+        message = "arrays or tables nested too deeply for a board profile"
+        raise BoardError(f"{path}: {message}") from e
 
 
 def load_boards(extra_dirs: Iterable[str | Path] = ()) -> dict[str, BoardProfile]:
@@ -375,7 +413,7 @@ def load_boards(extra_dirs: Iterable[str | Path] = ()) -> dict[str, BoardProfile
             raise BoardError(f"{folder}: boards folder does not exist (check --boards-dir / "
                              "EDGE_BOARDS_DIR)")
         for path in sorted(folder.glob("*.toml")):
-            board = _load_file(path.resolve())
+            board = _load_file(path)
             boards[board.name] = board
     return boards
 

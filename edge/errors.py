@@ -8,6 +8,16 @@ message as one line.
 
 from __future__ import annotations
 
+import re
+
+# Anything that would break the one-line promise or fool a terminal: C0/C1 controls, line breaks.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and control characters escaped, so it prints as one line."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
 
 class EdgeError(Exception):
     """Base of every error edge raises on purpose."""
@@ -39,6 +49,10 @@ class PreprocessError(EdgeError, ValueError):
     """A frame cannot be converted to the model's input."""
 
 
+class ImageError(PreprocessError):
+    """An image file is unreadable, not an image, or claims more pixels than allowed."""
+
+
 class LabelError(EdgeError, ValueError):
     """A labels file is missing or malformed."""
 
@@ -49,6 +63,10 @@ class CameraError(EdgeError, OSError):
 
 class SinkError(EdgeError, OSError):
     """A label sink (file, serial port) could not be opened or written."""
+
+
+class PreviewError(EdgeError, OSError):
+    """The live preview's address is unusable or cannot be bound."""
 
 
 class SerialLinkError(EdgeError, OSError):

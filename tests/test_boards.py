@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from edge.boards import builtin_boards_dir, get_board, load_boards
+from edge.boards import MAX_PROFILE_BYTES, builtin_boards_dir, get_board, load_boards
 from edge.errors import BoardError
+from tests.hostile import deep_toml, make_fifo
 
 LINUX = ["rpi4", "rpi5", "rpi-zero2w", "coral-devboard", "rpi4-coral-usb", "rpi5-coral-usb",
          "host"]
@@ -106,3 +108,73 @@ def test_mcu_field_errors(tmp_path: Path) -> None:
 def test_missing_boards_dir_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(BoardError, match="boards folder does not exist"):
         load_boards([tmp_path / "nowhere"])
+
+
+def test_deeply_nested_toml_is_one_error_naming_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "deep", deep_toml(5000))
+    with pytest.raises(BoardError, match=rf"^{re.escape(str(path))}: arrays or tables nested "
+                                         "too deeply"):
+        load_boards([tmp_path])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('name = "x"\nkind = "linux"\ndescription = "two\\nlines"\n',
+     r"description \(='two\\nlines'\) must not contain control characters or line breaks"),
+    ('name = "x"\nkind = "linux"\ncpu = "nul\\u0000"\n', "cpu .* must not contain control"),
+    ('name = "x"\nkind = "linux"\n[runtime]\nlores_formats = ["YUV420\\r"]\n',
+     "lores_formats .* must not contain control"),
+    ('name = "x"\nkind = "linux"\n[runtime]\nserial_port = "/dev/tty\\u2028"\n',
+     "serial_port .* must not contain control"),
+])
+def test_strings_with_control_characters_are_refused(tmp_path: Path, text: str,
+                                                     message: str) -> None:
+    _write(tmp_path, "x", text)
+    with pytest.raises(BoardError, match=message):
+        load_boards([tmp_path])
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("platformio_board", 'nano33ble\\" extra_scripts = evil.py'),
+    ("platformio_platform", "a b"),
+    ("tool_target", "$(reboot)"),
+    ("flash_tool", "../../bin/sh"),
+])
+def test_mcu_names_that_reach_generated_files_are_plain_tokens(tmp_path: Path, field: str,
+                                                               value: str) -> None:
+    source = (builtin_boards_dir() / "pico.toml").read_text()
+    lines = [line for line in source.splitlines() if not line.startswith(f"{field} ")]
+    text = "\n".join(lines).replace("[mcu]\n", f'[mcu]\n{field} = "{value}"\n', 1)
+    _write(tmp_path, "pico", text)
+    with pytest.raises(BoardError, match=rf"{field} .* must be letters, digits"):
+        load_boards([tmp_path])
+
+
+def test_a_file_name_with_a_newline_is_not_a_board_name(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a\nb", 'name = "a\\nb"\nkind = "linux"\n')
+    with pytest.raises(BoardError, match=r"name \(='a\\nb'\) must not contain control"):
+        load_boards([tmp_path])
+    path.unlink()
+    _write(tmp_path, "it's", 'name = "it\'s"\nkind = "linux"\n')
+    with pytest.raises(BoardError, match=r"name .* must be letters, digits"):
+        load_boards([tmp_path])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "huge"])
+def test_special_or_huge_profile_files_are_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "x.toml"
+    if kind == "fifo":
+        make_fifo(path)  # nobody writes: a blocking read would hang
+        message = "is a FIFO"
+    elif kind == "zero":
+        path.symlink_to("/dev/zero")
+        message = "is a device"
+    else:
+        path.write_text('name = "x"\nkind = "linux"\n' + "#" * MAX_PROFILE_BYTES + "\n")
+        message = f"larger than {MAX_PROFILE_BYTES:,} bytes"
+    with pytest.raises(BoardError, match=message):
+        load_boards([tmp_path])
+
+
+def test_platformio_framework_may_list_several() -> None:
+    esp = get_board("esp32s3").mcu
+    assert esp is not None and esp.platformio_framework == "arduino, espidf"

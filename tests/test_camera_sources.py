@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.backoff import Backoff
 from edge.boards import get_board
 from edge.camera import Frame, open_source, source_kind
 from edge.camera.opencv import OpenCVSource
 from edge.camera.picamera2 import Picamera2Source
 from edge.errors import CameraError, EdgeError
-from edge.pipeline.capture import Backoff, FrameGrabber
+from edge.pipeline.capture import FrameGrabber
 from tests.conftest import ROOT
 
 cv2 = pytest.importorskip("cv2")

@@ -75,12 +75,13 @@ def test_unreadable_image_is_one_line(tmp_path):
     result = edge_classify("--model", model, str(tmp_path / "missing.jpg"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"edge-classify: error: {tmp_path / 'missing.jpg'}: "
-                                          "no such image file or folder"]
-    # Decoding happens after LiteRT has started, which may log its XNNPACK line first.
+                                          "no such image file or folder; check the path"]
+    # The header is checked before LiteRT starts (and logs), so this too is the only line.
     result = edge_classify("--model", model, str(bad))
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == (f"edge-classify: error: {bad}: not an image "
-                                              "OpenCV can decode (try .jpg, .png, .bmp)")
+    assert result.stderr.splitlines() == [
+        f"edge-classify: error: {bad}: not a JPEG, PNG, BMP, GIF, WebP, TIFF or PNM "
+        "(PBM/PGM/PPM) image, or its header is damaged"]
 
 
 def test_bad_arguments_are_usage_errors(capsys):

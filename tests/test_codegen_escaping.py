@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.boards import get_board
-from edge.errors import ExportError
+from edge.errors import BoardError, ExportError
 from firmware_export.codegen.render import c_string, comment_text, fill, ini_value
 from firmware_export.export import export_model
 from tests.conftest import shared_file
@@ -129,10 +129,14 @@ def toml_string(value: str) -> str:
 
 
 def test_board_description_with_an_injected_section_stays_a_comment(tmp_path: Path) -> None:
-    evil = "ok\n[env:evil]\nextra_scripts = pre:evil.py\n"
+    model = shared_file("models/person_detect.tflite")
+    # A line break never gets this far: the board loader refuses control characters.
+    boards = hostile_board(tmp_path, description="ok\n[env:evil]\nextra_scripts = pre:evil.py\n")
+    with pytest.raises(BoardError, match="description"):
+        export_model(model, "nano33ble", tmp_path / "fw", boards_dirs=[boards])
+    evil = "ok [env:evil] extra_scripts = pre:evil.py ; %(here)s ${sysenv.HOME} */"
     boards = hostile_board(tmp_path, description=evil)
-    result = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
-                          tmp_path / "fw", boards_dirs=[boards])
+    result = export_model(model, "nano33ble", tmp_path / "fw", boards_dirs=[boards])
     ini = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
     ini.read_string((result.out / "platformio.ini").read_text())
     assert ini.sections() == ["env:nano33ble"]
@@ -144,7 +148,8 @@ def test_board_description_with_an_injected_section_stays_a_comment(tmp_path: Pa
 def test_board_strings_that_could_change_platformio_ini_are_refused(tmp_path: Path,
                                                                     field: str) -> None:
     boards = hostile_board(tmp_path, **{field: "x\nextra_scripts = pre:evil.py"})
-    with pytest.raises(ExportError, match=field.removeprefix("platformio_")):
+    # The board loader refuses it (BoardError) before the generator would (ExportError).
+    with pytest.raises((BoardError, ExportError), match=field.removeprefix("platformio_")):
         export_model(shared_file("models/person_detect.tflite"), "nano33ble",
                      tmp_path / "fw", boards_dirs=[boards])
     assert not (tmp_path / "fw").exists()

@@ -107,7 +107,7 @@ def test_missing_runtime_library_with_the_real_loader():
 
 @pytest.mark.edgetpu
 def test_real_edgetpu_classifies_parrot():
-    from edge.cli.classify import read_image
+    from edge.camera.images import read_image
     from edge.runtime import Classifier
 
     model = DATA / "models" / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"

@@ -21,7 +21,7 @@ from edge.cli import classify, run
 from edge.demo import model_path
 from edge.demo.scene import LABELS, DemoScene
 from edge.pipeline.events import LabelEvent, Prediction
-from edge.pipeline.sinks import label_record
+from edge.sinks.serial import label_record
 from edge.serial import protocol
 from tests.conftest import shared_file
 from tests.test_run_serial import run_into_listener
@@ -125,7 +125,7 @@ def test_edge_classify_takes_folders_and_globs_and_reports_unreadable_images(
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("nothing-here/*.jpg", "nothing-here/*.jpg: no image file matches this pattern"),
-    ("missing.jpg", "missing.jpg: no such image file or folder"),
+    ("missing.jpg", "missing.jpg: no such image file or folder; check the path"),
 ])
 def test_edge_classify_names_what_it_cannot_find(capsys: pytest.CaptureFixture[str], spec: str,
                                                  message: str) -> None:

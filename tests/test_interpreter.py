@@ -32,7 +32,7 @@ def model_path(name: str) -> Path:
 
 
 def image(name: str) -> np.ndarray:
-    from edge.cli.classify import read_image
+    from edge.camera.images import read_image
 
     return read_image(DATA / "images" / name)
 

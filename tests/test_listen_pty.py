@@ -24,8 +24,9 @@ from typing import IO
 
 import pytest
 
+from edge.backoff import Backoff
 from edge.errors import SerialLinkError
-from edge.serial.listen import Backoff, listen
+from edge.serial.listen import listen
 from edge.serial.protocol import STREAM_START, LabelRecord, encode_binary, encode_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -314,7 +315,7 @@ def test_listen_reconnects_with_backoff_and_stops_at_max_frames() -> None:
 
     got: list[LabelRecord] = []
     summary = listen("/dev/ttyACM0", got.append, fmt="binary", max_frames=15,
-                     backoff=Backoff(first=0.001), open_port=open_port)
+                     backoff=Backoff(initial_s=0.001), open_port=open_port)
     assert [r.seq for r in got] == list(range(15))
     assert attempts == ["/dev/ttyACM0"] * 3
     assert summary.reconnects == 1 and summary.delivered == 15

@@ -34,6 +34,7 @@ def test_wheel_contents(wheel: Path) -> None:
     assert "edge/py.typed" in names and "firmware_export/py.typed" in names
     for data in (ROOT / "edge" / "demo").glob("*.tflite"):
         assert f"edge/demo/{data.name}" in names
+    assert "edge/preview/page.html" in names  # the preview's page template
     for header in (ROOT / "firmware_export" / "c").glob("*.h"):
         assert f"firmware_export/c/{header.name}" in names
     assert not any(n.startswith("tests/") for n in names)

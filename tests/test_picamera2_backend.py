@@ -15,11 +15,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from edge.backoff import Backoff
 from edge.boards import get_board
 from edge.camera import open_source
 from edge.camera.picamera2 import Picamera2Source, centre_crop, yuv420_to_rgb
 from edge.errors import BackendError, CameraError
-from edge.pipeline.capture import Backoff, FrameGrabber
+from edge.pipeline.capture import FrameGrabber
 
 cv2 = pytest.importorskip("cv2")
 

@@ -45,6 +45,8 @@ def records(draw: st.DrawFn, max_top_k: int = 5, with_text: bool = True) -> Labe
         if with_text else None,
         top_k=tuple(draw(st.lists(st.tuples(labels, scores), max_size=max_top_k))),
         latency_ms=draw(st.none() | st.floats(0.0, 4_000_000.0)),
+        frame=draw(st.none() | st.integers(0, U32)),
+        device=draw(st.none() | st.text(st.characters(codec="utf-8"), min_size=1, max_size=8)),
     )
 
 
@@ -311,3 +313,34 @@ def test_long_noise_bursts_between_frames(pairs: list[tuple[LabelRecord, bytes]]
     decoder = StreamDecoder(fmt)  # type: ignore[arg-type]
     got = [r for i in range(0, len(stream), step) for r in decoder.feed(stream[i:i + step])]
     assert got == sent
+
+
+# --- frames skipped on purpose vs records lost ---------------------------------------------------
+
+def _paired_stream(pairs: list[tuple[int, int]], mode: str) -> bytes:
+    encode = encode_binary if mode == "binary" else encode_text
+    return b"".join(encode(LabelRecord(seq, 0, 1, 0.5, frame=frame, device="cam-1"))
+                    for seq, frame in pairs)
+
+
+@pytest.mark.parametrize("mode", ["text", "binary"])
+def test_on_change_skips_are_not_lost_but_missing_records_are(mode: str) -> None:
+    # seq counts records sent, frame counts camera frames: 0..3 in order with frames skipped,
+    # then record 4 lost on the wire (a seq gap), then 5 and 6.
+    pairs = [(0, 0), (1, 10), (2, 11), (3, 40), (5, 60), (6, 61)]
+    decoder = StreamDecoder(mode)  # type: ignore[arg-type]
+    got = decoder.feed(_paired_stream(pairs, mode))
+    assert [(r.seq, r.frame, r.device) for r in got] == [(s, f, "cam-1") for s, f in pairs]
+    stats = decoder.stats
+    assert (stats.skipped, stats.gaps, stats.lost, stats.restarts) == (9 + 28, 1, 1, 0)
+
+
+def test_device_names_are_bounded() -> None:
+    with pytest.raises(ProtocolError, match=r"^device "):
+        encode_binary(LabelRecord(0, 0, 0, 0.0, device="x" * 33))
+    with pytest.raises(ProtocolError, match=r"^device "):
+        encode_text(LabelRecord(0, 0, 0, 0.0, device=""))
+    big = LabelRecord(0, 0, 0, 0.0, top_k=((1, 0.5),) * MAX_TOP_K, latency_ms=1.0,
+                      frame=1, device="cam")
+    with pytest.raises(ProtocolError, match="more than 254"):
+        encode_binary(big)

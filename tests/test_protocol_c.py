@@ -32,6 +32,9 @@ VECTORS = [
     LabelRecord(0x0101_0101, 0x7F7F_7F7F, 0x0101, 0.003, None, ((0xFFFF, 0.75),), 0.001),
     LabelRecord(42, 1000, 9, 0.1234, "pedestrian",
                 tuple((i, round(1 / (i + 2), 4)) for i in range(MAX_TOP_K)), 33.333),
+    LabelRecord(3, 77, 2, 0.5, "two", ((1, 0.25),), 1.5, frame=0xFFFF_FFFF, device="cam-1"),
+    LabelRecord(4, 78, 0, 0.0, None, (), None, frame=0, device='k\u00fcche "2"'),
+    LabelRecord(5, 79, 1, 1.0, None, (), None, device="x" * 32),
 ]
 
 
@@ -61,6 +64,9 @@ def _c_vector(i: int, r: LabelRecord) -> str:
         r.top_k_count = {len(r.top_k)}u;
         r.has_latency = {int(r.latency_ms is not None)}u;
         r.latency_us = {latency_us}u;
+        r.has_frame = {int(r.frame is not None)}u;
+        r.frame = {r.frame or 0}u;
+        r.device = {_c_string(r.device)};
         emit('B', frame, edge_labels_encode_binary(&r, frame, sizeof frame));
         emit('T', (const uint8_t *)line, edge_labels_encode_text(&r, line, sizeof line));
         emit('b', frame, edge_labels_encode_binary(&r, frame, {len(encode_binary(r)) - 1}u));

@@ -9,15 +9,16 @@ import time
 import numpy as np
 import pytest
 
+from edge.backoff import Backoff
 from edge.camera.base import Frame, FrameSource
 from edge.errors import CameraError
-from edge.pipeline.capture import Backoff, FrameGrabber
+from edge.pipeline.capture import FrameGrabber
 from edge.pipeline.events import LabelEvent, Prediction
 from edge.pipeline.runner import LoopSettings, run_loop, run_pipeline
-from edge.pipeline.sinks import LabelSink, OnChangeSink
 from edge.pipeline.slot import LatestSlot
 from edge.pipeline.smoothing import ScoreSmoother, select
 from edge.pipeline.stats import RunSummary
+from edge.sinks.base import LabelSink, OnChangeSink
 
 FAST = Backoff(initial_s=0.001, max_s=0.01)
 

@@ -3,6 +3,7 @@ WATCHDOG=1 only while frames are being classified, STOPPING=1 at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -137,13 +138,29 @@ def test_edge_run_under_notify_socket(segments_video: Path,  # noqa: F811
     model = shared_file("models/tf2_mobilenet_v2_1.0_224_ptq.tflite")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": path,
            "WATCHDOG_USEC": "2000000"}
-    result = subprocess.run(
-        [sys.executable, "-m", "edge", "run", "--camera", str(segments_video), "--model",
-         str(model), "--quiet", "--status-interval", "0.05"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    messages: list[str] = []
+    done = threading.Event()
+
+    def listen() -> None:  # like systemd, read while the service runs (the socket never blocks)
+        sock.settimeout(0.1)
+        while not done.is_set():
+            try:
+                messages.append(receive(sock))
+            except TimeoutError:
+                continue
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", "run", "--camera", str(segments_video), "--model",
+             str(model), "--quiet", "--status-interval", "0.05"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        done.set()
+        listener.join()
     assert result.returncode == 0, result.stderr
-    sock.settimeout(1)
-    messages = []
+    sock.settimeout(0.5)
     while True:
         try:
             messages.append(receive(sock))
@@ -154,3 +171,57 @@ def test_edge_run_under_notify_socket(segments_video: Path,  # noqa: F811
     assert "WATCHDOG=1" in states
     assert states[-1] == "STOPPING=1"
     assert any(m.startswith("STATUS=") and "fps" in m for m in messages)
+
+
+@contextlib.contextmanager
+def full_queue(path: str) -> Iterator[None]:
+    """The receive queue of the socket at ``path`` is full while this is entered.
+
+    Senders fill it until a fresh socket cannot send one datagram either, so the limit reached
+    is the receiver's queue (net.unix.max_dgram_qlen), not one sender's buffer.
+    """
+    senders: list[socket.socket] = []
+    try:
+        while True:
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+            senders.append(sender)
+            sent = 0
+            while True:
+                try:
+                    sender.sendto(b"FILLER=1", path)
+                except BlockingIOError:
+                    break
+                sent += 1
+            if sent == 0:
+                break
+        yield
+    finally:
+        for sender in senders:
+            sender.close()
+
+
+def test_a_full_queue_drops_the_message_at_once(notify_socket: tuple[socket.socket, str]
+                                                ) -> None:
+    sock, path = notify_socket
+    with full_queue(path):
+        notifier = SystemdNotifier({"NOTIFY_SOCKET": path})
+        assert not notifier.notify("READY=1")  # dropped, not waited for
+        notifier.frame_classified()
+        assert not notifier.ready_sent
+        notifier.close()
+        assert receive(sock) == "FILLER=1"  # the queue holds only what was there before
+
+
+def test_edge_run_keeps_going_when_the_notify_queue_is_full(
+        notify_socket: tuple[socket.socket, str]) -> None:
+    """Nobody reads the socket and its queue is full: edge-run labels every frame and ends."""
+    _, path = notify_socket
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": path,
+           "WATCHDOG_USEC": "40000"}
+    with full_queue(path):
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", "run", "--camera", "demo", "--max-frames", "40",
+             "--quiet", "--status-interval", "0.01"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 40

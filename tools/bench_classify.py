@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.cli.classify import read_image  # noqa: E402
+from edge.camera.images import read_image  # noqa: E402
 from edge.errors import BackendError  # noqa: E402
 from edge.runtime import Classifier  # noqa: E402
 from edge.runtime.backends import load_backend  # noqa: E402

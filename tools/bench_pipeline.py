@@ -27,8 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.camera.opencv import OpenCVSource  # noqa: E402
-from edge.pipeline.service import RunOptions, run_service  # noqa: E402
+from edge.pipeline.runner import LoopSettings  # noqa: E402
+from edge.pipeline.service import (  # noqa: E402
+    ModelOptions,
+    RunOptions,
+    SourceOptions,
+    run_service,
+)
 from edge.runtime import Classifier  # noqa: E402
+from edge.runtime.policy import RuntimeOptions  # noqa: E402
+from edge.sinks import SinkOptions  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 DEFAULT_MODEL = DATA / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
@@ -92,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     decode, infer, pipeline, p50, p95 = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video or write_video(Path(tmp) / "bench.mp4", args.frames)
-        options = RunOptions(camera=str(video), model=str(args.model), threads=args.threads,
-                             output=os.devnull, status_interval_s=3600)
+        options = RunOptions(source=SourceOptions(camera=str(video)),
+                             model=ModelOptions(model=str(args.model)),
+                             runtime=RuntimeOptions(threads=args.threads),
+                             loop=LoopSettings(status_interval_s=3600),
+                             sinks=SinkOptions(output=os.devnull))
         for _ in range(args.rounds):  # interleaved, so a busy machine affects every stage alike
             decode_fps, frames = decode_alone(video)
             decode.append(decode_fps)

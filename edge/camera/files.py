@@ -1,4 +1,5 @@
-"""Image files: what a folder or glob pattern names, and a folder as a finite frame source."""
+"""Image files: what a folder or glob pattern names, and a folder (or one image file) as a
+finite frame source, in file-name order."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
 from edge.camera.base import Frame, FrameSource
-from edge.camera.opencv import import_cv2
-from edge.errors import CameraError
+from edge.camera.images import read_rgb
+from edge.errors import CameraError, ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm",
-                            ".pgm"})
+                            ".pgm", ".gif"})
 GLOB_CHARS = frozenset("*?[")
 
 
@@ -60,7 +62,7 @@ def expand_images(specs: Iterable[str]) -> list[Path]:
                 raise CameraError(f"{spec}: no image file matches this pattern")
             paths += images
         else:
-            raise CameraError(f"{spec}: no such image file or folder")
+            raise CameraError(f"{spec}: no such image file or folder; check the path")
     return paths
 
 
@@ -68,14 +70,17 @@ class ImageFolderSource(FrameSource):
     """Every image in ``folder`` once (or round and round with ``loop``), as RGB frames.
 
     Args:
-        folder: directory of images; sub-directories are not searched.
+        folder: directory of images (sub-directories are not searched), or one image file.
         loop: start again after the last image.
+        max_pixels: an image whose header claims more pixels is skipped, never decoded.
     """
 
     live = False
 
-    def __init__(self, folder: str | Path, *, loop: bool = False) -> None:
+    def __init__(self, folder: str | Path, *, loop: bool = False,
+                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         super().__init__()
+        self.max_pixels = max_pixels
         self.folder = Path(folder)
         self.name = str(folder)
         self.loop = loop
@@ -83,6 +88,9 @@ class ImageFolderSource(FrameSource):
         self._position = 0
 
     def open(self) -> None:
+        if self.folder.is_file():
+            self._paths, self._position = [self.folder], 0
+            return
         self._paths = folder_images(self.folder)
         self._position = 0
 
@@ -96,9 +104,8 @@ class ImageFolderSource(FrameSource):
             self._position = 0
         path = self._paths[self._position]
         self._position += 1
-        cv2 = import_cv2()
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        stamp = time.monotonic_ns()
-        if bgr is None:
-            raise CameraError(f"{path}: cannot decode this image")
-        return self._frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stamp, file=str(path))
+        try:
+            rgb = read_rgb(path, max_pixels=self.max_pixels)
+        except ImageError as e:
+            raise CameraError(str(e)) from e
+        return self._frame(rgb, time.monotonic_ns(), file=str(path))

@@ -8,24 +8,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
-from edge.boards import get_board
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, get_board
 from edge.camera.files import expand_images
+from edge.camera.images import check_image_file, read_image
+from edge.cli.args import add_runtime_args, runtime_from_args
 from edge.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     add_boards_dir_arg,
     add_logging_args,
+    add_max_image_pixels_arg,
     configure_logging,
     print_json,
     run_command,
 )
-from edge.errors import PreprocessError
+from edge.errors import ImageError, PreprocessError
 from edge.runtime import Classification, Classifier
-from edge.runtime.backends import AUTO_BACKENDS, BACKEND_NAMES, TFLM
-from edge.runtime.interpreter import DELEGATES
+from edge.runtime.policy import open_classifier
 from edge.runtime.postprocess import classify_scores
 from edge.runtime.preprocess import RESIZE_MODES, raw_input_tensor
 
@@ -58,18 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print only classes scoring at least this (default 0)")
     parser.add_argument("--count", type=_positive, default=1, metavar="N",
                         help="invokes per image, for timing (default 1)")
-    parser.add_argument("--threads", type=_non_negative, default=None, metavar="N",
-                        help="interpreter threads (default: the board's setting, else every "
-                             "core; 0 = every core)")
-    parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
-                        help="interpreter package (default: the first installed of "
-                             f"{', '.join(AUTO_BACKENDS)}); {TFLM}: TensorFlow Lite Micro in a "
-                             "child process, for models made for microcontrollers")
-    parser.add_argument("--delegate", choices=DELEGATES, default=None,
-                        help="edgetpu or none (default: edgetpu exactly when the model was "
-                             "compiled for it)")
-    parser.add_argument("--device", default=None,
-                        help="Edge TPU: usb, usb:N, pci, pci:N or :N (implies --delegate edgetpu)")
     parser.add_argument("--resize", choices=RESIZE_MODES, default="squash",
                         help="squash the whole image to the input (default, as Coral's examples)"
                              " or centre-crop it to the input's aspect ratio first")
@@ -84,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(no resize, no normalization), each byte read as the input's "
                              "type (int8: 200 is -56); for test images that store quantized "
                              "pixels, like TFLM's person.bmp")
-    parser.add_argument("--board", default=None,
-                        help="take threads, delegate and device defaults from a board profile")
+    add_max_image_pixels_arg(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    add_runtime_args(parser, board_default=None)
     add_boards_dir_arg(parser)
     add_logging_args(parser)
     return parser
@@ -99,17 +86,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    threads, delegate, device = args.threads, args.delegate, args.device
-    if args.board:
-        runtime = get_board(args.board, args.boards_dir, kind="linux").runtime
-        if runtime is not None:
-            threads = runtime.threads if threads is None else threads
-            if delegate is None and device is None and runtime.delegate == "edgetpu":
-                delegate, device = "edgetpu", runtime.device or None
+    board = get_board(args.board, args.boards_dir, kind="linux") if args.board else None
+    max_pixels = DEFAULT_MAX_IMAGE_PIXELS
+    if board is not None and board.runtime is not None:
+        max_pixels = board.runtime.max_image_pixels
+    args.max_image_pixels = args.max_image_pixels or max_pixels
     images = expand_images(args.images)  # before the interpreter starts (and logs to stderr)
-    with Classifier.open(args.model, threads=threads, backend=args.backend, delegate=delegate,
-                         device=device, labels=args.labels, resize=args.resize,
-                         mean=args.mean, std=args.std) as classifier:
+    checked = [(image, _check(image, args.max_image_pixels)) for image in images]
+    failures = [problem for _, problem in checked if problem]
+    if len(failures) == len(checked):  # nothing to classify: no interpreter, nothing on stdout
+        return _report_failures(failures)
+    with open_classifier(args.model, runtime_from_args(args), board, labels=args.labels,
+                         resize=args.resize, mean=args.mean, std=args.std) as classifier:
+        reports = [{"image": str(image), "error": problem} if problem
+                   else _classify_file(classifier, image, args) for image, problem in checked]
         reports = [_classify_file(classifier, image, args) for image in images]
         failures = [report["error"] for report in reports if "error" in report]
         if len(failures) < len(reports):  # nothing on stdout when no image could be read
@@ -118,6 +108,20 @@ def _run(args: argparse.Namespace) -> int:
                 print_json({"model": args.model, **setup, "images": reports})
             else:
                 print(_format(args.model, setup, reports))
+    return _report_failures(failures)
+
+
+def _check(image: Path, max_pixels: int) -> str | None:
+    """Why ``image`` cannot be read (its header checked, nothing decoded), or None."""
+    try:
+        check_image_file(image, max_pixels)
+    except ImageError as e:
+        return str(e)
+    return None
+
+
+def _report_failures(failures: list[str]) -> int:
+    """One line on stderr per image that could not be classified; exit code 2 if any."""
     for failure in failures:
         print(f"{PROG}: error: {failure}", file=sys.stderr)
     return EXIT_ERROR if failures else EXIT_OK
@@ -125,10 +129,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
                    ) -> dict[str, Any]:
-    """The report of one image; an unreadable image gives ``{"image", "error"}`` (the run
-    goes on with the others)."""
+    """The report of one image; one whose input cannot be made gives ``{"image", "error"}``
+    (the run goes on with the others)."""
     try:
-        frame = read_image(path, grayscale=classifier.input_spec.channels == 1)
+        frame = read_image(path, max_pixels=args.max_image_pixels,
+                           grayscale=classifier.input_spec.channels == 1)
         if args.raw_input:
             tensor = raw_input_tensor(frame, classifier.input_spec)
         else:
@@ -144,23 +149,6 @@ def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
     return {"image": str(path), "results": [_result(r) for r in results],
             "invoke_ms": {"first": times[0], "median": statistics.median(times),
                           "min": min(times), "count": len(times)}}
-
-
-def read_image(path: Path, grayscale: bool = False) -> np.ndarray:
-    """An image file as BGR (or grayscale) uint8, decoded by OpenCV.
-
-    Raises:
-        PreprocessError: the file is missing or not an image OpenCV can decode.
-    """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise PreprocessError(f"{path}: cannot read image: {e.strerror or e}") from e
-    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
-    image = cv2.imdecode(data, flag) if data.size else None
-    if image is None:
-        raise PreprocessError(f"{path}: not an image OpenCV can decode (try .jpg, .png, .bmp)")
-    return np.asarray(image)
 
 
 def _setup(classifier: Classifier, raw_input: bool) -> dict[str, Any]:
@@ -202,13 +190,6 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"(={value}) must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"(={value}) must be 0 (every core) or more")
     return value
 
 

@@ -9,11 +9,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from edge.errors import EdgeError
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
+from edge.errors import EdgeError, one_line
 
 EXIT_OK = 0
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+log = logging.getLogger(__name__)
 
 
 def add_logging_args(parser: argparse.ArgumentParser) -> None:
@@ -30,19 +33,69 @@ def add_boards_dir_arg(parser: argparse.ArgumentParser) -> None:
                         help="extra folder of board profiles (*.toml); also EDGE_BOARDS_DIR")
 
 
+def _pixel_count(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"(={text!r}) must be a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"(={value}) must be at least 1")
+    return value
+
+
+def add_max_image_pixels_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--max-image-pixels`` (None when not given: the board's limit applies)."""
+    parser.add_argument("--max-image-pixels", type=_pixel_count, default=None, metavar="N",
+                        help="refuse images whose header claims more pixels than this, before "
+                             "decoding them (default: the board profile's max_image_pixels, "
+                             f"else {DEFAULT_MAX_IMAGE_PIXELS:,})")
+
+
+class OneLineFormatter(logging.Formatter):
+    """Each log record on one line: a file name with a line break cannot forge a second one.
+
+    Only the message is escaped; a traceback (``-v``) keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return one_line(super().formatMessage(record))
+
+
 def configure_logging(verbose: int, quiet: int) -> None:
     """Only CLIs configure handlers; the library just logs."""
     level = logging.WARNING - 10 * verbose + 10 * quiet
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(name)s: %(levelname)s: %(message)s"))
     logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
-                        format="%(name)s: %(levelname)s: %(message)s", stream=sys.stderr)
+                        handlers=[handler])
+
+
+def _unexpected(prog: str, error: BaseException) -> int:
+    """One line for a failure that is not one of ours; the traceback only under -v."""
+    if isinstance(error, MemoryError):
+        what = "out of memory (an input too large for this machine?)"
+    elif isinstance(error, RecursionError):
+        what = "input nested too deeply to process"
+    else:
+        what = f"internal error: {type(error).__name__}: {error}"
+    hint = ("; if the input looks fine, this is a bug in edge: please report it with the "
+            "output of the same command run with -v")
+    print(one_line(f"{prog}: error: {what}{hint}"), file=sys.stderr)
+    log.info("traceback of the error above:", exc_info=error)
+    return EXIT_ERROR
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:
-    """Run a command body, turning our errors into one line on stderr and exit code 2."""
+    """Run a command body, turning every failure into one line on stderr and exit code 2.
+
+    Our errors print their message; anything else (``cv2.error``, ``MemoryError``,
+    ``RecursionError``, a bug) prints one line saying how to report it, and its traceback only
+    with ``-v``.
+    """
     try:
         return body()
     except EdgeError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -51,6 +104,8 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         # The reader of our stdout went away (e.g. `| head`); that is not an error of ours.
         sys.stderr.close()
         return EXIT_OK
+    except Exception as e:  # the boundary: nothing escapes as a traceback
+        return _unexpected(prog, e)
 
 
 def print_json(data: Any) -> None:

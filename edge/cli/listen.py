@@ -12,11 +12,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
+from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
+from edge.cli.args import add_mqtt_args, mqtt_from_args, positive
 from edge.cli.common import EXIT_OK, add_logging_args, configure_logging, run_command
 from edge.errors import LabelError
+from edge.serial.gateway import MqttGateway, label_name, record_json
 from edge.serial.listen import ListenSummary, listen
 from edge.serial.protocol import LabelRecord
 
@@ -30,18 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("port", metavar="PORT|URL",
                         help="device path (/dev/ttyACM0, COM3) or pyserial URL "
                              "(loop://, spy://PORT, socket://HOST:PORT, hwgrep://VID:PID)")
-    parser.add_argument("--baud", type=_positive(int), default=115200, help="default: 115200")
+    parser.add_argument("--baud", type=positive(int), default=115200, help="default: 115200")
     parser.add_argument("--format", choices=["auto", "json", "binary"], default="auto",
                         help="wire format; auto detects text (JSON lines) or binary (COBS)")
     parser.add_argument("--labels", type=Path, metavar="FILE",
                         help="labels file (one per line) to name label indices")
     parser.add_argument("--json", action="store_true", help="print records as JSON lines")
-    parser.add_argument("--max-frames", type=_positive(int), metavar="N",
+    parser.add_argument("--max-frames", type=positive(int), metavar="N",
                         help="stop after N records")
-    parser.add_argument("--duration", type=_positive(float), metavar="S",
+    parser.add_argument("--duration", type=positive(float), metavar="S",
                         help="stop after S seconds")
+    parser.add_argument("--stdout", action="store_true",
+                        help="with --mqtt, also print the records (default: only publish them)")
     parser.add_argument("--reset", action="store_true",
                         help="reset the device on open (pulse DTR); off by default")
+    add_mqtt_args(parser)
     add_logging_args(parser)
     return parser
 
@@ -60,48 +66,57 @@ def _listen(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, lambda *_: stop.set())
                     for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        summary = listen(args.port, lambda r: print(show(r, names), flush=True),
+    with ExitStack() as stack:
+        for sig, handler in previous.items():
+            stack.callback(signal.signal, sig, handler)
+        on_record = _printer(show, names, quiet=args.mqtt is not None and not args.stdout)
+        sink = None
+        options = mqtt_from_args(args)
+        if options is not None:
+            from edge.sinks.mqtt import MqttSink
+
+            sink = stack.enter_context(MqttSink.open(options))
+            gateway = MqttGateway(sink, names)
+            on_record = _both(on_record, gateway.publish)
+        summary = listen(args.port, on_record,
                          baud=args.baud, fmt=FORMATS[args.format],  # type: ignore[arg-type]
                          reset_on_open=args.reset, max_frames=args.max_frames,
                          duration=args.duration, stop=stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    print(_summary_line(summary, args.json), file=sys.stderr, flush=True)
+        if sink is not None:
+            sink.close()  # delivers what is queued (up to --mqtt-drain) before the summary
+    mqtt = sink.counters() if sink is not None else None
+    print(_summary_line(summary, args.json, mqtt), file=sys.stderr, flush=True)
     return EXIT_OK
+
+
+def _printer(show: Callable[[LabelRecord, Sequence[str]], str], names: Sequence[str], *,
+             quiet: bool) -> Callable[[LabelRecord], None]:
+    if quiet:
+        return lambda record: None
+    return lambda record: print(show(record, names), flush=True)
+
+
+def _both(first: Callable[[LabelRecord], None],
+          second: Callable[[LabelRecord], None]) -> Callable[[LabelRecord], None]:
+    def call(record: LabelRecord) -> None:
+        first(record)
+        second(record)
+    return call
 
 
 def _read_labels(path: Path) -> tuple[str, ...]:
     from edge.model.labels import parse_label_lines
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise LabelError(f"cannot read labels file {path}: {e}") from e
+    text = read_text_bounded(path, MAX_LABEL_FILE_BYTES, error=LabelError, what="labels")
     return parse_label_lines(text.splitlines())
 
 
-def _name(record: LabelRecord, names: Sequence[str]) -> str | None:
-    if record.text is not None:
-        return record.text
-    return names[record.label] if record.label < len(names) else None
-
-
 def _json_line(record: LabelRecord, names: Sequence[str]) -> str:
-    data: dict[str, Any] = {"seq": record.seq, "time_ms": record.time_ms, "label": record.label,
-                            "text": _name(record, names), "score": record.score}
-    if record.top_k:
-        data["top_k"] = [list(pair) for pair in record.top_k]
-    if record.latency_ms is not None:
-        data["latency_ms"] = record.latency_ms
-    if record.file is not None:
-        data["file"] = record.file
-    return json.dumps(data, ensure_ascii=False)
+    return json.dumps(record_json(record, names), ensure_ascii=False)
 
 
 def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
-    name = _name(record, names)
+    name = label_name(record, names)
     parts = [f"seq={record.seq}", f"time_ms={record.time_ms}", f"label={record.label}"]
     if name is not None:
         parts.append(json.dumps(name, ensure_ascii=False))
@@ -110,28 +125,23 @@ def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
         parts.append("top_k=" + ",".join(f"{label}:{s:.4f}" for label, s in record.top_k))
     if record.latency_ms is not None:
         parts.append(f"latency_ms={record.latency_ms:.3f}")
+    if record.frame is not None:
+        parts.append(f"frame={record.frame}")
+    if record.device is not None:
+        parts.append(f"device={json.dumps(record.device, ensure_ascii=False)}")
     if record.file is not None:
         parts.append("file=" + json.dumps(record.file, ensure_ascii=False))
     return " ".join(parts)
 
 
-def _summary_line(summary: ListenSummary, as_json: bool) -> str:
+def _summary_line(summary: ListenSummary, as_json: bool,
+                  mqtt: dict[str, int] | None = None) -> str:
     counts = summary.as_dict()
+    if mqtt is not None:
+        counts.update({f"mqtt_{key}": value for key, value in mqtt.items()})
     if as_json:
         return json.dumps({"summary": counts})
     return f"{PROG}: " + ", ".join(f"{key}={value}" for key, value in counts.items())
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-        return value
-    return parse
 
 
 if __name__ == "__main__":

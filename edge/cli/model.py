@@ -10,7 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.cli.common import EXIT_OK, add_logging_args, configure_logging, run_command
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
+from edge.cli.common import (
+    EXIT_OK,
+    add_logging_args,
+    add_max_image_pixels_arg,
+    configure_logging,
+    run_command,
+)
 from edge.modelbuild.build import ALPHAS, MIN_RESOLUTION
 
 PROG = "edge-model"
@@ -42,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--representative", type=Path, nargs="+", required=True,
                           metavar="DIR|FILE", help="calibration images or folders of them")
     quantize.add_argument("output", type=Path, nargs="?", metavar="OUT.tflite")
+    add_max_image_pixels_arg(quantize)
     return parser
 
 
@@ -94,7 +102,8 @@ def _quantize(args: argparse.Namespace, output: Path) -> int:
     from edge.modelbuild.quantize import quantize_file
 
     progress = None if args.quiet else ProgressBar("calibration images")
-    flatbuffer = quantize_file(args.model, args.representative, output, progress)
+    flatbuffer = quantize_file(args.model, args.representative, output, progress,
+                               max_image_pixels=args.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS)
     if not args.quiet:
         print(f"{output}: int8, {len(flatbuffer):,} bytes", file=sys.stderr)
     return EXIT_OK

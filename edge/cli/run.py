@@ -10,32 +10,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from edge.boards import load_boards
 from edge.camera import CAMERA_HELP
+from edge.cli.args import (
+    add_mqtt_args,
+    add_runtime_args,
+    mqtt_from_args,
+    part_from_args,
+    positive,
+    runtime_from_args,
+)
 from edge.cli.common import (
     EXIT_OK,
     add_boards_dir_arg,
     add_logging_args,
+    add_max_image_pixels_arg,
     configure_logging,
     run_command,
 )
-from edge.pipeline.service import RunOptions, run_service
+from edge.pipeline.runner import LoopSettings
+from edge.pipeline.service import ModelOptions, RunOptions, SourceOptions, run_service
 from edge.pipeline.stats import RunSummary
-from edge.runtime.backends import AUTO_BACKENDS, BACKEND_NAMES, TFLM
+from edge.preview import PreviewOptions, parse_bind
+from edge.sinks import SinkOptions
 
 PROG = "edge-run"
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
-        return value
-    return parse
 
 
 def _unit(text: str) -> float:
@@ -47,42 +48,14 @@ def _unit(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Classify camera frames continuously.")
-    p.add_argument("--board", default="host", help="board profile (default: host); "
-                   "see --list-boards")
-    p.add_argument("--camera", default="0", help=f"{CAMERA_HELP} (default: 0)")
-    p.add_argument("--model", help="a .tflite classifier (default: the bundled demo model)")
-    p.add_argument("--labels", help="labels file (default: the model's own)")
-    p.add_argument("--threads", type=int, help="interpreter threads (default: the board's; "
-                   "0 = every core)")
-    p.add_argument("--backend", choices=BACKEND_NAMES, default=None,
-                   help=f"interpreter package (default: the first installed of "
-                        f"{', '.join(AUTO_BACKENDS)}); {TFLM}: TensorFlow Lite Micro in a "
-                        "child process")
-    p.add_argument("--resize", choices=["squash", "crop"], default="squash",
-                   help="fit frames to the model by squashing (default) or centre-cropping")
-    p.add_argument("--top-k", type=_positive(int), default=1, metavar="K", help="default: 1")
-    p.add_argument("--threshold", type=_unit, default=0.0, metavar="T",
-                   help="minimum score of a label (default: 0)")
-    p.add_argument("--smooth", type=_positive(int), default=1, metavar="N",
-                   help="combine scores over the last N frames (default: 1, none)")
-    p.add_argument("--smooth-method", choices=["mean", "median"], default="mean")
-    p.add_argument("--output", metavar="FILE.jsonl", help="write JSON lines to FILE")
-    p.add_argument("--serial", nargs="?", const="", metavar="PORT|URL",
-                   help="stream labels over a serial port or pyserial URL "
-                        "(without a value: the board's port)")
-    p.add_argument("--serial-format", choices=["json", "binary"], default="json")
-    p.add_argument("--baud", type=_positive(int), help="serial speed (default: the board's)")
-    p.add_argument("--on-change", action="store_true",
-                   help="emit a label only when the top label changes")
-    p.add_argument("--stdout", action="store_true",
-                   help="also print JSON lines when --output or --serial is given")
-    p.add_argument("--max-frames", type=_positive(int), metavar="N")
-    p.add_argument("--duration", type=_positive(float), metavar="S", help="stop after S seconds")
-    p.add_argument("--loop", action="store_true", help="restart a video file or folder at its end")
-    p.add_argument("--status-interval", type=_positive(float), default=5.0, metavar="S",
-                   help="seconds between status lines (default: 5)")
-    p.add_argument("--stall-timeout", type=_positive(float), default=5.0, metavar="S",
-                   help="reopen a camera that sends no frame for S seconds (default: 5)")
+    _add_source_args(p.add_argument_group("source"))
+    _add_model_args(p.add_argument_group("model"))
+    add_runtime_args(p, board_default="host")
+    _add_loop_args(p.add_argument_group("labelling and limits"))
+    _add_sink_args(p.add_argument_group("where labels go (default: stdout)"))
+    add_mqtt_args(p)
+    _add_preview_args(p.add_argument_group("live preview in a browser"))
+    add_max_image_pixels_arg(p)
     p.add_argument("--json", action="store_true",
                    help="end stdout with the summary as one JSON line {\"summary\": ...}")
     p.add_argument("--list-boards", action="store_true", help="list board profiles and exit")
@@ -91,17 +64,77 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_source_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--camera", default="0", help=f"{CAMERA_HELP} (default: 0)")
+    g.add_argument("--loop", action="store_true", help="restart a video file or folder at its end")
+    g.add_argument("--stall-timeout", dest="stall_timeout_s", type=positive(float), default=5.0,
+                   metavar="S", help="reopen a camera that sends no frame for S seconds "
+                                     "(default: 5)")
+
+
+def _add_model_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--model", help="a .tflite classifier (default: the bundled demo model)")
+    g.add_argument("--labels", help="labels file (default: the model's own)")
+    g.add_argument("--resize", choices=["squash", "crop"], default="squash",
+                   help="fit frames to the model by squashing (default) or centre-cropping")
+
+
+def _add_loop_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--top-k", type=positive(int), default=1, metavar="K", help="default: 1")
+    g.add_argument("--threshold", type=_unit, default=0.0, metavar="T",
+                   help="minimum score of a label (default: 0)")
+    g.add_argument("--smooth", type=positive(int), default=1, metavar="N",
+                   help="combine scores over the last N frames (default: 1, none)")
+    g.add_argument("--smooth-method", choices=["mean", "median"], default="mean",
+                   help="how --smooth combines scores (default: mean)")
+    g.add_argument("--max-frames", type=positive(int), metavar="N",
+                   help="stop after N labelled frames")
+    g.add_argument("--duration", dest="duration_s", type=positive(float), metavar="S",
+                   help="stop after S seconds")
+    g.add_argument("--status-interval", dest="status_interval_s", type=positive(float),
+                   default=5.0, metavar="S", help="seconds between status lines (default: 5)")
+
+
+def _add_sink_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--output", metavar="FILE.jsonl", help="write JSON lines to FILE")
+    g.add_argument("--serial", nargs="?", const="", metavar="PORT|URL",
+                   help="stream labels over a serial port or pyserial URL "
+                        "(without a value: the board's port)")
+    g.add_argument("--serial-format", choices=["json", "binary"], default="json",
+                   help="serial label protocol mode (default: json lines)")
+    g.add_argument("--baud", type=positive(int), help="serial speed (default: the board's)")
+    g.add_argument("--on-change", action="store_true",
+                   help="emit a label only when the top label changes")
+    g.add_argument("--stdout", action="store_true",
+                   help="also print JSON lines when another sink is given")
+
+
+def _add_preview_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--preview", metavar="[HOST:]PORT",
+                   help="serve a page with the labelled camera stream (MJPEG), label events "
+                        "(SSE), /status and /metrics; HOST defaults to 127.0.0.1")
+    g.add_argument("--preview-token", metavar="TOKEN",
+                   help="require this token (?token= or Authorization: Bearer) on every "
+                        "request; use it when HOST exposes the preview")
+    g.add_argument("--preview-fps", dest="max_fps", type=positive(float), default=10.0,
+                   metavar="N", help="most preview frames encoded per second (default: 10)")
+
+
+def preview_from_args(args: argparse.Namespace) -> PreviewOptions | None:
+    if args.preview is None:
+        return None
+    host, port = parse_bind(args.preview)
+    return part_from_args(PreviewOptions, args, host=host, port=port, token=args.preview_token)
+
+
 def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """The parsed command line as :class:`RunOptions`, one part per argument group."""
     return RunOptions(
-        camera=args.camera, board=args.board, boards_dirs=tuple(args.boards_dir),
-        model=args.model, labels=args.labels, threads=args.threads, backend=args.backend,
-        resize=args.resize,
-        top_k=args.top_k, threshold=args.threshold, smooth=args.smooth,
-        smooth_method=args.smooth_method, output=args.output, serial=args.serial,
-        serial_format=args.serial_format, baud=args.baud, on_change=args.on_change,
-        stdout=args.stdout, max_frames=args.max_frames, duration_s=args.duration,
-        loop=args.loop, status_interval_s=args.status_interval,
-        stall_timeout_s=args.stall_timeout)
+        source=part_from_args(SourceOptions, args), board=args.board,
+        boards_dirs=tuple(args.boards_dir), model=part_from_args(ModelOptions, args),
+        runtime=runtime_from_args(args), loop=part_from_args(LoopSettings, args),
+        sinks=part_from_args(SinkOptions, args, mqtt=mqtt_from_args(args)),
+        preview=preview_from_args(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +166,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{PROG}: board {info['board']}, camera {info['camera']}, model "
                   f"{info['model']} ({info['backend']}, {info['threads']} threads, delegate "
                   f"{info['delegate']}, input {w}x{h})", file=sys.stderr, flush=True)
+        if info.get("preview"):
+            print(f"{PROG}: preview at {info['preview']}", file=sys.stderr, flush=True)
 
     def status(summary: RunSummary) -> None:
         if not quiet:

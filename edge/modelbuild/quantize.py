@@ -21,7 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.errors import ModelError, TrainingError
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
+from edge.camera.images import read_rgb
+from edge.errors import ImageError, ModelError, TrainingError
 from edge.modelbuild.build import import_tensorflow
 
 log = logging.getLogger(__name__)
@@ -59,11 +61,13 @@ def _expand_sources(sources: Sequence[Path]) -> list[Path]:
     return files
 
 
-def read_images(sources: Sequence[Path]) -> list[np.ndarray]:
+def read_images(sources: Sequence[Path], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+                ) -> list[np.ndarray]:
     """Read calibration images as RGB uint8 frames, at their own size.
 
     Args:
         sources: image files and/or folders of images.
+        max_pixels: an image whose header claims more pixels is skipped, never decoded.
 
     Raises:
         TrainingError: a source does not exist, a folder holds no images, or nothing is
@@ -72,11 +76,10 @@ def read_images(sources: Sequence[Path]) -> list[np.ndarray]:
     files = _expand_sources(sources)
     frames = []
     for path in files:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            log.warning("%s: not a readable image, skipped", path)
-            continue
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        try:
+            frames.append(read_rgb(path, max_pixels=max_pixels))
+        except ImageError as e:
+            log.warning("%s; skipped", e)
     if not frames:
         names = ", ".join(str(s) for s in sources)
         raise TrainingError(f"{names}: none of the {len(files)} file(s) is a readable image")
@@ -220,7 +223,7 @@ def _check_outputs_vary(
 
 def quantize_file(
     model_file: Path, representative: Sequence[Path], output: Path,
-    progress: Progress | None = None,
+    progress: Progress | None = None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> bytes:
     """Quantize a ``.keras`` file to int8, check it, and write it to ``output`` atomically.
 
@@ -234,7 +237,7 @@ def quantize_file(
         raise TrainingError(f"{output}: the output must end in .tflite")
     if not output.parent.is_dir():
         raise TrainingError(f"{output}: folder {output.parent} does not exist")
-    images = read_images(representative)  # fails fast, before TensorFlow loads
+    images = read_images(representative, max_image_pixels)  # fails fast, before TensorFlow
     model = load_keras_model(model_file)
     size = model_input_size(model)
     frames = [preprocess_frame(image, size) for image in images]

@@ -2,9 +2,11 @@
 
 Failures of a live source (a read that raises :class:`CameraError`: device gone, read timeout,
 libcamera frontend timeout, end of a live stream) close and reopen it with exponential backoff.
-A stall watchdog notices a read that has not returned for ``stall_timeout_s`` and asks for a
-reopen as well (interrupting the read where the backend can). A read that never returns at all
-stops the systemd watchdog pings, and systemd restarts the service.
+A stall watchdog notices a read of a live source that has not returned for ``stall_timeout_s`` and
+asks for a reopen as well (interrupting the read where the backend can). Files, folders and video
+files are read at their own pace: a slow decode is not a stall, and reopening would start them
+over. A read that never returns at all stops the systemd watchdog pings, and systemd restarts the
+service.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from edge.backoff import Backoff
 from edge.camera.base import Frame, FrameSource
 from edge.errors import CameraError
 from edge.pipeline.slot import LatestSlot
@@ -23,23 +26,6 @@ from edge.pipeline.slot import LatestSlot
 log = logging.getLogger(__name__)
 
 MAX_SKIPPED = 10  # consecutive unreadable frames of a file or folder before giving up
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff delays: ``initial_s``, doubled per failure, capped at ``max_s``."""
-
-    initial_s: float = 0.1
-    max_s: float = 5.0
-    failures: int = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.initial_s * 2 ** self.failures, self.max_s)
-        self.failures += 1
-        return delay
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 @dataclass
@@ -68,7 +54,8 @@ class FrameGrabber:
 
     Args:
         source: an opened frame source.
-        stall_timeout_s: a read taking longer than this counts as a stall and triggers a reopen.
+        stall_timeout_s: a read of a live source taking longer than this counts as a stall and
+            triggers a reopen (finite sources are never reopened).
         backoff: delays between reopen attempts.
     """
 
@@ -83,6 +70,7 @@ class FrameGrabber:
         self._reopen = threading.Event()
         self._read_started: float | None = None
         self._skipped = 0
+        self._last_error: CameraError | None = None
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="edge-capture", daemon=True)
 
@@ -123,7 +111,7 @@ class FrameGrabber:
 
     def _check_stall(self) -> None:
         started = self._read_started
-        if started is None or self._reopen.is_set():
+        if started is None or self._reopen.is_set() or not self.source.live:
             return
         if time.monotonic() - started > self.stall_timeout_s:
             self.counters.stalls += 1
@@ -158,6 +146,7 @@ class FrameGrabber:
                 continue  # stale: the watchdog fired while this read hung
             if frame is None:
                 log.debug("%s ended", self.source.name)
+                self._check_anything_read()
                 return
             self.counters.frames += 1
             self._skipped = 0
@@ -172,11 +161,19 @@ class FrameGrabber:
         finally:
             self._read_started = None
 
+    def _check_anything_read(self) -> None:
+        """A finite source that ended without a single readable frame is an error."""
+        if self.counters.frames > 0:
+            return
+        last = f"; the last error: {self._last_error}" if self._last_error is not None else ""
+        raise CameraError(f"{self.source.name}: no frame could be read{last}")
+
     def _on_error(self, error: CameraError) -> None:
         """A live source is reopened; a finite one skips the bad frame (up to a limit)."""
         if self._reopen.is_set() or self._stop.is_set():
             return  # the watchdog interrupted this read, or we are stopping
         self.counters.camera_errors += 1
+        self._last_error = error
         if self.source.live:
             log.warning("%s; reopening", error)
             self._reopen.set()

@@ -14,17 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.backoff import Backoff
 from edge.camera.base import FrameSource
-from edge.pipeline.capture import Backoff, FrameGrabber
+from edge.pipeline.capture import FrameGrabber
 from edge.pipeline.events import LabelEvent, Scored
 from edge.pipeline.sdnotify import SystemdNotifier
-from edge.pipeline.sinks import LabelSink
 from edge.pipeline.smoothing import ScoreSmoother, select
 from edge.pipeline.stats import RunStats, RunSummary
 from edge.pipeline.writer import SinkWriter
+from edge.sinks.base import LabelSink
 
 ClassifyFn = Callable[[np.ndarray], Sequence[Scored]]
 StatusFn = Callable[[RunSummary], None]
+LabelledFn = Callable[[np.ndarray, LabelEvent], None]
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ class LoopSettings:
 
 def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelEvent], None],
              settings: LoopSettings, *, stop: threading.Event, stats: RunStats | None = None,
-             notifier: SystemdNotifier | None = None, on_status: StatusFn | None = None
-             ) -> RunSummary:
+             notifier: SystemdNotifier | None = None, on_status: StatusFn | None = None,
+             on_label: LabelledFn | None = None) -> RunSummary:
     """Label frames until a limit is reached, the source ends or ``stop`` is set.
 
     A frame already taken is always finished and emitted, even when ``stop`` is set meanwhile.
@@ -69,6 +71,7 @@ def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelE
         stats: accumulates the run's numbers (a new one if None).
         notifier: told of every classified frame (systemd READY/WATCHDOG).
         on_status: called every ``status_interval_s`` with a snapshot.
+        on_label: receives every frame (RGB) with its event, e.g. the preview; must not block.
 
     Returns:
         The final summary.
@@ -98,6 +101,8 @@ def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelE
         event = LabelEvent(stats.frames, frame.index, frame.timestamp_ns, latency_ms, time.time(),
                            predictions, frame.truth, frame.source, frame.file)
         emit(event)
+        if on_label is not None:
+            on_label(frame.rgb, event)
         stats.record(event)
         if notifier is not None:
             notifier.frame_classified()
@@ -107,7 +112,8 @@ def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelE
 def run_pipeline(source: FrameSource, classify: ClassifyFn, sinks: Sequence[LabelSink],
                  settings: LoopSettings, *, stop: threading.Event | None = None,
                  notifier: SystemdNotifier | None = None, on_status: StatusFn | None = None,
-                 stall_timeout_s: float = 5.0, backoff: Backoff | None = None) -> RunSummary:
+                 on_label: LabelledFn | None = None, stall_timeout_s: float = 5.0,
+                 backoff: Backoff | None = None) -> RunSummary:
     """Run :func:`run_loop` with capture and sink writing in threads of their own.
 
     ``source`` must be open; the sinks are flushed and closed before this returns (also on
@@ -121,4 +127,4 @@ def run_pipeline(source: FrameSource, classify: ClassifyFn, sinks: Sequence[Labe
     with SinkWriter(sinks) as writer, FrameGrabber(source, stall_timeout_s=stall_timeout_s,
                                                    backoff=backoff) as grabber:
         return run_loop(grabber, classify, writer.submit, settings, stop=stop,
-                        notifier=notifier, on_status=on_status)
+                        notifier=notifier, on_status=on_status, on_label=on_label)

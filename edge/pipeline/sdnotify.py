@@ -2,6 +2,10 @@
 
 Under ``Type=notify`` systemd sets ``NOTIFY_SOCKET``; with ``WatchdogSec=`` it also sets
 ``WATCHDOG_USEC`` (and ``WATCHDOG_PID``). Outside systemd every call is a cheap no-op.
+
+The socket is non-blocking: the inference loop sends from its own thread, and a notify socket
+whose queue is full (systemd busy, or a stuck listener) must cost a dropped message, never a
+hung run.
 """
 
 from __future__ import annotations
@@ -44,12 +48,14 @@ class SystemdNotifier:
         return self.address is not None
 
     def notify(self, state: str) -> bool:
-        """Send one state string; False outside systemd or when the socket is gone."""
+        """Send one state string; False outside systemd, when the socket is gone or its queue
+        is full (the message is dropped)."""
         if self.address is None:
             return False
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
             self._sock.sendto(state.encode(), _address(self.address))
         except OSError as e:
             log.debug("systemd notify %r failed: %s", state, e)

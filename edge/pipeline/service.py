@@ -7,67 +7,95 @@ whatever fails, what was opened is closed (sinks flushed, file fsync'ed, camera 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from edge.boards import get_board
-from edge.camera import open_source
+from edge.camera import open_source, source_kind
 from edge.errors import ModelError
-from edge.pipeline.capture import Backoff
 from edge.pipeline.runner import LoopSettings, StatusFn, run_pipeline
 from edge.pipeline.sdnotify import SystemdNotifier
 from edge.pipeline.signals import stop_on_signals
-from edge.pipeline.sinks import JsonLinesSink, LabelSink, OnChangeSink, SerialSink
 from edge.pipeline.stats import RunSummary
+from edge.preview import PreviewOptions
+from edge.runtime.policy import RuntimeOptions, open_classifier
+from edge.sinks import LabelSink, SinkOptions, open_sinks
 
 # With smoothing, the classifier is asked for this many candidates so the moving window sees
 # the classes that are close behind the top one.
 SMOOTH_CANDIDATES = 10
+# At most one STATUS= to systemd per this many seconds: it shows only the latest, and its
+# notify socket's queue is short (a full one would block the inference loop).
+SYSTEMD_STATUS_S = 1.0
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Where frames come from.
+
+    Attributes:
+        camera: the ``--camera`` value.
+        loop: restart a video file or folder at its end.
+        seed: demo scene seed.
+        stall_timeout_s: a camera read hanging this long is reopened.
+        max_image_pixels: images of a folder claiming more pixels are skipped; None takes the
+            board profile's limit.
+    """
+
+    camera: str = "0"
+    loop: bool = False
+    seed: int = 0
+    stall_timeout_s: float = 5.0
+    max_image_pixels: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model labels the frames, and how frames are fitted to it.
+
+    Attributes:
+        model: a .tflite classifier; None runs the bundled demo model.
+        labels: labels file; None takes the model's own (or the demo labels).
+        resize: ``squash`` or ``crop``.
+    """
+
+    model: str | None = None
+    labels: str | None = None
+    resize: str = "squash"
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Everything ``edge-run`` can be told; see ``edge-run --help``.
+    """Everything ``edge-run`` can be told, composed from one part per concern.
+
+    A new sink or output is a new field of one part, not a new argument in three places.
 
     Attributes:
-        threads: interpreter threads; None takes the board profile's (0 = every core).
-        serial: port or URL; ``""`` takes the board profile's default port.
-        baud: serial speed; None takes the board profile's.
-        stdout: also print JSON lines when ``output`` or ``serial`` is given.
-        status_interval_s: seconds between status callbacks.
-        stall_timeout_s: a camera read hanging this long is reopened.
+        source: the camera.
+        board: board profile name; its defaults fill what ``runtime`` and ``sinks`` leave open.
+        boards_dirs: extra folders of board profiles.
+        model: the classifier.
+        runtime: threads, backend, delegate, device as given (see :mod:`edge.runtime.policy`).
+        loop: labelling and limits.
+        sinks: where labels go.
+        preview: the live preview's address, when one is wanted.
     """
 
-    camera: str
+    source: SourceOptions = field(default_factory=SourceOptions)
     board: str = "host"
     boards_dirs: tuple[str, ...] = ()
-    model: str | None = None
-    labels: str | None = None
-    threads: int | None = None
-    backend: str | None = None
-    resize: str = "squash"
-    top_k: int = 1
-    threshold: float = 0.0
-    smooth: int = 1
-    smooth_method: str = "mean"
-    output: str | None = None
-    serial: str | None = None
-    serial_format: str = "json"
-    baud: int | None = None
-    on_change: bool = False
-    stdout: bool = False
-    max_frames: int | None = None
-    duration_s: float | None = None
-    loop: bool = False
-    status_interval_s: float = 5.0
-    stall_timeout_s: float = 5.0
-    seed: int = 0
+    model: ModelOptions = field(default_factory=ModelOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    loop: LoopSettings = field(default_factory=LoopSettings)
+    sinks: SinkOptions = field(default_factory=SinkOptions)
+    preview: PreviewOptions | None = None
 
 
-def model_and_labels(options: RunOptions) -> tuple[Path, str | None]:
+def model_and_labels(options: ModelOptions) -> tuple[Path, str | None]:
     """The model to run and its labels: the bundled demo model when no model is given.
 
     Raises:
@@ -84,29 +112,6 @@ def model_and_labels(options: RunOptions) -> tuple[Path, str | None]:
     return path, options.labels or str(demo.labels_path())
 
 
-def open_sinks(options: RunOptions, stack: ExitStack, stdout: TextIO, *,
-               default_port: str = "", default_baud: int = 115200) -> list[LabelSink]:
-    """Open the sinks ``options`` ask for (stdout when no other), registered on ``stack``."""
-    sinks: list[LabelSink] = []
-    if options.output is not None:
-        sinks.append(JsonLinesSink(path=options.output))
-    if options.serial is not None:
-        port = options.serial or default_port
-        if not port:
-            from edge.errors import SinkError
-
-            raise SinkError("--serial needs a port: this board profile has no serial_port")
-        sinks.append(SerialSink(port, baud=options.baud or default_baud,
-                                fmt=options.serial_format))
-    if not sinks or options.stdout:
-        sinks.insert(0, JsonLinesSink(stdout))
-    if options.on_change:
-        sinks = [OnChangeSink(s) for s in sinks]
-    for sink in sinks:
-        stack.callback(sink.close)  # the writer closes them first; closing twice is harmless
-    return sinks
-
-
 def run_service(options: RunOptions, *, stdout: TextIO,
                 on_start: Callable[[dict[str, Any]], None] | None = None,
                 on_status: StatusFn | None = None, stop: threading.Event | None = None,
@@ -119,58 +124,83 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         options: what to run.
         stdout: stream of the default JSON-lines sink.
         on_start: receives a description of what was opened, once, before the first frame.
-        on_status: receives a snapshot every ``options.status_interval_s`` seconds.
+        on_status: receives a snapshot every ``options.loop.status_interval_s`` s.
         stop: set to end the run early (signals set it too).
         notifier: systemd notifier (one reading the environment by default).
 
     Raises:
         EdgeError: a part could not be opened or failed for good.
     """
-    from edge.runtime import Classifier
-
     board = get_board(options.board, options.boards_dirs, kind="linux")
     runtime = board.runtime
     assert runtime is not None
-    model, labels = model_and_labels(options)
-    threads = runtime.threads if options.threads is None else options.threads
+    # A wrong --camera fails before the interpreter logs anything.
+    source_kind(options.source.camera, runtime.camera)
+    model, labels = model_and_labels(options.model)
     stop = stop or threading.Event()
     notifier = notifier or SystemdNotifier()
     with ExitStack() as stack:
         stack.enter_context(stop_on_signals(stop))
         stack.callback(notifier.close)
-        clf = stack.enter_context(Classifier.open(
-            str(model), threads=threads or None, backend=options.backend, labels=labels,
-            resize=options.resize,
-            delegate="edgetpu" if runtime.delegate == "edgetpu" else None,
-            device=runtime.device or None))
-        source = stack.enter_context(open_source(
-            options.camera, board=board, input_size=clf.input_size, resize=options.resize,
-            loop=options.loop, seed=options.seed, labels=clf.labels))
-        sinks = open_sinks(options, stack, stdout, default_port=runtime.serial_port,
+        # Sinks first: a wrong broker password or serial port fails before the model loads.
+        sinks = open_sinks(options.sinks, stack, stdout, default_port=runtime.serial_port,
                            default_baud=runtime.baud)
+        clf = stack.enter_context(open_classifier(
+            model, options.runtime, board, labels=labels, resize=options.model.resize))
+        source = stack.enter_context(open_source(
+            options.source.camera, board=board, input_size=clf.input_size,
+            resize=options.model.resize, loop=options.source.loop, seed=options.source.seed,
+            max_image_pixels=options.source.max_image_pixels, labels=clf.labels))
+        preview = _open_preview(options.preview, stack, f"{board.name}: {source.name}")
         if on_start is not None:
             on_start({"board": board.name, "camera": source.name, "model": model.name,
                       "backend": clf.backend_name, "threads": clf.threads,
-                      "delegate": clf.delegate_name, "input_size": list(clf.input_size)})
-        candidates = options.top_k if options.smooth == 1 else max(options.top_k,
-                                                                   SMOOTH_CANDIDATES)
-        floor = options.threshold if options.smooth == 1 else 0.0
+                      "delegate": clf.delegate_name, "input_size": list(clf.input_size),
+                      "preview": preview.url if preview is not None else None})
+        settings = options.loop
+        candidates = (settings.top_k if settings.smooth == 1
+                      else max(settings.top_k, SMOOTH_CANDIDATES))
+        floor = settings.threshold if settings.smooth == 1 else 0.0
 
         def classify(rgb: Any) -> Sequence[Any]:
             return clf.classify(rgb, top_k=candidates, threshold=floor)
 
+        last_notified = [float("-inf")]
+
         def status(summary: RunSummary) -> None:
-            notifier.status(summary.status_line())
+            summary = with_sink_counters(summary, sinks)
+            numbers = summary.as_dict()
+            for sink in sinks:
+                sink.status(numbers)
+            if preview is not None:
+                preview.hub.status(numbers)
+            now = time.monotonic()
+            if now - last_notified[0] >= SYSTEMD_STATUS_S:  # systemd shows only the latest
+                last_notified[0] = now
+                notifier.status(summary.status_line())
             if on_status is not None:
                 on_status(summary)
 
-        settings = LoopSettings(top_k=options.top_k, threshold=options.threshold,
-                                smooth=options.smooth, smooth_method=options.smooth_method,
-                                max_frames=options.max_frames, duration_s=options.duration_s,
-                                status_interval_s=options.status_interval_s)
         try:
-            return run_pipeline(source, classify, sinks, settings, stop=stop, notifier=notifier,
-                                on_status=status, stall_timeout_s=options.stall_timeout_s,
-                                backoff=Backoff())
+            summary = run_pipeline(source, classify, sinks, settings, stop=stop,
+                                   notifier=notifier, on_status=status,
+                                   on_label=preview.hub.observe if preview is not None else None,
+                                   stall_timeout_s=options.source.stall_timeout_s)
         finally:
             notifier.stopping()
+        return with_sink_counters(summary, sinks)  # after the sinks closed: final numbers
+
+
+def with_sink_counters(summary: RunSummary, sinks: Sequence[LabelSink]) -> RunSummary:
+    """``summary`` with the delivery numbers of the sinks that count any."""
+    counts = {sink.name: sink.counters() for sink in sinks if sink.counters()}
+    return replace(summary, sinks=counts) if counts else summary
+
+
+def _open_preview(options: PreviewOptions | None, stack: ExitStack, title: str) -> Any:
+    """The preview server (imported only when asked for), registered on ``stack``."""
+    if options is None:
+        return None
+    from edge.preview.server import PreviewServer
+
+    return stack.enter_context(PreviewServer(options, title=title))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,8 @@ class RunSummary:
         camera_errors: failed reads and reopen attempts.
         stalls: reads the watchdog found hanging.
         accuracy: top-1 agreement with the source's ground truth, when it has one.
+        sinks: each sink's delivery numbers by sink name (e.g. ``mqtt``: queued, delivered,
+            dropped), for the sinks that count any.
     """
 
     frames: int
@@ -44,8 +47,9 @@ class RunSummary:
     camera_errors: int
     stalls: int
     accuracy: float | None
+    sinks: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, float | int | None]:
+    def as_dict(self) -> dict[str, Any]:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
     def status_line(self) -> str:
@@ -58,6 +62,8 @@ class RunSummary:
                 f"dropped {self.dropped}  reconnects {self.reconnects}")
         if self.accuracy is not None:
             line += f"  accuracy {self.accuracy:.1%}"
+        for name, counts in self.sinks.items():
+            line += f"  {name} " + " ".join(f"{key} {value}" for key, value in counts.items())
         return line
 
 

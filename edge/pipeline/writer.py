@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Self
 
 from edge.pipeline.events import LabelEvent
-from edge.pipeline.sinks import LabelSink
+from edge.sinks.base import LabelSink
 
 _DONE = object()
 

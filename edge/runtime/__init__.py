@@ -8,8 +8,7 @@ The public API, stable for ``edge-run`` and other callers::
                          device=None, labels=None, resize="squash", mean=None, std=None) as clf:
         clf.input_size        # (width, height) of the model input
         clf.labels            # tuple[str, ...], one per class ("" unknown), () if none
-        clf.labels_origin     # the labels file, "embedded", "given" or "" (none found)
-        clf.backend_name      # "ai-edge-litert 2.3.0" (backend="tflm": TFLite Micro, child)
+        clf.backend_name      # "ai-edge-litert 2.3.0"
         clf.delegate_name     # "none" or "edgetpu"
         clf.threads           # interpreter threads in use
         for frame in frames:  # uint8 RGB (or color="bgr", RGBA/BGRA, grayscale)
@@ -22,13 +21,10 @@ The public API, stable for ``edge-run`` and other callers::
     scores = clf.run(tensor)                     # float32 dequantized scores, one per class
 
 ``Classifier.open`` takes a path (Coral's ``model.tflite@usb:0`` works), the model's bytes or
-an :class:`edge.model.Model` of an image classifier (one image input, one row of class scores
-out; other kinds are refused naming the kind, see :mod:`edge.runtime.kinds`). It raises the
-errors of :mod:`edge.errors` only (``ModelError``, ``BackendError``, ``DelegateError``,
-``InterpreterError``, ``LabelError``, ``PreprocessError``), each with a one-line message a user
-can act on. Importing this package imports no interpreter package and not OpenCV (the names
-above are imported on first use); :mod:`edge.runtime.backends` imports an interpreter when a
-classifier is opened.
+an :class:`edge.model.Model`. It raises the errors of :mod:`edge.errors` only (``ModelError``,
+``BackendError``, ``DelegateError``, ``InterpreterError``, ``LabelError``, ``PreprocessError``),
+each with a one-line message a user can act on. Importing this package imports no interpreter
+package; :mod:`edge.runtime.backends` does, when a classifier is opened.
 """
 
 from __future__ import annotations
@@ -43,8 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Classification", "Classifier", "InputSpec"]
 
-# Imported on first use, so that ``edge.runtime.backends`` (the backend names a CLI offers)
-# imports neither OpenCV nor an interpreter package.
+# Imported on first use (they import OpenCV), so edge.runtime.policy is light to import.
 _LAZY = {"Classifier": "edge.runtime.interpreter", "Classification": "edge.runtime.postprocess",
          "InputSpec": "edge.runtime.preprocess"}
 

@@ -27,6 +27,7 @@ EDGETPU_LIBRARIES = {
     "Windows": "edgetpu.dll",
 }
 DEVICE_PATTERN = re.compile(r"(usb|pci)?(:[0-9]+)?")
+EDGETPU_OP = "edgetpu-custom-op"  # the custom op edgetpu_compiler puts into a model
 DEVICE_FORMS = "usb, usb:N, pci, pci:N or :N"
 INSTALL_HINT = "install the Edge TPU runtime (libedgetpu, https://coral.ai/software/#edgetpu-runtime)"
 

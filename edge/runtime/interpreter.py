@@ -34,7 +34,7 @@ from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
 log = logging.getLogger(__name__)
 
 DELEGATES = ("none", "edgetpu")
-EDGETPU_OP = "edgetpu-custom-op"
+EDGETPU_OP = edgetpu.EDGETPU_OP
 MAX_MESSAGE = 240
 
 ModelSource = str | Path | bytes | Model
@@ -134,9 +134,10 @@ class Classifier:
             if not model.edgetpu_compiled:
                 log.warning("%s was not compiled for the Edge TPU (no %s): nothing will run on "
                             "the TPU; compile it with edgetpu_compiler", _name(model), EDGETPU_OP)
-        interpreter = _build_interpreter(model, loaded, threads, tpu)
         path = None if model.source == "<bytes>" else model.source
+        # a user error before LiteRT logs:
         names, origin = find_labels(path, model.labels, labels, classes)
+        interpreter = _build_interpreter(model, loaded, threads, tpu)
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")
         return cls(model, loaded, interpreter, spec=spec, labels=names, threads=threads,

@@ -17,12 +17,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
 from edge.errors import LabelError
 from edge.model.labels import parse_label_lines
 
 log = logging.getLogger(__name__)
 
-MAX_LABEL_FILE_BYTES = 4 * 1024 * 1024
 BACKGROUND = "background"
 SIDECAR_NAME = "labels.txt"
 
@@ -31,23 +31,11 @@ def read_labels(path: str | Path) -> tuple[str, ...]:
     """Labels from a text file (UTF-8).
 
     Raises:
-        LabelError: the file is missing, unreadable, too large, not UTF-8 or has no labels.
+        LabelError: the file is missing, unreadable, not a regular file (a FIFO or a device),
+            too large, not UTF-8 or has no labels.
     """
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_LABEL_FILE_BYTES:
-            raise LabelError(f"{path}: larger than {MAX_LABEL_FILE_BYTES:,} bytes; is this a "
-                             "labels file (one label per line)?")
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError as e:
-        raise LabelError(f"{path}: no such labels file; check the path") from e
-    except IsADirectoryError as e:
-        raise LabelError(f"{path}: is a directory; give a labels .txt file") from e
-    except OSError as e:
-        raise LabelError(f"{path}: cannot read labels: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise LabelError(f"{path}: not UTF-8 text at byte {e.start}; labels files are text "
-                         "with one label per line") from e
+    text = read_text_bounded(path, MAX_LABEL_FILE_BYTES, error=LabelError, what="labels")
     labels = parse_label_lines(text.splitlines())
     if not any(labels):
         raise LabelError(f"{path}: has no labels; expected one label per line or "

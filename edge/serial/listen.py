@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.backoff import Backoff
 from edge.errors import SerialLinkError
 from edge.serial.link import DEFAULT_BAUD, open_link
 from edge.serial.protocol import DecoderStats, Format, LabelRecord, StreamDecoder
@@ -22,21 +23,6 @@ from edge.serial.protocol import DecoderStats, Format, LabelRecord, StreamDecode
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 4096
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between reconnect attempts: ``first``, doubled each time, at most ``limit``."""
-
-    first: float = 0.05
-    factor: float = 2.0
-    limit: float = 2.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.first
-        while True:
-            yield delay
-            delay = min(delay * self.factor, self.limit)
 
 
 @dataclass
@@ -93,7 +79,7 @@ class _Session:
 def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DEFAULT_BAUD,
            fmt: Format = "auto", reset_on_open: bool = False, max_frames: int | None = None,
            duration: float | None = None, stop: threading.Event | None = None,
-           backoff: Backoff = Backoff(), open_port: Callable[..., Any] = open_link,
+           backoff: Backoff | None = None, open_port: Callable[..., Any] = open_link,
            clock: Callable[[], float] = time.monotonic) -> ListenSummary:
     """Decode records from ``url`` and hand each to ``on_record`` until a limit is reached.
 
@@ -106,7 +92,7 @@ def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DE
         max_frames: stop after this many records.
         duration: stop after this many seconds.
         stop: set it (e.g. from a signal handler) to stop within one read timeout.
-        backoff: delays between reconnect attempts.
+        backoff: delays between reconnect attempts (50 ms doubling to 2 s by default).
         open_port: how to open the link; tests and other transports may inject their own.
         clock: monotonic seconds.
 
@@ -117,6 +103,7 @@ def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DE
         SerialLinkError: the link could not be opened the first time.
     """
     stop = stop if stop is not None else threading.Event()
+    backoff = backoff or Backoff(initial_s=0.05, max_s=2.0)
     start = clock()
     session = _Session(on_record, StreamDecoder(fmt), max_frames,
                        None if duration is None else start + duration, stop, clock)

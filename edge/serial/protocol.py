@@ -29,6 +29,10 @@ Format = Literal["auto", "text", "binary"]
 VERSION = 1
 STREAM_START = b"\x00"
 FLAG_LATENCY = 0x01
+FLAG_FRAME = 0x02
+FLAG_DEVICE = 0x04
+KNOWN_FLAGS = FLAG_LATENCY | FLAG_FRAME | FLAG_DEVICE
+MAX_DEVICE = 32  # bytes of UTF-8 in a device name
 U32_MAX = 0xFFFF_FFFF
 LABEL_MAX = 0xFFFF
 SCORE_SCALE = 65535
@@ -55,6 +59,10 @@ class LabelRecord:
         text: label text (text mode only; binary frames do not carry it).
         top_k: further ``(label, score)`` pairs, at most :data:`MAX_TOP_K`.
         latency_ms: inference latency in milliseconds (microsecond resolution on the wire).
+        frame: the sender's frame counter, uint32. ``seq`` counts the records sent, so a gap in
+            ``seq`` is a lost record; a gap in ``frame`` with ``seq`` in order is frames the
+            sender skipped on purpose (``--on-change``).
+        device: the sender's name (1-32 bytes of UTF-8), so a gateway knows who is talking.
         file: name of the image file the label is for (text mode only, when the sender
             labels files, e.g. ``edge-run --camera FOLDER``).
     """
@@ -66,6 +74,8 @@ class LabelRecord:
     text: str | None = None
     top_k: tuple[tuple[int, float], ...] = ()
     latency_ms: float | None = None
+    frame: int | None = None
+    device: str | None = None
     file: str | None = None
 
 
@@ -135,10 +145,32 @@ def check_record(record: LabelRecord) -> None:
     if record.text is not None:
         if not isinstance(record.text, str):
             raise ProtocolError(f"text (={record.text!r}) must be a string or None")
-        try:
-            record.text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise ProtocolError(f"text (={record.text!r}) is not encodable as UTF-8") from e
+        _utf8("text", record.text)
+    if record.frame is not None:
+        _check_int("frame", record.frame, U32_MAX)
+    if record.device is not None:
+        if not isinstance(record.device, str) or not 1 <= len(
+                _utf8("device", record.device)) <= MAX_DEVICE:
+            raise ProtocolError(f"device (={record.device!r}) must be 1 to {MAX_DEVICE} bytes "
+                                "of UTF-8")
+    size = _payload_size(record)
+    if size > MAX_PAYLOAD:
+        raise ProtocolError(f"a binary frame of this record needs {size} bytes, more than "
+                            f"{MAX_PAYLOAD}; send fewer top_k entries or a shorter device name")
+
+
+def _utf8(name: str, text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ProtocolError(f"{name} (={text!r}) is not encodable as UTF-8") from e
+
+
+def _payload_size(record: LabelRecord) -> int:
+    device = 0 if record.device is None else 1 + len(record.device.encode("utf-8", "replace"))
+    return (_HEADER.size + (record.latency_ms is not None) * _U32.size
+            + (record.frame is not None) * _U32.size + device
+            + len(record.top_k) * _ENTRY.size + _U32.size)
 
 
 # --- binary mode --------------------------------------------------------------------------------
@@ -146,11 +178,17 @@ def check_record(record: LabelRecord) -> None:
 def encode_payload(record: LabelRecord) -> bytes:
     """The binary payload of ``record`` before COBS: header, latency, top-k, CRC-32."""
     check_record(record)
-    flags = 0 if record.latency_ms is None else FLAG_LATENCY
+    flags = ((record.latency_ms is not None) * FLAG_LATENCY
+             | (record.frame is not None) * FLAG_FRAME | (record.device is not None) * FLAG_DEVICE)
     parts = [_HEADER.pack(VERSION, flags, record.seq, record.time_ms, record.label,
                           quantize_score(record.score), len(record.top_k))]
     if record.latency_ms is not None:
         parts.append(_U32.pack(_latency_us(record.latency_ms)))
+    if record.frame is not None:
+        parts.append(_U32.pack(record.frame))
+    if record.device is not None:
+        name = record.device.encode("utf-8")
+        parts.append(bytes([len(name)]) + name)
     parts.extend(_ENTRY.pack(label, quantize_score(s)) for label, s in record.top_k)
     payload = b"".join(parts)
     return payload + _U32.pack(zlib.crc32(payload))
@@ -176,19 +214,38 @@ def decode_payload(payload: bytes) -> LabelRecord | None:
     if len(payload) < MIN_PAYLOAD:
         return None
     version, flags, seq, time_ms, label, score, count = _HEADER.unpack_from(payload)
-    if version != VERSION or flags & ~FLAG_LATENCY:
+    if version != VERSION or flags & ~KNOWN_FLAGS:
         return None
     offset = _HEADER.size
-    latency = None
-    if flags:
+    latency = frame = device = None
+    if flags & FLAG_LATENCY:
+        latency = _U32.unpack_from(payload, offset)[0] / 1000
         offset += _U32.size
+    if flags & FLAG_FRAME:
+        frame = _U32.unpack_from(payload, offset)[0]
+        offset += _U32.size
+    if flags & FLAG_DEVICE:
+        device, offset = _read_device(payload, offset)
+        if device is None:
+            return None
     if len(payload) != offset + count * _ENTRY.size + _U32.size:
         return None
-    if flags:
-        latency = _U32.unpack_from(payload, _HEADER.size)[0] / 1000
     top_k = tuple((lab, s / SCORE_SCALE) for lab, s in
                   _ENTRY.iter_unpack(payload[offset:offset + count * _ENTRY.size]))
-    return LabelRecord(seq, time_ms, label, score / SCORE_SCALE, None, top_k, latency)
+    return LabelRecord(seq, time_ms, label, score / SCORE_SCALE, None, top_k, latency, frame,
+                       device)
+
+
+def _read_device(payload: bytes, offset: int) -> tuple[str | None, int]:
+    """The length-prefixed device name at ``offset`` and the offset after it (None if bad)."""
+    size = payload[offset] if offset < len(payload) else 0
+    end = offset + 1 + size
+    if not 1 <= size <= MAX_DEVICE or end > len(payload) - _U32.size:
+        return None, offset
+    try:
+        return payload[offset + 1:end].decode("utf-8"), end
+    except UnicodeDecodeError:
+        return None, offset
 
 
 FrameError = Literal["malformed", "crc_errors"]
@@ -238,6 +295,10 @@ def encode_text(record: LabelRecord) -> bytes:
         parts.append(f',"top_k":[{entries}]')
     if record.latency_ms is not None:
         parts.append(f',"latency_ms":{_fixed(_latency_us(record.latency_ms), 1000, 3)}')
+    if record.frame is not None:
+        parts.append(f',"frame":{record.frame}')
+    if record.device is not None:
+        parts.append(f',"device":{_json_string(record.device)}')
     if record.file is not None:
         parts.append(f',"file":{_json_string(record.file)}')
     parts.append("}\n")
@@ -273,6 +334,7 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
         return None
     seq, time_ms, label, score = (obj.get(k) for k in ("seq", "time_ms", "label", "score"))
     text, top_k, latency = obj.get("text"), obj.get("top_k", []), obj.get("latency_ms")
+    frame, device = obj.get("frame"), obj.get("device")
     file = obj.get("file")
     if not (_is_int(seq, U32_MAX) and _is_int(time_ms, U32_MAX) and _is_int(label, LABEL_MAX)
             and _is_score(score) and (text is None or isinstance(text, str))
@@ -281,12 +343,17 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
         return None
     if latency is not None and not (type(latency) in (int, float) and 0 <= latency < math.inf):
         return None
+    if frame is not None and not _is_int(frame, U32_MAX):
+        return None
+    if device is not None and not (isinstance(device, str)
+                                   and 1 <= len(device.encode("utf-8", "replace")) <= MAX_DEVICE):
+        return None
     pairs = [_pair(entry) for entry in top_k]
     if any(p is None for p in pairs):
         return None
     return LabelRecord(obj["seq"], obj["time_ms"], obj["label"], float(obj["score"]), text,
                        tuple(p for p in pairs if p is not None),
-                       None if latency is None else float(latency), file=file)
+                       None if latency is None else float(latency), frame, device, file)
 
 
 # --- the stream ---------------------------------------------------------------------------------
@@ -302,7 +369,9 @@ class DecoderStats:
         noise_bytes: bytes discarded outside valid frames.
         resyncs: returns to a valid frame after discarding bytes.
         gaps: jumps forward in the sequence number.
-        lost: sequence numbers skipped by those jumps.
+        lost: sequence numbers skipped by those jumps (records that never arrived).
+        skipped: frames the sender skipped on purpose (``frame`` jumps with ``seq`` in order,
+            e.g. ``--on-change``); not lost.
         restarts: sequence numbers going back (the device restarted).
     """
 
@@ -313,6 +382,7 @@ class DecoderStats:
     resyncs: int = 0
     gaps: int = 0
     lost: int = 0
+    skipped: int = 0
     restarts: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -341,6 +411,7 @@ class StreamDecoder:
         self.stats = DecoderStats()
         self._buf = bytearray()
         self._last_seq: int | None = None
+        self._last_frame: int | None = None
         self._dirty = False
         self._discarding = False
         self._bad_bytes = 0
@@ -428,13 +499,15 @@ class StreamDecoder:
         last = self._last_seq
         if last is not None:
             delta = (record.seq - last) & U32_MAX
-            if delta != 1:
-                if record.seq != 0 and 1 < delta < 1 << 31:
-                    stats.gaps += 1
-                    stats.lost += delta - 1
-                else:
-                    stats.restarts += 1
+            if delta == 1:
+                stats.skipped += _skipped(self._last_frame, record.frame)
+            elif record.seq != 0 and 1 < delta < 1 << 31:
+                stats.gaps += 1
+                stats.lost += delta - 1
+            else:
+                stats.restarts += 1
         self._last_seq = record.seq
+        self._last_frame = record.frame
         return record
 
     def _parse_frame(self, chunk: bytes) -> LabelRecord | None:
@@ -454,3 +527,11 @@ class StreamDecoder:
             return None
         return self._good(record)
 
+
+
+def _skipped(last_frame: int | None, frame: int | None) -> int:
+    """Frames skipped on purpose between two consecutive records (0 if unknown)."""
+    if last_frame is None or frame is None:
+        return 0
+    delta = (frame - last_frame) & U32_MAX
+    return delta - 1 if 1 < delta < 1 << 31 else 0

@@ -1,5 +1,6 @@
 /*
- * edge_labels.h - encoder for the edge serial label protocol, version 1.
+ * edge_labels.h - encoder for the edge serial label protocol, version 1 (with the frame and
+ * device fields).
  *
  * Header-only C99 for microcontroller firmware: no malloc, no stdio, no floating point except
  * in edge_labels_quantize_score(). Every function writes into a buffer owned by the caller and
@@ -26,6 +27,9 @@
 
 #define EDGE_LABELS_VERSION 1u
 #define EDGE_LABELS_FLAG_LATENCY 0x01u
+#define EDGE_LABELS_FLAG_FRAME 0x02u
+#define EDGE_LABELS_FLAG_DEVICE 0x04u
+#define EDGE_LABELS_MAX_DEVICE 32u
 #define EDGE_LABELS_HEADER_SIZE 15u
 #define EDGE_LABELS_MAX_PAYLOAD 254u
 #define EDGE_LABELS_MAX_TOP_K 57u
@@ -51,6 +55,10 @@ typedef struct {
     uint8_t top_k_count;              /* at most EDGE_LABELS_MAX_TOP_K */
     uint8_t has_latency;              /* nonzero if latency_us is set */
     uint32_t latency_us;              /* inference latency in microseconds */
+    uint8_t has_frame;                /* nonzero if frame is set */
+    uint32_t frame;                   /* frame counter; seq counts records sent, so frames
+                                         skipped on purpose (send on change) are not lost */
+    const char *device;               /* NUL-terminated UTF-8 name, 1..32 bytes, or NULL */
 } edge_labels_record_t;
 
 /* Score in [0, 1] to uint16: score * 65535 rounded half up; NaN and below 0 give 0. */
@@ -112,14 +120,28 @@ static inline size_t edge_labels_cobs_in_place(uint8_t *buf, size_t len)
     return len + 1u;
 }
 
-/* Size of the binary payload of r (CRC included), or 0 if r is invalid. */
+/* Length of the device name (0 if NULL), or EDGE_LABELS_MAX_DEVICE + 1 if too long. */
+static inline size_t edge_labels_device_len_(const char *device)
+{
+    size_t n = 0;
+    while (device != NULL && device[n] != '\0' && n <= EDGE_LABELS_MAX_DEVICE) {
+        n++;
+    }
+    return n;
+}
+
+/* Size of the binary payload of r (CRC included), or 0 if r is invalid or too big. */
 static inline size_t edge_labels_payload_size(const edge_labels_record_t *r)
 {
-    if (r->top_k_count > EDGE_LABELS_MAX_TOP_K || (r->top_k_count > 0u && r->top_k == NULL)) {
+    size_t device = edge_labels_device_len_(r->device);
+    size_t size;
+    if (r->top_k_count > EDGE_LABELS_MAX_TOP_K || (r->top_k_count > 0u && r->top_k == NULL)
+        || (r->device != NULL && (device == 0u || device > EDGE_LABELS_MAX_DEVICE))) {
         return 0u;
     }
-    return EDGE_LABELS_HEADER_SIZE + (r->has_latency ? 4u : 0u) + 4u * (size_t)r->top_k_count
-           + 4u;
+    size = EDGE_LABELS_HEADER_SIZE + (r->has_latency ? 4u : 0u) + (r->has_frame ? 4u : 0u)
+           + (r->device != NULL ? 1u + device : 0u) + 4u * (size_t)r->top_k_count + 4u;
+    return size <= EDGE_LABELS_MAX_PAYLOAD ? size : 0u;
 }
 
 /* One binary frame of r (delimiter included) into buf; returns its length or 0. */
@@ -134,7 +156,9 @@ static inline size_t edge_labels_encode_binary(const edge_labels_record_t *r, ui
         return 0u;
     }
     p[0] = (uint8_t)EDGE_LABELS_VERSION;
-    p[1] = (uint8_t)(r->has_latency ? EDGE_LABELS_FLAG_LATENCY : 0u);
+    p[1] = (uint8_t)((r->has_latency ? EDGE_LABELS_FLAG_LATENCY : 0u)
+                     | (r->has_frame ? EDGE_LABELS_FLAG_FRAME : 0u)
+                     | (r->device != NULL ? EDGE_LABELS_FLAG_DEVICE : 0u));
     edge_labels_put_u32_(p + 2, r->seq);
     edge_labels_put_u32_(p + 6, r->time_ms);
     edge_labels_put_u16_(p + 10, r->label);
@@ -144,6 +168,17 @@ static inline size_t edge_labels_encode_binary(const edge_labels_record_t *r, ui
     if (r->has_latency) {
         edge_labels_put_u32_(p + at, r->latency_us);
         at += 4u;
+    }
+    if (r->has_frame) {
+        edge_labels_put_u32_(p + at, r->frame);
+        at += 4u;
+    }
+    if (r->device != NULL) {
+        size_t n = edge_labels_device_len_(r->device);
+        p[at++] = (uint8_t)n;
+        for (i = 0; i < n; i++) {
+            p[at++] = (uint8_t)r->device[i];
+        }
     }
     for (i = 0; i < r->top_k_count; i++) {
         edge_labels_put_u16_(p + at, r->top_k[i].label);
@@ -236,7 +271,9 @@ static inline size_t edge_labels_encode_text(const edge_labels_record_t *r, char
 {
     edge_labels_writer_t_ w;
     unsigned i;
-    if (r->top_k_count > EDGE_LABELS_MAX_TOP_K || (r->top_k_count > 0u && r->top_k == NULL)) {
+    size_t device = edge_labels_device_len_(r->device);
+    if (r->top_k_count > EDGE_LABELS_MAX_TOP_K || (r->top_k_count > 0u && r->top_k == NULL)
+        || (r->device != NULL && (device == 0u || device > EDGE_LABELS_MAX_DEVICE))) {
         return 0u;
     }
     w.buf = buf;
@@ -269,6 +306,14 @@ static inline size_t edge_labels_encode_text(const edge_labels_record_t *r, char
     if (r->has_latency) {
         edge_labels_put_(&w, ",\"latency_ms\":");
         edge_labels_put_fixed_(&w, r->latency_us, 1000u, 3);
+    }
+    if (r->has_frame) {
+        edge_labels_put_(&w, ",\"frame\":");
+        edge_labels_put_uint_(&w, r->frame, 1);
+    }
+    if (r->device != NULL) {
+        edge_labels_put_(&w, ",\"device\":");
+        edge_labels_put_string_(&w, r->device);
     }
     edge_labels_put_(&w, "}\n");
     return w.overflow ? 0u : w.len;

@@ -1,0 +1,321 @@
+"""Labels to an MQTT broker through an on-disk spool, on paho-mqtt 2.x (imported only here).
+
+:meth:`MqttSink.write` only appends to the :class:`~edge.sinks.spool.Spool` (a local SQLite
+insert), so neither the inference loop nor the sink writer ever waits on the network. One
+delivery thread owns the connection: it publishes from the spool's head in order with QoS 1,
+at most :data:`WINDOW` unacknowledged at a time, removes what the broker acknowledged, and after
+a lost connection reconnects with :class:`~edge.backoff.Backoff` and starts again from the head.
+A message whose acknowledgement was lost is therefore sent twice: receivers de-duplicate by the
+payload's ``seq``. On connect it publishes the retained ``online`` status and the Home Assistant
+discovery messages; the broker publishes the retained ``offline`` last will if we vanish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edge.backoff import Backoff
+from edge.errors import BackendError, SinkError
+from edge.pipeline.events import LabelEvent
+from edge.sinks import mqtt_topics as topics
+from edge.sinks.base import LabelSink
+from edge.sinks.mqtt_options import BrokerUrl, MqttOptions, default_state_dir, device_id
+from edge.sinks.mqtt_options import parse_broker_url as parse_url
+from edge.sinks.spool import Spool
+
+log = logging.getLogger(__name__)
+
+WINDOW = 20  # QoS 1 messages in flight
+CONNECT_TIMEOUT_S = 10.0
+LOOP_S = 0.02  # longest wait in the network loop, so new messages go out promptly
+AUTH_FAILURES = (134, 135)  # MQTT 5 reason codes paho maps CONNACK 4 and 5 to
+
+
+def _paho() -> Any:
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError as e:
+        raise BackendError("paho-mqtt is not installed; pip install 'edge[mqtt]' "
+                           "(paho-mqtt>=2)") from e
+    if not hasattr(mqtt, "CallbackAPIVersion"):
+        raise BackendError("paho-mqtt 1.x is installed; edge needs 2.x: pip install -U "
+                           "'paho-mqtt>=2'")
+    return mqtt
+
+
+class _Link:
+    """One paho client and one connection; its callbacks only record what happened."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.connack: Any = None
+        self.down = False
+        self.acked: list[int] = []
+        self.inflight: dict[int, int] = {}  # paho message id -> spool id
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        self.connack = reason
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        self.down = True
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any,
+                    properties: Any) -> None:
+        spool_id = self.inflight.pop(mid, None)
+        if spool_id is not None:
+            self.acked.append(spool_id)
+
+    def close(self) -> None:
+        try:
+            self.client.disconnect()
+            self.client.loop(0.01)
+        except (OSError, ValueError):
+            pass
+        try:
+            self.client.socket() and self.client.socket().close()
+        except OSError:
+            pass
+
+
+class MqttSink(LabelSink):
+    """Publishes label events (and status, discovery) for one device; see the module doc.
+
+    Use :meth:`open`; it connects once at start, so a wrong password or an untrusted
+    certificate is an error at once, while an unreachable broker only delays delivery.
+    """
+
+    name = "mqtt"
+
+    def __init__(self, url: BrokerUrl, device: str, spool: Spool, options: MqttOptions) -> None:
+        self.url = url
+        self.device = device
+        self.spool = spool
+        self.options = options
+        self.delivered = 0
+        self.reconnects = 0
+        self._mqtt = _paho()
+        self._backoff = Backoff(initial_s=0.1, max_s=5.0)
+        self._link: _Link | None = None
+        self._last_sent = 0
+        self._devices = {device}
+        self._announced: set[str] = set()
+        self._status: dict[str, Any] | None = None
+        self._status_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edge-mqtt", daemon=True)
+
+    @classmethod
+    def open(cls, options: MqttOptions) -> MqttSink:
+        """Parse the options, open the spool, connect once and start delivering.
+
+        Raises:
+            SinkError: bad URL or device name, unusable spool, CA file or TLS set-up, the
+                broker refused the login, or its certificate is not trusted.
+            BackendError: paho-mqtt is missing.
+        """
+        url = parse_url(options.url)
+        device = device_id(options.device_name)
+        _paho()
+        state = Path(options.state_dir) if options.state_dir else default_state_dir()
+        spool = Spool(state / f"mqtt-{device}.sqlite3", options.spool_max)
+        sink = cls(url, device, spool, options)
+        try:
+            sink._link = sink._connect(first=True)
+        except BaseException:
+            spool.close()
+            raise
+        sink._thread.start()
+        return sink
+
+    # --- the sink interface (called from the sink writer thread) ----------------------------
+
+    def write(self, event: LabelEvent) -> None:
+        self.publish_label(event.as_dict())
+
+    def publish_label(self, data: dict[str, Any], device: str | None = None) -> None:
+        """Queue one label (a JSON object) for ``device`` (default: this sink's device)."""
+        device = device or self.device
+        if device not in self._devices:
+            self._devices.add(device)
+        self.spool.append(topics.label_topic(self.url.prefix, device),
+                          topics.label_payload(data, device))
+        self._wake.set()
+
+    def status(self, summary: Mapping[str, Any]) -> None:
+        with self._status_lock:
+            self._status = dict(summary)
+        self._wake.set()
+
+    def counters(self) -> dict[str, int]:
+        return {"queued": len(self.spool), "delivered": self.delivered,
+                "dropped": self.spool.dropped}
+
+    def close(self) -> None:
+        """Deliver what is queued while connected (up to the drain time), then disconnect.
+
+        What could not be delivered stays in the spool for the next run.
+        """
+        if self._thread.is_alive():
+            self._stop.set()
+            self._wake.set()
+            self._thread.join()
+        self.spool.close()
+
+    # --- the delivery thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        drain_until: float | None = None
+        while True:
+            if self._stop.is_set() and drain_until is None:
+                drain_until = time.monotonic() + self.options.drain_timeout_s
+            link = self._link
+            if link is None:
+                if self._stop.is_set() or self._stop.wait(self._backoff.next_delay()):
+                    break
+                self._reconnect()
+                continue
+            self._pump(link)
+            if link.down:
+                log.warning("MQTT broker %s: connection lost; %d message(s) queued, "
+                            "reconnecting", self.url.redacted(), len(self.spool))
+                self._drop_link()
+            elif drain_until is not None and (not len(self.spool) or
+                                              time.monotonic() >= drain_until):
+                break
+        self._goodbye()
+
+    def _reconnect(self) -> None:
+        try:
+            link = self._connect(first=False)
+        except SinkError as e:
+            log.error("%s", e)
+            return
+        if link is not None:
+            self._link = link
+            self.reconnects += 1
+            log.info("MQTT broker %s: reconnected; delivering %d queued message(s)",
+                     self.url.redacted(), len(self.spool))
+
+    def _drop_link(self) -> None:
+        link, self._link = self._link, None
+        self._last_sent = 0  # start again from the head: unacknowledged ones go out again
+        if link is not None:
+            link.close()
+
+    def _pump(self, link: _Link) -> None:
+        link.client.loop(LOOP_S if not self._wake.is_set() else 0.0)
+        self._wake.clear()
+        if link.acked:
+            done, link.acked = link.acked, []
+            self.spool.remove(done)
+            self.delivered += len(done)
+        if link.down:
+            return
+        self._publish_status(link)
+        room = WINDOW - len(link.inflight)
+        if room <= 0:
+            return
+        for message in self.spool.peek(self._last_sent, room):
+            info = link.client.publish(message.topic, message.payload, qos=1)
+            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+                link.down = True
+                return
+            link.inflight[info.mid] = message.id
+            self._last_sent = message.id
+
+    def _publish_status(self, link: _Link) -> None:
+        for device in self._devices - self._announced:
+            for topic, payload in topics.discovery_messages(self.url.prefix, device):
+                link.client.publish(topic, payload, qos=1, retain=True)
+            self._announced.add(device)
+        with self._status_lock:
+            status, self._status = self._status, None
+        if status is not None:
+            numbers = {k: v for k, v in status.items() if k != "sinks"}
+            payload = topics.status_payload(topics.ONLINE, {**numbers, "mqtt": self.counters()})
+            link.client.publish(topics.status_topic(self.url.prefix, self.device), payload,
+                                qos=1, retain=True)
+
+    def _goodbye(self) -> None:
+        """Retained offline status (a clean disconnect sends no last will), then disconnect."""
+        link, self._link = self._link, None
+        if link is None:
+            return
+        info = link.client.publish(topics.status_topic(self.url.prefix, self.device),
+                                   topics.status_payload(topics.OFFLINE,
+                                                         {"mqtt": self.counters()}),
+                                   qos=1, retain=True)
+        deadline = time.monotonic() + 2.0
+        while not info.is_published() and not link.down and time.monotonic() < deadline:
+            link.client.loop(LOOP_S)
+        link.close()
+
+    # --- connecting ---------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        mqtt = self._mqtt
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=f"edge-{self.device}-{os.getpid()}",
+                             protocol=mqtt.MQTTv311, clean_session=True)
+        if self.url.username is not None:
+            client.username_pw_set(self.url.username, self.url.password)
+        if self.url.tls:
+            try:
+                client.tls_set(ca_certs=self.options.ca_file)
+            except (OSError, ssl.SSLError, ValueError) as e:
+                raise SinkError(f"--mqtt-ca {self.options.ca_file}: cannot use it as CA "
+                                f"certificates: {e}; give a PEM file") from e
+        client.will_set(topics.status_topic(self.url.prefix, self.device),
+                        topics.status_payload(topics.OFFLINE), qos=1, retain=True)
+        client.max_inflight_messages_set(WINDOW)
+        return client
+
+    def _connect(self, *, first: bool) -> _Link | None:
+        """A connected link; None when the broker cannot be reached (retry later).
+
+        Raises:
+            SinkError: the broker refused the login, or TLS cannot work with these settings.
+        """
+        where = self.url.redacted()
+        link = _Link(self._client())
+        try:
+            link.client.connect(self.url.host, self.url.port, self.options.keepalive_s)
+        except ssl.SSLCertVerificationError as e:
+            raise SinkError(f"--mqtt {where}: the broker's certificate is not trusted "
+                            f"({e.verify_message}); pass its CA with --mqtt-ca FILE") from e
+        except (OSError, ssl.SSLError) as e:
+            (log.warning if first else log.debug)(
+                "MQTT broker %s not reachable (%s); queueing labels until it is", where, e)
+            return None
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while link.connack is None and not link.down and time.monotonic() < deadline:
+            link.client.loop(0.05)
+        reason = link.connack
+        if reason is None or reason.is_failure:
+            link.close()
+            if reason is not None and reason.value in AUTH_FAILURES:
+                raise SinkError(f"--mqtt {where}: the broker refused the login ({reason}); "
+                                "check the user name and password in the URL")
+            (log.warning if first else log.debug)(
+                "MQTT broker %s did not accept the connection (%s); queueing labels",
+                where, reason or "no answer")
+            return None
+        self._backoff.reset()
+        self._announced.clear()
+        log.info("connected to MQTT broker %s as %s", where, self.device)
+        with self._status_lock:
+            self._status = self._status or {}
+        return link
