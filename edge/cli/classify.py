@@ -22,7 +22,7 @@ from edge.cli.common import (
     print_json,
     run_command,
 )
-from edge.errors import ImageError, PreprocessError
+from edge.errors import ImageError, PreprocessError, one_line
 from edge.runtime import Classification, Classifier
 from edge.runtime.policy import open_classifier
 from edge.runtime.postprocess import classify_scores
@@ -123,7 +123,7 @@ def _check(image: Path, max_pixels: int) -> str | None:
 def _report_failures(failures: list[str]) -> int:
     """One line on stderr per image that could not be classified; exit code 2 if any."""
     for failure in failures:
-        print(f"{PROG}: error: {failure}", file=sys.stderr)
+        print(one_line(f"{PROG}: error: {failure}"), file=sys.stderr)
     return EXIT_ERROR if failures else EXIT_OK
 
 
