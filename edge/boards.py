@@ -51,6 +51,7 @@ class RuntimeSpec:
     device: str
     serial_port: str
     baud: int
+    max_activation_mb: int = 1024  # a model's non-constant tensors may not add up to more
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
@@ -124,15 +125,38 @@ class McuSpec:
 
     @property
     def model_part(self) -> FlashPart:
-        """Where the embedded model (model_data.cc) links: the linker script's FLASH."""
+        """The flash map's model part: the embedded model's flash in firmware that boots from
+        the slot (``--model-slot``). See :meth:`model_region` for where a model links."""
         part = self.flash_part("model")
         assert part is not None  # the parser requires one
         return part
 
+    def model_region(self, slot: bool) -> FlashPart:
+        """Where the embedded model (``model_data.cc``) links: the linker script's FLASH.
+
+        The one rule for both layouts of the flash map. Firmware built to boot from the slot
+        (``slot=True``, ``--model-slot``) keeps the model part for its fallback model and the
+        slot part for edge-flash's image. Firmware built without it has no slot: its model gets
+        the model part plus the adjacent slot part (the parser checks they touch), so no byte
+        is counted twice and none is left unused.
+        """
+        model, slot_part = self.model_part, self.flash_part("slot")
+        if slot or slot_part is None:
+            return model
+        start = min(model.address, slot_part.address)
+        return FlashPart("model", f"{model.name} + {slot_part.name}", start,
+                         model.size + slot_part.size)
+
+    def slot_region(self, slot: bool) -> FlashSlot | None:
+        """The model slot of firmware built with (``slot=True``) or without ``--model-slot``:
+        the slot part, or None (without it the slot's flash belongs to the embedded model)."""
+        return self.model_slot if slot else None
+
     @property
     def flash_for_model(self) -> int:
-        """Bytes of flash for the embedded model data: the flash map's model part."""
-        return self.model_part.size
+        """Bytes for the embedded model of firmware built without ``--model-slot`` (the
+        default export); call :meth:`model_region` when the layout is known."""
+        return self.model_region(slot=False).size
 
 
 @dataclass(frozen=True)
@@ -233,6 +257,7 @@ def _parse_runtime(fields: _Fields, cores: int) -> RuntimeSpec:
         device=fields.get("device", str, ""),
         serial_port=fields.get("serial_port", str, ""),
         baud=fields.integer("baud", 300, 12_000_000, 115200),
+        max_activation_mb=fields.integer("max_activation_mb", 1, 1 << 20, 1024),
         max_image_pixels=fields.integer("max_image_pixels", 1 << 16, 1 << 34,
                                         DEFAULT_MAX_IMAGE_PIXELS),
     )
@@ -319,7 +344,19 @@ def _parse_flash_map(fields: _Fields, flash: MemoryRegion) -> tuple[FlashPart, .
         if count > 1 or (count == 0 and kind != "slot"):
             raise fields.fail("flash_map", f"needs {'exactly' if kind != 'slot' else 'at most'}"
                               f" one {kind!r} part, has {count}")
+    _check_slot_adjacent(fields, [p.kind for p in parts])
     return tuple(parts)
+
+
+def _check_slot_adjacent(fields: _Fields, kinds: list[str]) -> None:
+    """The slot part must touch the model part: without --model-slot they are one region."""
+    if "slot" not in kinds:
+        return
+    model, slot = kinds.index("model"), kinds.index("slot")
+    if abs(model - slot) != 1:
+        raise fields.fail(f"flash_map[{slot}]", "(the 'slot' part) must be right before or after"
+                          f" the 'model' part (flash_map[{model}]): firmware exported without "
+                          "--model-slot links its model into both as one region")
 
 
 def parse_board(table: Mapping[str, Any], source: Path) -> BoardProfile:

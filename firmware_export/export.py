@@ -141,7 +141,7 @@ def firmware_values(model: Model, source_name: str, identifier: str, arena: Aren
         array_name=identifier, model_file=source_name, content=model.content,
         opcodes=tuple(model.opcodes), input_shape=tuple(graph_input.shape),
         input_dtype=graph_input.dtype, labels=labels, arena=arena_values(arena),
-        board=board_values(profile), library=library, tflm_flags=tflm_flags,
+        board=board_values(profile, model_slot), library=library, tflm_flags=tflm_flags,
         model_slot=model_slot, headers=support_headers())
 
 
@@ -205,6 +205,7 @@ def manifest_json(values: FirmwareValues, budget: Budget) -> str:
         "tensor_arena_size": values.arena.size, "model_slot": values.model_slot,
         "slot": None if board.slot is None else {"address": board.slot[0],
                                                  "length": board.slot[1]},
+        "model_region": {"address": board.model_region[0], "length": board.model_region[1]},
         "tflm": "lib/tflm" if values.library is None else values.library.title,
         "budget": budget.to_dict()}, indent=2) + "\n"
 

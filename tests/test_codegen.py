@@ -50,7 +50,8 @@ def test_resolver_golden() -> None:
 def test_linker_script_golden() -> None:
     spec = get_board("nano33ble", kind="mcu").mcu
     assert spec is not None
-    check_golden("nano33ble.ld", linker_script(spec, "nano33ble"))
+    check_golden("nano33ble.ld", linker_script(spec, "nano33ble", True))  # --model-slot
+    check_golden("nano33ble_no_slot.ld", linker_script(spec, "nano33ble", False))
 
 
 def test_project_golden(tmp_path: Path) -> None:

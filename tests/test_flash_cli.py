@@ -525,6 +525,31 @@ def test_project_for_another_board_is_refused(exported: Path, person: Path, tmp_
     assert "was exported for nano33ble, not pico" in capsys.readouterr().err
 
 
+def test_slot_image_for_firmware_without_a_slot_is_refused(person: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    """Exported without --model-slot, the firmware's model links into the slot's flash."""
+    project = tmp_path / "fw"
+    export_model(person, "nano33ble", project)
+    out = tmp_path / "m.img"
+    assert main([str(person), "--board", "nano33ble", "--firmware", str(project), "-o",
+                 str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"the firmware in {project} was exported without --model-slot" in line
+    assert "re-export it with --model-slot" in line
+    assert not out.exists()
+
+
+def test_without_firmware_says_once_it_must_be_built_with_a_slot(bench: Bench, person: Path,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "m.img"
+    result = bench.run(str(person), "--board", "nano33ble", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "firmware on nano33ble must be exported with edge-export --model-slot" in line
+    assert img.parse_image(out.read_bytes(), "nano33ble").model == person.read_bytes()
+
+
 def test_arena_beyond_the_boards_ram_is_refused(person: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(person), "--board", "nano33ble", "--arena-size", "300000", "-o",

@@ -1,14 +1,16 @@
 """One flash map per board: linker script, budget, model slot and ESP32 partitions derive from it.
 
-Checked for every MCU profile: the parts tile the flash region (each byte counted once), the
-linker script's FLASH is exactly the model part, the slot lies outside firmware and model, and
-the budget measures the embedded model against the model part and the slot image against the
-slot part, never one against the other.
+Checked for every MCU profile in both layouts, through the one rule (McuSpec.model_region):
+the parts tile the flash region (each byte counted once); with --model-slot the linker script's
+FLASH is exactly the model part, the slot lies outside firmware and model, and the budget
+measures the embedded model against the model part and the slot image against the slot part;
+without it there is no slot and FLASH is the model part plus the adjacent slot part.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from pathlib import Path
 
@@ -54,57 +56,91 @@ def test_parts_tile_the_flash_region(name: str) -> None:
     assert kinds.count("slot") <= 1
 
 
-@pytest.mark.parametrize("name", MCU_BOARDS)
-def test_linker_flash_is_the_model_part_and_the_slot_is_outside_it(name: str) -> None:
-    board = spec_of(name)
-    spec = board.mcu
-    assert spec is not None
-    text = linker_script(spec, name)
+LAYOUTS = [pytest.param(True, id="model-slot"), pytest.param(False, id="no-slot")]
+
+
+def linker_flash(text: str) -> tuple[int, int]:
     match = re.search(r"FLASH \(rx\)  : ORIGIN = (0x[0-9a-f]+), LENGTH = (0x[0-9a-f]+)", text)
     assert match is not None
-    start, length = int(match.group(1), 16), int(match.group(2), 16)
-    model = spec.model_part
-    assert (start, length) == (model.address, model.size)
+    return int(match.group(1), 16), int(match.group(2), 16)
+
+
+@pytest.mark.parametrize("slot", LAYOUTS)
+@pytest.mark.parametrize("name", MCU_BOARDS)
+def test_linker_flash_is_the_model_region_and_never_reaches_a_slot(name: str,
+                                                                   slot: bool) -> None:
+    spec = spec_of(name).mcu
+    assert spec is not None and spec.model_slot is not None, f"{name} has no slot"
+    start, length = linker_flash(linker_script(spec, name, slot))
+    region, model, slot_part = spec.model_region(slot), spec.model_part, spec.model_slot
+    assert (start, length) == (region.address, region.size)
     firmware = spec.flash_part("firmware")
     assert firmware is not None and firmware.end <= start  # the model links after the code
-    slot = spec.model_slot
-    assert slot is not None, f"{name} has no slot"
-    slot_range = range(slot.address, slot.address + slot.length)
-    for part in (model, firmware):
-        assert part.end <= slot_range.start or part.address >= slot_range.stop, part
+    if slot:
+        assert (start, length) == (model.address, model.size)
+        assert spec.slot_region(True) == slot_part
+        slot_range = range(slot_part.address, slot_part.address + slot_part.length)
+        for part in (model, firmware):
+            assert part.end <= slot_range.start or part.address >= slot_range.stop, part
+    else:  # model + slot, adjacent: their bytes once each, and no slot left to write
+        slot_end = slot_part.address + slot_part.length
+        assert start == min(model.address, slot_part.address)
+        assert start + length == max(model.end, slot_end) and length == model.size + \
+            slot_part.length  # span == sum: adjacent, no gap, no byte twice
+        assert spec.slot_region(False) is None
+        assert spec.flash_for_model == length
 
 
+@pytest.mark.parametrize("slot", LAYOUTS)
 @pytest.mark.parametrize("name", MCU_BOARDS)
-def test_budget_counts_model_and_slot_against_their_own_parts(name: str) -> None:
+def test_budget_counts_each_flash_byte_once(name: str, slot: bool) -> None:
     board = spec_of(name)
     spec = board.mcu
     assert spec is not None and spec.model_slot is not None
     arena = plan_arena(read_model(shared_file("models/person_detect.tflite")),
                        spec.pointer_size, spec.kernels)
-    model_part, slot = spec.model_part.size, spec.model_slot.length
-    budget = check_budget(board, arena, model_part, b"\0" * slot)
-    assert (budget.flash_left, budget.slot_left) == (0, 0)
-    with pytest.raises(BudgetError, match=r"model data is .* 1 B too many"):
-        check_budget(board, arena, model_part + 1)
-    with pytest.raises(BudgetError, match=r"model image is .* 1 B too many"):
-        check_budget(board, arena, 1000, b"\0" * (slot + 1))
+    region = spec.model_region(slot).size
+    if slot:
+        slot_length = spec.model_slot.length
+        budget = check_budget(board, arena, region, b"\0" * slot_length)
+        assert (budget.flash_left, budget.slot_left, budget.model_slot) == (0, 0, True)
+        assert region + slot_length == spec.model_region(False).size
+        with pytest.raises(BudgetError, match=r"model data is .* with --model-slot .* 1 B too"):
+            check_budget(board, arena, region + 1, b"\0" * 1000)
+        with pytest.raises(BudgetError, match=r"model image is .* 1 B too many"):
+            check_budget(board, arena, 1000, b"\0" * (slot_length + 1))
+    else:
+        budget = check_budget(board, arena, region)
+        assert (budget.flash_left, budget.slot_length, budget.model_slot) == (0, None, False)
+        assert budget.flash_for_model == spec.model_part.size + spec.model_slot.length
+        with pytest.raises(BudgetError, match=r"model data is .* 1 B too many"):
+            check_budget(board, arena, region + 1)
 
 
-def test_esp32s3_partition_table_follows_the_flash_map(tmp_path: Path) -> None:
-    result = export_model(shared_file("models/person_detect.tflite"), "esp32s3",
-                          tmp_path / "fw")
-    rows = [line.split(",") for line in (result.out / "partitions.csv").read_text().splitlines()
+def partition_table(out: Path) -> dict[str, tuple[int, int]]:
+    rows = [line.split(",") for line in (out / "partitions.csv").read_text().splitlines()
             if line and not line.startswith("#")]
-    table = {row[0].strip(): (int(row[3], 16), int(row[4], 16)) for row in rows}
+    return {row[0].strip(): (int(row[3], 16), int(row[4], 16)) for row in rows}
+
+
+@pytest.mark.parametrize("slot", LAYOUTS)
+def test_esp32s3_partition_table_follows_the_flash_map(tmp_path: Path, slot: bool) -> None:
+    result = export_model(shared_file("models/person_detect.tflite"), "esp32s3",
+                          tmp_path / "fw", model_slot=slot)
+    table = partition_table(result.out)
     spec = spec_of("esp32s3").mcu
     assert spec is not None and spec.model_slot is not None
     firmware = spec.flash_part("firmware")
     assert firmware is not None
-    assert table["app0"] == (firmware.address, spec.model_part.end - firmware.address)
-    assert table["edge_model"] == (spec.model_slot.address, spec.model_slot.length)
+    region = spec.model_region(slot)
+    assert table["app0"] == (firmware.address, region.end - firmware.address)
+    if slot:
+        assert table["edge_model"] == (spec.model_slot.address, spec.model_slot.length)
+    else:
+        assert "edge_model" not in table
     spans = sorted(table.values())
     assert all(a + n <= b for (a, n), (b, _) in itertools.pairwise(spans))
-    assert board_values(spec_of("esp32s3")).esp_partitions
+    assert board_values(spec_of("esp32s3"), slot).esp_partitions
 
 
 def test_model_slot_export_writes_the_image_beside_the_firmware(tmp_path: Path) -> None:
@@ -116,11 +152,24 @@ def test_model_slot_export_writes_the_image_beside_the_firmware(tmp_path: Path) 
     assert result.budget.slot_image_bytes == result.slot_image.stat().st_size
 
 
-def test_demo_model_does_not_fit_nano33ble_and_says_by_how_much(tmp_path: Path) -> None:
-    """The README once claimed it did: 660,752 B of model against a 360,448 B model part."""
-    with pytest.raises(BudgetError, match=r"660,752 B but nano33ble has 360,448 B .* "
-                                          r"300,304 B too many"):
-        export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw")
+def test_demo_model_fits_nano33ble_without_a_slot(tmp_path: Path) -> None:
+    """660,752 B of model in nano33ble's model + slot parts (720,896 B); the manifest, linker
+    script and platformio.ini say the same layout."""
+    result = export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw")
+    assert (result.budget.flash_for_model, result.budget.flash_left) == (720_896, 60_144)
+    manifest = json.loads((result.out / "edge-export.json").read_text())
+    assert (manifest["model_slot"], manifest["slot"]) == (False, None)
+    assert manifest["model_region"] == {"address": 0x50000, "length": 720_896}
+    assert linker_flash((result.out / "link" / "board.ld").read_text()) == (0x50000, 720_896)
+    ini = (result.out / "platformio.ini").read_text()
+    assert "EDGE_MODEL_SLOT" not in ini.replace("--model-slot", "")
+
+
+def test_demo_model_with_model_slot_on_nano33ble_says_by_how_much(tmp_path: Path) -> None:
+    """With --model-slot the embedded fallback gets the 360,448 B model part only."""
+    with pytest.raises(BudgetError, match=r"660,752 B but nano33ble has 360,448 B .*"
+                                          r"--model-slot .*720,896 B.* 300,304 B too many"):
+        export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw", model_slot=True)
     assert not (tmp_path / "fw").exists()
 
 
@@ -156,6 +205,9 @@ def parts(*spec: tuple[str, int]) -> str:
     (parts(("model", 0x80000), ("slot", 0x80000)), "exactly one 'firmware' part, has 0"),
     (parts(("firmware", 0x40800), ("model", 0xBF800)), "must be a multiple of 0x1000"),
     (parts(("firmware", 0x40000), ("code", 0xC0000)), "part (='code') must be one of"),
+    (parts(("firmware", 0x40000), ("model", 0x40000), ("free", 0x40000), ("slot", 0x40000)),
+     "myboard.toml: [mcu]: flash_map[3] (the 'slot' part) must be right before or after the "
+     "'model' part (flash_map[1])"),
 ])
 def test_bad_flash_maps_are_refused_naming_the_field(flash_map: str, message: str,
                                                      tmp_path: Path) -> None:
@@ -167,7 +219,7 @@ def test_bad_flash_maps_are_refused_naming_the_field(flash_map: str, message: st
 
 
 def test_docs_flash_map_table_matches_the_profiles() -> None:
-    """docs/flashing.md shows each board's map; it must say what the profiles say."""
+    """docs/flashing.md shows each board's map in both layouts, as the profiles say."""
     text = (ROOT / "docs" / "flashing.md").read_text()
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w-]+)` \| \d+ MB at (.*)$",
                                                         text, re.M)}
@@ -175,9 +227,11 @@ def test_docs_flash_map_table_matches_the_profiles() -> None:
     for name in MCU_BOARDS:
         spec = spec_of(name).mcu
         assert spec is not None
-        cells = [c.strip() for c in rows[name].split("|")][1:6]
-        shown = {kind: cell for kind, cell in zip(("reserved", "firmware", "model", "slot",
-                                                   "free"), cells, strict=True)}
+        cells = [c.strip() for c in rows[name].split("|")][1:7]
+        shown = dict(zip(("reserved", "firmware", "model", "slot", "free", "no-slot"), cells,
+                         strict=True))
         for part in spec.flash_map:
             assert shown[part.kind].startswith(f"`{part.address:#x}`, {part.size // 1024:,} KB"), \
                 (name, part)
+        region = spec.model_region(slot=False)
+        assert shown["no-slot"] == f"`{region.address:#x}`, {region.size // 1024:,} KB", name

@@ -1,9 +1,10 @@
 """Model data + tensor arena linked with arm-none-eabi-gcc against the board's memory map.
 
-The linker script gives FLASH = the flash map's model part and RAM = what the board leaves for
-the arena, so a link that succeeds means the model fits beside the firmware (and never reaches
-the model slot), and one that fails says which region overflowed. The budget and the linker
-script come from the same flash map: what the budget refuses, the linker refuses too.
+The linker script gives FLASH = the flash map's model region (McuSpec.model_region: the model
+part with --model-slot, model + slot parts without) and RAM = what the board leaves for the
+arena, so a link that succeeds means the model fits beside the firmware (and never reaches a
+model slot), and one that fails says which region overflowed. The budget and the linker script
+come from the same function: what the budget refuses, the linker refuses too.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def link(src: Path, script: Path, out: Path, board: str = "nano33ble"
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def check_links(model: Path, tmp_path: Path, board: str = "nano33ble") -> None:
-    result = export_model(model, board, tmp_path / "fw")
+def check_links(model: Path, tmp_path: Path, board: str = "nano33ble", model_slot: bool = False
+                ) -> None:
+    result = export_model(model, board, tmp_path / "fw", model_slot=model_slot)
     done = link(result.out / "src", result.out / "link" / "board.ld", tmp_path, board)
     assert done.returncode == 0, done.stderr
     sizes = subprocess.run(["arm-none-eabi-size", "-A", str(tmp_path / "model.elf")],
@@ -59,11 +61,16 @@ def check_links(model: Path, tmp_path: Path, board: str = "nano33ble") -> None:
     assert f"{result.arena.size}" in sizes  # .bss holds exactly the arena
 
 
-def test_demo_model_links_for_stm32h743(tmp_path: Path) -> None:
-    check_links(DEMO_MODEL, tmp_path, "stm32h743")
+def test_demo_model_links_for_stm32h743_with_a_slot(tmp_path: Path) -> None:
+    check_links(DEMO_MODEL, tmp_path, "stm32h743", model_slot=True)
 
 
-def generate_directly(path: Path, board_name: str, src: Path) -> Path:
+def test_demo_model_links_for_nano33ble_without_a_slot(tmp_path: Path) -> None:
+    """660,752 B in the 720,896 B of model + slot parts that firmware without a slot links into."""
+    check_links(DEMO_MODEL, tmp_path, "nano33ble")
+
+
+def generate_directly(path: Path, board_name: str, src: Path, model_slot: bool = False) -> Path:
     """model_data/arena sources and the board's linker script, bypassing the budget check."""
     board = get_board(board_name, kind="mcu")
     assert board.mcu is not None
@@ -75,15 +82,16 @@ def generate_directly(path: Path, board_name: str, src: Path) -> Path:
     (src / "arena.h").write_text(arena_h(arena, path.name, board_name))
     (src / "arena.cc").write_text(arena_cc())
     script = src / "board.ld"
-    script.write_text(linker_script(board.mcu, board_name))
+    script.write_text(linker_script(board.mcu, board_name, model_slot))
     return script
 
 
-def test_demo_model_is_refused_for_nano33ble_by_budget_and_linker_alike(tmp_path: Path) -> None:
-    """660,752 B of model in nano33ble's 360,448 B model part: both say no, by the same map."""
-    with pytest.raises(BudgetError, match="300,304 B too many"):
-        export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw")
-    script = generate_directly(DEMO_MODEL, "nano33ble", tmp_path / "src")
+def test_demo_model_with_model_slot_is_refused_for_nano33ble_by_budget_and_linker_alike(
+        tmp_path: Path) -> None:
+    """With --model-slot, 660,752 B of fallback model in the 360,448 B model part: both say no."""
+    with pytest.raises(BudgetError, match=r"360,448 B .* with --model-slot .* 300,304 B too many"):
+        export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw", model_slot=True)
+    script = generate_directly(DEMO_MODEL, "nano33ble", tmp_path / "src", model_slot=True)
     done = link(tmp_path / "src", script, tmp_path)
     assert done.returncode != 0
     overflow = re.search(r"region `FLASH' overflowed by (\d+) bytes", done.stderr)

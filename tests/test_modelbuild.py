@@ -80,7 +80,7 @@ def test_quantize_cli_without_tensorflow_says_which_extra(
 
 @pytest.mark.parametrize(("flag", "value", "expected"), [
     ("--alpha", "0.6", "alpha (=0.6) must be one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4"),
-    ("--resolution", "64", "resolution (=64) must be >= 96"),
+    ("--resolution", "16", "resolution (=16) must be >= 32"),
     ("--classes", "1", "classes (=1) must be >= 2"),
 ])
 def test_build_rejects_out_of_range_arguments(
@@ -205,8 +205,9 @@ def test_built_model_takes_raw_pixels(tmp_path: Path) -> None:
     assert tuple(model.inputs[0].shape) == (None, 100, 100, 3)
     assert tuple(model.outputs[0].shape) == (None, 5)
     pixels = np.random.default_rng(0).integers(0, 256, (2, 100, 100, 3)).astype(np.float32)
-    base = model.layers[-1]
-    np.testing.assert_allclose(model(pixels), base(pixels / 127.5 - 1.0), atol=1e-5)
+    rescale = model.get_layer("to_unit_range")
+    np.testing.assert_allclose(rescale(pixels), pixels / 127.5 - 1.0, atol=1e-5)
+    assert model.layers[1] is rescale  # right after the input: the model takes raw pixels
     np.testing.assert_allclose(np.sum(model(pixels), axis=1), 1.0, atol=1e-5)
 
 
@@ -246,7 +247,8 @@ def test_quantize_cli_writes_a_full_int8_model_with_pixel_input(
     _small_classifier(tf).save(model)  # type: ignore[attr-defined]
     out = tmp_path / "small.tflite"
     files = sorted(str(p) for p in images.glob("*.png"))
-    assert main(["quantize", str(model), "--representative", *files, str(out)]) == 0
+    sources = [x for f in files for x in ("--representative", f)]
+    assert main(["quantize", *sources, str(model), str(out)]) == 0
     assert f"{len(files)}/{len(files)} calibration images" in capsys.readouterr().err
     interpreter = Interpreter(model_content=out.read_bytes())
     inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -274,17 +276,3 @@ def test_check_quantization_refuses_a_model_blind_to_its_input() -> None:
     flatbuffer = quantize_keras(model, frames)
     with pytest.raises(TrainingError, match="all 4 calibration images give the same output"):
         check_quantization(flatbuffer, frames)
-
-
-def test_write_atomic_replaces_whole_files_with_a_normal_mode(tmp_path: Path) -> None:
-    from edge.modelbuild.quantize import write_atomic
-
-    target = tmp_path / "m.tflite"
-    write_atomic(target, b"first")
-    assert target.read_bytes() == b"first" and target.stat().st_mode & 0o777 == 0o644
-    target.chmod(0o600)
-    write_atomic(target, b"second")
-    assert target.read_bytes() == b"second" and target.stat().st_mode & 0o777 == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
-    with pytest.raises(TrainingError, match="cannot write"):
-        write_atomic(tmp_path / "missing" / "m.tflite", b"x")

@@ -76,6 +76,9 @@ def add_runtime_args(parser: argparse.ArgumentParser, *, board_default: str | No
     group.add_argument("--device", default=None,
                        help="Edge TPU: usb, usb:N, pci, pci:N or :N (implies --delegate "
                             "edgetpu; default: the board's)")
+    group.add_argument("--max-activation-mb", type=positive(int), default=None, metavar="MB",
+                       help="refuse models whose activations (non-constant tensors) add up to "
+                            "more (default: the board's max_activation_mb, else 1024)")
 
 
 def runtime_from_args(args: argparse.Namespace) -> RuntimeOptions:

@@ -1,7 +1,9 @@
-"""edge-model: build MobileNetV2 variants and quantize them to full-integer int8.
+"""edge-model: train, quantize and evaluate MobileNetV2 classifiers for your own images.
 
-    edge-model build --alpha 0.35 --resolution 96 --classes 11 out.keras
-    edge-model quantize out.keras --representative images/ out.tflite
+    edge-model train DATA model.keras --board nano33ble     # DATA/<class>/*.jpg
+    edge-model quantize model.keras                          # -> model.tflite, labels inside
+    edge-model evaluate model.keras DATA --micro             # float, int8, TFLite Micro
+    edge-model build --alpha 0.35 --resolution 96 --classes 11 untrained.keras
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
 from edge.cli.common import (
-    EXIT_OK,
+    add_boards_dir_arg,
     add_logging_args,
     add_max_image_pixels_arg,
     configure_logging,
@@ -24,89 +26,137 @@ PROG = "edge-model"
 
 
 def _weights(value: str) -> str | None:
+    """``none``, ``imagenet``, or a path (kept as given)."""
     if value.lower() == "none":
         return None
     if value.lower() == "imagenet":
         return "imagenet"
-    raise argparse.ArgumentTypeError(f"--weights (={value}) must be none or imagenet")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1) (got {text})")
+    return value
+
+
+def _add_size_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--alpha", type=float, required=required,
+                   help=f"width multiplier: {', '.join(str(a) for a in ALPHAS)}")
+    p.add_argument("--resolution", type=int, required=required,
+                   help=f"square input side in pixels (>= {MIN_RESOLUTION}; ImageNet weights "
+                        "exist for 96, 128, 160, 192, 224)")
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a classifier on DATA/<class>/ images",
+                       description="Train MobileNetV2 on a folder with one sub-folder per class.")
+    p.add_argument("data", type=Path, metavar="DATA", help="folder of class folders")
+    p.add_argument("output", type=Path, metavar="OUT.keras")
+    p.add_argument("--board", help="choose the largest MobileNetV2 that fits this board "
+                   "(--alpha/--resolution override)")
+    add_boards_dir_arg(p)
+    _add_size_args(p, required=False)
+    p.add_argument("--weights", type=_weights, default=None, metavar="none|imagenet|PATH",
+                   help="none (from scratch, default), imagenet (Keras download), or a "
+                        "backbone: a Keras *_no_top.h5 file or a .keras model from edge-model")
+    p.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30)")
+    p.add_argument("--patience", type=int, default=5,
+                   help="stop after N epochs without a better val accuracy (default: 5)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float,
+                   help="peak rate (default: 2e-3 from scratch, 1e-3 for a new head)")
+    p.add_argument("--head-epochs", type=int, default=3,
+                   help="pre-trained weights: epochs training only the new head (default: 3)")
+    p.add_argument("--fine-tune-blocks", type=int, default=3,
+                   help="pre-trained weights: last blocks fine-tuned after that (default: 3)")
+    p.add_argument("--val", type=_fraction, default=0.1, help="validation share (default 0.1)")
+    p.add_argument("--test", type=_fraction, default=0.1, help="held-out share (default 0.1)")
+    p.add_argument("--no-flip", action="store_true",
+                   help="no horizontal flips (for text, digits, arrows)")
+    p.add_argument("--crop", type=float, default=0.85,
+                   help="random crops keep at least this share of each side (1 = off)")
+    p.add_argument("--brightness", type=float, default=0.15, help="max brightness change")
+    p.add_argument("--contrast", type=float, default=0.2, help="max contrast change")
+    p.add_argument("--no-class-weights", action="store_true",
+                   help="do not weight classes by their inverse frequency")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the training record as JSON")
+
+
+def _add_quantize(sub: Any) -> None:
+    p = sub.add_parser("quantize", help="full-integer int8 post-training quantization",
+                       usage=f"{PROG} quantize [-h] [--representative DIR|FILE]... "
+                             "[--labels FILE] [--json] [--max-image-pixels N] MODEL.keras "
+                             "[OUT.tflite]")
+    p.add_argument("model", type=Path, metavar="MODEL.keras")
+    p.add_argument("output", type=Path, nargs="?", metavar="OUT.tflite",
+                   help="default: MODEL.tflite beside the model")
+    p.add_argument("--representative", type=Path, action="append", default=[],
+                   metavar="DIR|FILE", help="calibration images or a folder of them "
+                   "(repeatable); default: the training split the model was trained on")
+    p.add_argument("--labels", type=Path, help="labels to embed (default: the model's classes)")
+    p.add_argument("--json", action="store_true")
+    add_max_image_pixels_arg(p)
+
+
+def _add_evaluate(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="accuracy of the float, int8 and TFLite Micro models")
+    p.add_argument("model", type=Path, metavar="MODEL",
+                   help="the .keras model (its .tflite beside it is found) or a .tflite")
+    p.add_argument("data", type=Path, metavar="DATA")
+    p.add_argument("--tflite", type=Path, help="the int8 model (default: MODEL.tflite)")
+    p.add_argument("--micro", action="store_true",
+                   help="also run the int8 model on TFLite Micro (pip tflite-micro)")
+    p.add_argument("--split", choices=["test", "val", "train", "all"], default="test",
+                   help="which images (default: the held-out test split)")
+    p.add_argument("--confusion", type=Path, metavar="PNG",
+                   help="where to save the confusion matrix (default: beside the model)")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_build(sub: Any) -> None:
+    p = sub.add_parser("build", help="build an untrained MobileNetV2 classifier")
+    _add_size_args(p, required=True)
+    p.add_argument("--classes", type=int, required=True, help="number of classes")
+    p.add_argument("--weights", type=_weights, default=None, metavar="none|imagenet|PATH",
+                   help="backbone weights (default: none)")
+    p.add_argument("output", type=Path, metavar="OUT.keras")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
+                                     epilog="\n".join(__doc__.splitlines()[1:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_logging_args(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="build a MobileNetV2 classifier taking raw pixels")
-    build.add_argument("--alpha", type=float, required=True,
-                       help=f"width multiplier: {', '.join(str(a) for a in ALPHAS)}")
-    build.add_argument("--resolution", type=int, required=True,
-                       help=f"square input side in pixels (>= {MIN_RESOLUTION})")
-    build.add_argument("--classes", type=int, required=True, help="number of classes")
-    build.add_argument("--weights", type=_weights, default=None,
-                       help="none (random, default) or imagenet (needs a download)")
-    build.add_argument("output", type=Path, metavar="OUT.keras")
-    quantize = sub.add_parser("quantize", help="full-integer int8 post-training quantization")
-    quantize.add_argument("model", type=Path, metavar="MODEL.keras")
-    quantize.add_argument("--representative", type=Path, nargs="+", required=True,
-                          metavar="DIR|FILE", help="calibration images or folders of them")
-    quantize.add_argument("output", type=Path, nargs="?", metavar="OUT.tflite")
-    add_max_image_pixels_arg(quantize)
+    for add in (_add_train, _add_quantize, _add_evaluate, _add_build):
+        add(sub)
     return parser
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, what: str, width: int = 30) -> None:
-        self.what = what
-        self.width = width
-
-    def __call__(self, done: int, total: int) -> None:
-        filled = self.width * done // max(total, 1)
-        bar = "#" * filled + "." * (self.width - filled)
-        end = "\n" if done >= total else ""
-        print(f"\r[{bar}] {done}/{total} {self.what}", end=end, file=sys.stderr, flush=True)
-
-
-def _split_output(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
-    """OUT.tflite may be swallowed by --representative's list; take it back from there."""
-    if args.output is not None:
-        return Path(args.output)
-    if len(args.representative) >= 2 and args.representative[-1].suffix == ".tflite":
-        return Path(args.representative.pop())
-    parser.error("quantize needs an OUT.tflite path")
-    raise AssertionError  # parser.error exits
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse; ``quantize M --representative D OUT`` works too (argparse alone would take M and
+    an empty OUT together, then find OUT left over)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "quantize" and args.output is None and len(extra) == 1 \
+            and not extra[0].startswith("-"):
+        args.output, extra = Path(extra[0]), []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse(argv)
     configure_logging(args.verbose, args.quiet)
-    if args.command == "build":
-        return run_command(PROG, lambda: _build(args))
-    output = _split_output(args, parser)
-    return run_command(PROG, lambda: _quantize(args, output))
+    from edge.cli import model_commands
 
-
-def _build(args: argparse.Namespace) -> int:
-    from edge.modelbuild.build import build_file
-
-    model = build_file(args.alpha, args.resolution, args.classes, args.output,
-                       weights=args.weights)
-    if not args.quiet:
-        print(f"{args.output}: {model.name}, {model.count_params():,} parameters",
-              file=sys.stderr)
-    return EXIT_OK
-
-
-def _quantize(args: argparse.Namespace, output: Path) -> int:
-    from edge.modelbuild.quantize import quantize_file
-
-    progress = None if args.quiet else ProgressBar("calibration images")
-    flatbuffer = quantize_file(args.model, args.representative, output, progress,
-                               max_image_pixels=args.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS)
-    if not args.quiet:
-        print(f"{output}: int8, {len(flatbuffer):,} bytes", file=sys.stderr)
-    return EXIT_OK
+    body = {"build": model_commands.build, "train": model_commands.train,
+            "quantize": model_commands.quantize, "evaluate": model_commands.evaluate}
+    return run_command(PROG, lambda: body[args.command](args))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from edge.cli.common import (
     configure_logging,
     run_command,
 )
+from edge.errors import SinkError
+from edge.pipeline.recorder import RecordOptions
 from edge.pipeline.runner import LoopSettings
 from edge.pipeline.service import ModelOptions, RunOptions, SourceOptions, run_service
 from edge.pipeline.stats import RunSummary
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sink_args(p.add_argument_group("where labels go (default: stdout)"))
     add_mqtt_args(p)
     _add_preview_args(p.add_argument_group("live preview in a browser"))
+    _add_record_args(p.add_argument_group("recording training images (for edge-model train)"))
     add_max_image_pixels_arg(p)
     p.add_argument("--json", action="store_true",
                    help="end stdout with the summary as one JSON line {\"summary\": ...}")
@@ -120,6 +123,24 @@ def _add_preview_args(g: argparse._ArgumentGroup) -> None:
                    metavar="N", help="most preview frames encoded per second (default: 10)")
 
 
+def _add_record_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--record", metavar="DIR",
+                   help="save frames, as the model sees them, into DIR/LABEL/")
+    g.add_argument("--label", help="class name of the recorded frames (with --record)")
+    g.add_argument("--every", type=positive(int), default=1, metavar="N",
+                   help="record every N-th frame (default: 1)")
+
+
+def record_from_args(args: argparse.Namespace) -> RecordOptions | None:
+    if args.record is None:
+        if args.label is not None:
+            raise SinkError("--label names the class of recorded frames; add --record DIR")
+        return None
+    if not args.label:
+        raise SinkError("--record needs --label NAME: the class the recorded frames show")
+    return RecordOptions(args.record, args.label, args.every)
+
+
 def preview_from_args(args: argparse.Namespace) -> PreviewOptions | None:
     if args.preview is None:
         return None
@@ -134,7 +155,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         boards_dirs=tuple(args.boards_dir), model=part_from_args(ModelOptions, args),
         runtime=runtime_from_args(args), loop=part_from_args(LoopSettings, args),
         sinks=part_from_args(SinkOptions, args, mqtt=mqtt_from_args(args)),
-        preview=preview_from_args(args))
+        preview=preview_from_args(args), record=record_from_args(args))
 
 
 def main(argv: list[str] | None = None) -> int:

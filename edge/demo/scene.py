@@ -15,7 +15,9 @@ Only numpy and OpenCV are used, so the scene can feed the runtime on boards with
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -167,11 +169,13 @@ def place_glyph(frame: np.ndarray, glyph: Glyph, pose: Pose) -> None:
         roi += alpha * rgb
 
 
-def render_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """A float32 RGB background: a colour gradient with random shapes, lines and non-digits."""
+def render_background(rng: np.random.Generator, size: tuple[int, int],
+                      clutter: bool = True) -> np.ndarray:
+    """A float32 RGB background: a colour gradient with random shapes, lines and non-digits
+    (only the gradient when ``clutter`` is False)."""
     corners = rng.integers(0, 256, (2, 2, 3)).astype(np.uint8)
     frame = cv2.resize(corners, size, interpolation=cv2.INTER_LINEAR)
-    for _ in range(int(rng.integers(2, 10))):
+    for _ in range(int(rng.integers(2, 10)) if clutter else 0):
         _draw_clutter(rng, frame, size)
     return frame.astype(np.float32)
 
@@ -219,25 +223,71 @@ def finish_frame(rng: np.random.Generator, frame: np.ndarray, noise: float) -> n
 
 
 def render_sample(
-    rng: np.random.Generator, size: tuple[int, int] = (320, 240)
+    rng: np.random.Generator, size: tuple[int, int] = (320, 240), label: int | None = None,
+    clutter: bool = True,
 ) -> tuple[np.ndarray, int]:
     """Render one random scene.
 
     Args:
         rng: random source; the same generator state gives the same frame.
         size: frame (width, height) in pixels.
+        label: class to show (index into :data:`LABELS`); None draws one at random.
+        clutter: draw shapes, lines and non-digit glyphs behind the object (an easier scene
+            without them learns in far fewer steps, for quick tests).
 
     Returns:
         An RGB uint8 frame of shape (height, width, 3) and its class index into :data:`LABELS`.
     """
     height = size[1]
-    label = int(rng.integers(0, len(LABELS)))
-    frame = render_background(rng, size)
+    if label is None:
+        label = int(rng.integers(0, len(LABELS)))
+    frame = render_background(rng, size, clutter)
     glyph_height = int(height * rng.uniform(0.4, 0.72))
     glyph = make_glyph(rng, label, glyph_height, float(frame.mean()))
     if glyph is not None:
         place_glyph(frame, glyph, random_pose(rng, size, glyph.ink.shape[0]))
     return finish_frame(rng, frame, float(rng.uniform(0, 12))), label
+
+
+def write_image_folder(folder: Path, per_class: int, *, seed: int = 0,
+                       size: tuple[int, int] = (320, 240),
+                       labels: Sequence[str] = LABELS,
+                       save_size: tuple[int, int] | None = None,
+                       clutter: bool = True) -> list[Path]:
+    """Render ``per_class`` scenes of each of ``labels`` into ``folder/<label>/NNNNN.png``.
+
+    The layout ``edge-model train`` reads. Each class draws from its own random stream
+    (seed, class index), so the images of a class do not depend on which other classes are
+    written.
+
+    Args:
+        folder: created if missing.
+        per_class: images per class.
+        seed: random seed.
+        size: rendered frame (width, height).
+        labels: which of :data:`LABELS` to render.
+        save_size: squash-resize to this (width, height) with ``INTER_AREA`` before saving,
+            as the runtime would (smaller files); None keeps ``size``.
+        clutter: see :func:`render_sample`.
+
+    Returns:
+        The files written.
+    """
+    written = []
+    for name in labels:
+        label = LABELS.index(name)
+        rng = np.random.default_rng([seed, label])
+        target = folder / name
+        target.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            frame, _ = render_sample(rng, size, label, clutter)
+            if save_size is not None:
+                frame = cv2.resize(frame, save_size, interpolation=cv2.INTER_AREA)
+            path = target / f"{i:05d}.png"
+            if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise OSError(f"{path}: OpenCV could not write the image")
+            written.append(path)
+    return written
 
 
 class DemoScene:

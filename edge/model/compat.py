@@ -27,8 +27,9 @@ def micro_support(model: Model) -> MicroSupport:
         if weights.dtype == "uint8":
             return MicroSupport(False, f"operator {op.index} ({op.opcode}) has uint8 weights: a "
                                        "uint8 asymmetric (hybrid) model, which TFLite Micro does "
-                                       "not support; re-quantize to int8 with `edge-model "
-                                       "quantize`")
+                                       "not support; a .tflite cannot be re-quantized: quantize "
+                                       "the float Keras model to int8 with `edge-model quantize "
+                                       "MODEL.keras` (or train one with `edge-model train`)")
         quant = weights.quantization
         if weights.dtype in ("int8", "int16") and quant is not None and not quant.symmetric:
             return MicroSupport(False, f"operator {op.index} ({op.opcode}) has asymmetric "

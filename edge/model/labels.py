@@ -1,17 +1,49 @@
 """Labels that travel inside a model file.
 
 Coral's models, and models packed by the TFLite metadata writer, carry their labels file in a
-zip archive appended after the flatbuffer. Reading is defensive: a damaged archive means "no
-embedded labels", never an error, and archive members are size-capped.
+zip archive appended after the flatbuffer; ``edge-model quantize`` packs its models the same
+way (:func:`with_embedded_files`). Reading is defensive: a damaged archive means "no embedded
+labels", never an error, and archive members are size-capped.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping, Sequence
 
 MAX_LABELS_BYTES = 4 * 1024 * 1024
 ZIP_END_MAGIC = b"PK\x05\x06"
+
+
+LABELS_MEMBER = "labels.txt"
+
+
+def with_embedded_files(flatbuffer: bytes, labels: Sequence[str],
+                        extra: Mapping[str, bytes] | None = None) -> bytes:
+    """``flatbuffer`` followed by a zip archive holding ``labels.txt`` (one label per line) and
+    the ``extra`` members; interpreters ignore bytes after the flatbuffer."""
+    if any("\n" in label or "\r" in label for label in labels):
+        raise ValueError("a label cannot contain a line break")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(LABELS_MEMBER, "".join(f"{label}\n" for label in labels))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return flatbuffer + buffer.getvalue()
+
+
+def embedded_file(content: bytes, name: str, max_bytes: int = MAX_LABELS_BYTES) -> bytes | None:
+    """One member of the archive appended to a model file, or None."""
+    if ZIP_END_MAGIC not in content[-65_557:]:
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            info = archive.getinfo(name)
+            return archive.read(info) if info.file_size <= max_bytes else None
+    except (KeyError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+            NotImplementedError, RuntimeError):
+        return None
 
 
 def embedded_labels(content: bytes) -> tuple[str, ...] | None:

@@ -1,9 +1,10 @@
 """Read a .tflite file into validated plain data (:class:`edge.model.types.Model`).
 
 Order of work: the flatbuffer is verified (every offset and length, :mod:`edge.model.verify`),
-then read through the schema binding that ships with ai-edge-litert, then checked for meaning:
+then read through edge's own schema binding (:mod:`edge.model.schema`), then checked for meaning:
 tensor, buffer and opcode indices in range, shapes sane, constant data the size its shape says,
-quantization vectors consistent, operators in an order that produces each tensor before use.
+quantization vectors consistent, operators in an order that produces each tensor before use;
+then checked for meaning per operator and quantized tensor (:mod:`edge.model.semantics`).
 Malformed input of any kind ends in :class:`ModelError` naming the field; nothing unvalidated
 reaches native code.
 """
@@ -16,13 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from edge.bounded_read import read_bounded
 from edge.errors import ModelError
 from edge.model import labels as labels_mod
 from edge.model import schema
+from edge.model.semantics import check_semantics
 from edge.model.types import TENSOR_TYPES, Model, Operator, Quantization, Subgraph, Tensor
 from edge.model.verify import verify_model, verify_scalar_table
 
-MAX_MODEL_BYTES = 2**31 - 1
+MAX_MODEL_BYTES = 2**31 - 1  # flatbuffers' own limit; larger models keep weights outside it
 MAX_RANK = 8
 MAX_TENSOR_BYTES = 2**31 - 1
 IDENTIFIER = b"TFL3"
@@ -47,18 +50,12 @@ def read_model(source: str | Path | bytes | bytearray | memoryview, name: str | 
 
 
 def load_bytes(path: Path) -> bytes:
-    """The bytes of a model file, with one clear error for each way it can fail."""
-    if not path.exists():
-        raise ModelError(f"{path}: no such model file; check the path (models end in .tflite)")
-    if path.is_dir():
-        raise ModelError(f"{path}: is a directory; give the path of a .tflite file")
-    try:
-        size = path.stat().st_size
-        if size > MAX_MODEL_BYTES:
-            raise ModelError(f"{path}: {size} bytes is larger than any TFLite model can be")
-        return path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read model: {e.strerror or e}") from e
+    """The bytes of a model file, with one clear error for each way it can fail.
+
+    Only regular files are read (never a FIFO or a device), and never more than
+    :data:`MAX_MODEL_BYTES`, counted as they are read.
+    """
+    return read_bounded(path, MAX_MODEL_BYTES, error=ModelError, what="model")
 
 
 def parse_model(content: bytes, source: str) -> Model:
@@ -71,7 +68,9 @@ def parse_model(content: bytes, source: str) -> Model:
                          f"at byte 4; found {content[4:8]!r}); give a .tflite flatbuffer")
     try:
         root = verify_model(content)
-        return _ModelBuilder(content, source).build(root)
+        model = _ModelBuilder(content, source).build(root)
+        check_semantics(model.subgraphs)
+        return model
     except ModelError as e:
         raise ModelError(f"{source}: {e}") from None
     except (struct.error, IndexError, ValueError, OverflowError, UnicodeDecodeError) as e:

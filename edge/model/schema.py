@@ -1,7 +1,15 @@
-"""The TFLite flatbuffer schema binding that ships with ai-edge-litert, plus name tables.
+"""The TFLite flatbuffer schema binding, plus name tables.
 
-Only :mod:`edge.model.reader` uses the binding, and only on bytes that
-:mod:`edge.model.verify` has checked.
+The binding (:mod:`edge.model.schema_generated`) is edge's own, generated with ``flatc`` from
+TFLite's ``schema.fbs`` (source commit and command in its header), not borrowed from an
+interpreter wheel: the reader must work with whichever interpreter is installed
+(``tflite-runtime`` and ``tensorflow`` ship no Python binding, and ai-edge-litert's is private),
+and it needs only the ``flatbuffers`` runtime. ``tests/test_schema_bindings.py`` checks every
+table field and enum value it shares with ai-edge-litert's copy. Regenerate it with
+``flatc --python --gen-object-api --gen-onefile schema.fbs`` when a newer schema adds operators.
+
+Only :mod:`edge.model.reader` and :mod:`firmware_export.plan.embed` use the binding, the reader
+only on bytes that :mod:`edge.model.verify` has checked.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import re
 from functools import cache
 from typing import Any
 
-from ai_edge_litert import schema_py_generated as _generated
+from edge.model import schema_generated as _generated
 
 Model = _generated.Model
 BuiltinOperator = _generated.BuiltinOperator
@@ -32,7 +40,8 @@ _SKIP_SUFFIXES = ("AsNumpy", "Length", "IsNone")
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """``DilationWFactor`` -> ``dilation_w_factor``: the schema's own field names."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 @cache

@@ -1,6 +1,6 @@
 """A bounds-checking verifier for the parts of the TFLite flatbuffer that edge reads.
 
-The generated schema binding (``ai_edge_litert.schema_py_generated``) trusts its input: a negative
+The generated schema binding (:mod:`edge.model.schema_generated`) trusts its input: a negative
 soffset makes it read from the end of the buffer, a huge vector length makes it loop for hours.
 This module walks every table, vector and string the reader will touch and checks each offset and
 length against the buffer first, the way flatbuffers' C++ ``Verifier`` does, so that the binding

@@ -9,41 +9,48 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import math
-import os
-import tempfile
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
 from edge.camera.images import read_rgb
-from edge.errors import ImageError, ModelError, TrainingError
+from edge.errors import ImageError, TrainingError
+from edge.model.labels import with_embedded_files
 from edge.modelbuild.build import import_tensorflow
+from edge.modelbuild.dataset import IMAGE_SUFFIXES, SplitFractions, hash_fraction, scan_folder
+from edge.modelbuild.keras_file import (
+    METADATA_MEMBER,
+    check_output,
+    load_keras_model,
+    model_input_size,
+    read_metadata,
+)
+from edge.outputs import atomic_write_bytes
+from edge.runtime.preprocess import fit_frame
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset(
-    {".bmp", ".jpeg", ".jpg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
-)
 # TFLM's int8 softmax needs input_scale * 2**26 > 1; far above that, a logit span of less than
 # ~0.25 (scale * 255) means every class gets about the same probability: the model collapsed.
 MIN_SOFTMAX_INPUT_SCALE = 1e-3
 MAX_SOFTMAX_INPUT_SCALE = 1e3
 SOFTMAX_OUTPUT_SCALE = 1.0 / 256.0
 SOFTMAX_OUTPUT_ZERO_POINT = -128
+CALIBRATION_IMAGES = 300
 
 Progress = Callable[[int, int], None]
 
 
 def preprocess_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Squash-resize an RGB uint8 frame to ``size`` = (width, height), as the runtime does."""
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return fit_frame(frame, size)
 
 
 def _expand_sources(sources: Sequence[Path]) -> list[Path]:
@@ -89,29 +96,6 @@ def read_images(sources: Sequence[Path], max_pixels: int = DEFAULT_MAX_IMAGE_PIX
 def load_representative(sources: Sequence[Path], size: tuple[int, int]) -> list[np.ndarray]:
     """Read calibration images and preprocess them like camera frames to ``size`` (w, h)."""
     return [preprocess_frame(frame, size) for frame in read_images(sources)]
-
-
-def load_keras_model(path: Path) -> Any:
-    """Load a ``.keras`` model, or raise :class:`ModelError` saying it is not one."""
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file")
-    if not zipfile.is_zipfile(path):
-        raise ModelError(f"{path}: not a Keras model (.keras files are zip archives)")
-    tf = import_tensorflow()
-    try:
-        model = tf.keras.models.load_model(path, compile=False)
-    except Exception as e:  # Keras raises ValueError, OSError, zipfile errors...
-        raise ModelError(f"{path}: not a Keras model (.keras) that can be loaded: {e}") from e
-    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
-    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[2] is None:
-        raise ModelError(f"{path}: input shape {shape} is not (batch, height, width, 3)")
-    return model
-
-
-def model_input_size(model: Any) -> tuple[int, int]:
-    """The (width, height) a Keras image model expects."""
-    shape = model.inputs[0].shape
-    return int(shape[2]), int(shape[1])
 
 
 def quantize_keras(
@@ -196,7 +180,8 @@ def check_quantization(model: bytes, frames: Iterable[np.ndarray], max_frames: i
             raise TrainingError(
                 f"degenerate quantization: softmax input '{tensor['name']}' has scale {scale:.3g} "
                 f"(allowed {MIN_SOFTMAX_INPUT_SCALE:g}..{MAX_SOFTMAX_INPUT_SCALE:g}): "
-                "its activations collapsed, as with untrained weights; train the model first"
+                "its activations collapsed, as with untrained weights; train the model with "
+                "`edge-model train DATA MODEL.keras` (or for more epochs), then quantize that"
             )
     _check_outputs_vary(interpreter, inp, out, frames, max_frames)
 
@@ -217,15 +202,74 @@ def _check_outputs_vary(
     if len(outputs) >= 2 and all(np.array_equal(outputs[0], o) for o in outputs[1:]):
         raise TrainingError(
             f"degenerate quantization: all {len(outputs)} calibration images give the same "
-            "output; the activations collapsed (untrained weights?)"
+            "output; the activations collapsed, as with untrained weights; train the model "
+            "with `edge-model train DATA MODEL.keras`, and calibrate with varied images"
         )
 
 
+@dataclass(frozen=True)
+class QuantizeResult:
+    """What ``edge-model quantize`` wrote."""
+
+    output: Path
+    size: int
+    labels: tuple[str, ...]
+    calibration: str  # where the calibration images came from
+    calibration_images: int
+
+
+def training_split_images(model_file: Path, record: dict[str, Any] | None,
+                          limit: int = CALIBRATION_IMAGES) -> list[Path]:
+    """Up to ``limit`` files of the training split recorded in a model's training record.
+
+    The files are the training split's in hash order (a fixed, well-mixed sample).
+
+    Raises:
+        TrainingError: the model has no training record or its data folder is gone.
+    """
+    calibration = (record or {}).get("calibration")
+    if not isinstance(calibration, dict) or "root" not in calibration:
+        raise TrainingError(f"{model_file}: has no training record (it was not made by "
+                            "`edge-model train`), so the calibration images are unknown; pass "
+                            "--representative DIR with a few hundred typical camera images")
+    root = Path(str(calibration["root"]))
+    split = (record or {}).get("data", {}).get("split", {})
+    try:
+        fractions = SplitFractions(float(split.get("val", 0.1)), float(split.get("test", 0.1)))
+        folder = scan_folder(root, fractions)
+    except TrainingError as e:
+        raise TrainingError(f"{model_file} was trained on {root}, which cannot be used for "
+                            f"calibration now ({e}); pass --representative DIR") from e
+    samples = folder.split(str(calibration.get("split", "train")))
+    samples.sort(key=lambda s: hash_fraction("calibration/" + s.relative))
+    return [s.path for s in samples[:limit]]
+
+
+def _labels_for(model: Any, record: dict[str, Any] | None, labels: Sequence[str] | None
+                ) -> tuple[str, ...]:
+    classes = int(model.outputs[0].shape[-1])
+    names = tuple(labels) if labels is not None else tuple((record or {}).get("classes", ()))
+    if names and len(names) != classes:
+        raise TrainingError(f"{len(names)} labels for a model with {classes} outputs; give one "
+                            "label per class, in class order")
+    return names
+
+
 def quantize_file(
-    model_file: Path, representative: Sequence[Path], output: Path,
-    progress: Progress | None = None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-) -> bytes:
-    """Quantize a ``.keras`` file to int8, check it, and write it to ``output`` atomically.
+    model_file: Path, output: Path | None = None, representative: Sequence[Path] = (),
+    progress: Progress | None = None, labels: Sequence[str] | None = None,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> QuantizeResult:
+    """Quantize a ``.keras`` file to int8, check it, embed its labels, write it atomically.
+
+    Args:
+        model_file: the float model.
+        output: the ``.tflite`` to write; default: beside the model, same name.
+        representative: calibration images or folders; default: up to 300 images of the
+            training split recorded in the model by ``edge-model train``.
+        progress: called as calibration images are consumed.
+        labels: class names to embed; default: the training record's classes.
+        max_image_pixels: calibration images whose header claims more are skipped.
 
     Raises:
         ModelError: ``model_file`` is not a loadable Keras image model.
@@ -233,35 +277,29 @@ def quantize_file(
             degenerate (see :func:`check_quantization`).
         BackendError: TensorFlow is not installed.
     """
-    if output.suffix != ".tflite":
-        raise TrainingError(f"{output}: the output must end in .tflite")
-    if not output.parent.is_dir():
-        raise TrainingError(f"{output}: folder {output.parent} does not exist")
-    images = read_images(representative, max_image_pixels)  # fails fast, before TensorFlow
+    output = output if output is not None else model_file.with_suffix(".tflite")
+    check_output(output, ".tflite")
+    record = read_metadata(model_file) if model_file.is_file() else None
+    if representative:
+        sources, where = list(representative), ", ".join(str(r) for r in representative)
+    else:
+        sources = training_split_images(model_file, record)
+        where = f"the training split of {record['calibration']['root']}"  # type: ignore[index]
+    images = read_images(sources, max_image_pixels)  # fails fast, before TensorFlow loads
     model = load_keras_model(model_file)
-    size = model_input_size(model)
-    frames = [preprocess_frame(image, size) for image in images]
+    names = _labels_for(model, record, labels)
+    frames = [preprocess_frame(image, model_input_size(model)) for image in images]
     flatbuffer = quantize_keras(model, frames, progress)
     check_quantization(flatbuffer, frames)
-    write_atomic(output, flatbuffer)
-    return flatbuffer
+    extra = {METADATA_MEMBER: json.dumps(record).encode()} if record else None
+    content = with_embedded_files(flatbuffer, names, extra) if names else flatbuffer
+    write_atomic(output, content)
+    return QuantizeResult(output, len(content), names, where, len(frames))
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-
-    The file gets the mode of the file it replaces, or 0644 for a new one.
-    """
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    """Write ``data`` to ``path`` with :mod:`edge.outputs` (whole or not at all)."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        atomic_write_bytes(path, data)
     except OSError as e:
-        raise TrainingError(f"{path}: cannot write: {e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise TrainingError(f"{path}: cannot write: {e}") from e
+        raise TrainingError(f"{path}: cannot write: {e.strerror or e}") from e

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from edge.boards import get_board
 from edge.camera import open_source, source_kind
 from edge.errors import ModelError
+from edge.pipeline.recorder import FrameRecorder, RecordOptions
 from edge.pipeline.runner import LoopSettings, StatusFn, run_pipeline
 from edge.pipeline.sdnotify import SystemdNotifier
 from edge.pipeline.signals import stop_on_signals
@@ -83,6 +84,7 @@ class RunOptions:
         loop: labelling and limits.
         sinks: where labels go.
         preview: the live preview's address, when one is wanted.
+        record: where frames are saved as training images (``--record``), if anywhere.
     """
 
     source: SourceOptions = field(default_factory=SourceOptions)
@@ -93,6 +95,7 @@ class RunOptions:
     loop: LoopSettings = field(default_factory=LoopSettings)
     sinks: SinkOptions = field(default_factory=SinkOptions)
     preview: PreviewOptions | None = None
+    record: RecordOptions | None = None
 
 
 def model_and_labels(options: ModelOptions) -> tuple[Path, str | None]:
@@ -162,7 +165,12 @@ def run_service(options: RunOptions, *, stdout: TextIO,
                       else max(settings.top_k, SMOOTH_CANDIDATES))
         floor = settings.threshold if settings.smooth == 1 else 0.0
 
+        recorder = (FrameRecorder(options.record, clf.input_size, options.model.resize)
+                    if options.record is not None else None)
+
         def classify(rgb: Any) -> Sequence[Any]:
+            if recorder is not None:
+                recorder(rgb)
             return clf.classify(rgb, top_k=candidates, threshold=floor)
 
         last_notified = [float("-inf")]

@@ -1,10 +1,12 @@
 """The classifier: one model, one interpreter, built once, run frame after frame.
 
 Opening does the expensive and fallible work in an order that makes the first failure the
-clearest one: read and validate the model with our own reader, pick the backend, refuse custom
-ops nothing can run, check it is a kind we run (an image classifier, :mod:`edge.runtime.kinds`),
-load the Edge TPU delegate when asked or needed, check the input is an image, then build
-the interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer verifier; or the
+clearest one: read and validate the model with our own reader (structure and meaning), check
+its activation memory against the limit, pick the backend, refuse custom ops nothing can run,
+check it is a kind we run (an image classifier, :mod:`edge.runtime.kinds`), load the Edge TPU
+delegate when asked or needed, check the input is an image, load a model not seen before once
+in a child process (a crash there is an error, not the end of this process), then build the
+interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer verifier; or the
 TFLite Micro child process for ``backend="tflm"``) and allocate its tensors once. Every frame
 after that reuses the same buffers.
 """
@@ -30,6 +32,8 @@ from edge.runtime.kinds import model_kind, refusal
 from edge.runtime.labels import find_labels
 from edge.runtime.postprocess import Classification, classify_scores, dequantize
 from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
+from edge.runtime.probe import probe_model
+from edge.runtime.resources import DEFAULT_MAX_ACTIVATION_MB, MB, check_activation_memory
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,8 @@ class Classifier:
              delegate: str | None = None, device: str | None = None,
              labels: str | Path | Sequence[str] | None = None, resize: str = "squash",
              mean: Sequence[float] | float | None = None,
-             std: Sequence[float] | float | None = None) -> Classifier:
+             std: Sequence[float] | float | None = None,
+             max_activation_mb: int | None = None) -> Classifier:
         """Build the classifier for ``model``.
 
         Args:
@@ -107,17 +112,23 @@ class Classifier:
             mean: pixel mean(s); None uses the default for the input type (see
                 :mod:`edge.runtime.preprocess`).
             std: pixel standard deviation(s), likewise.
+            max_activation_mb: refuse models whose non-constant tensors add up to more
+                (None: :data:`edge.runtime.resources.DEFAULT_MAX_ACTIVATION_MB`); board
+                profiles set it as ``max_activation_mb``.
 
         Raises:
             ModelError: the model is unreadable, malformed or not an image classifier (the
                 message names the kind found: detection, multi-output, embedding, ...).
             BackendError: no usable interpreter package.
             DelegateError: the Edge TPU is needed but unavailable.
-            InterpreterError: the interpreter refused the model.
+            InterpreterError: the interpreter refused the model, or crashed loading it in the
+                child process that loads every model not seen before (:mod:`edge.runtime.probe`).
             LabelError: the labels file is unusable.
             PreprocessError: ``resize``/``mean``/``std`` do not fit the model.
         """
         model, device = _read(model, device)
+        limit_mb = DEFAULT_MAX_ACTIVATION_MB if max_activation_mb is None else max_activation_mb
+        check_activation_memory(model, limit_mb * MB)
         loaded = load_backend(backend)
         _check_custom_ops(model, loaded)
         classes = _num_classes(model)
@@ -137,6 +148,9 @@ class Classifier:
         path = None if model.source == "<bytes>" else model.source
         # a user error before LiteRT logs:
         names, origin = find_labels(path, model.labels, labels, classes)
+        if tpu is None and loaded.name != TFLM:  # TFLM runs in a child of its own anyway;
+            # an Edge TPU model cannot run without the device, so it is not probed
+            probe_model(model.content, _name(model), loaded.name, loaded.version)
         interpreter = _build_interpreter(model, loaded, threads, tpu)
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")

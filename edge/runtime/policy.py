@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,12 +33,14 @@ class RuntimeOptions:
         backend: interpreter package name.
         delegate: ``edgetpu`` or ``none``.
         device: Coral device string (``usb``, ``usb:0``, ``pci``, ``:0``).
+        max_activation_mb: the model's activation memory limit (default: the board's).
     """
 
     threads: int | None = None
     backend: str | None = None
     delegate: str | None = None
     device: str | None = None
+    max_activation_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class RuntimeChoice:
     delegate: str | None
     device: str | None
     warning: str | None = None
+    max_activation_mb: int | None = None
 
 
 def choose_runtime(asked: RuntimeOptions, board: BoardProfile | None, *, model_name: str,
@@ -63,6 +66,7 @@ def choose_runtime(asked: RuntimeOptions, board: BoardProfile | None, *, model_n
         edgetpu_compiled: whether the model holds ``edgetpu-custom-op``.
     """
     runtime = board.runtime if board is not None else None
+    limit = asked.max_activation_mb or (runtime.max_activation_mb if runtime else None)
     threads = asked.threads if asked.threads is not None else (
         runtime.threads if runtime is not None else None)
     user_tpu = asked.delegate == "edgetpu" or bool(asked.device)
@@ -71,7 +75,8 @@ def choose_runtime(asked: RuntimeOptions, board: BoardProfile | None, *, model_n
     if edgetpu_compiled:
         device = asked.device if asked.device is not None else (
             runtime.device or None if board_tpu and runtime is not None else None)
-        return RuntimeChoice(threads, asked.backend, asked.delegate, device)
+        return RuntimeChoice(threads, asked.backend, asked.delegate, device,
+                             max_activation_mb=limit)
     warning = None
     if user_tpu:
         given = "--delegate edgetpu" if asked.delegate == "edgetpu" else f"--device {asked.device}"
@@ -83,7 +88,7 @@ def choose_runtime(asked: RuntimeOptions, board: BoardProfile | None, *, model_n
                    f"for it (no {EDGETPU_OP}); running it on the CPU (compile it with "
                    "edgetpu_compiler to use the TPU)")
     delegate = "none" if user_tpu or board_tpu else asked.delegate
-    return RuntimeChoice(threads, asked.backend, delegate, None, warning)
+    return RuntimeChoice(threads, asked.backend, delegate, None, warning, limit)
 
 
 def open_classifier(model: str | Path, asked: RuntimeOptions, board: BoardProfile | None, *,
@@ -102,8 +107,8 @@ def open_classifier(model: str | Path, asked: RuntimeOptions, board: BoardProfil
 
     path, path_device = split_model_device(str(model))
     if path_device is not None:
-        asked = RuntimeOptions(asked.threads, asked.backend, asked.delegate,
-                               asked.device if asked.device is not None else path_device)
+        asked = replace(asked, device=asked.device if asked.device is not None
+                        else path_device)
     read = read_model(path)
     choice = choose_runtime(asked, board, model_name=Path(path).name,
                             edgetpu_compiled=read.edgetpu_compiled)
@@ -111,4 +116,5 @@ def open_classifier(model: str | Path, asked: RuntimeOptions, board: BoardProfil
         log.warning("%s", choice.warning)
     return Classifier.open(str(model), threads=choice.threads, backend=choice.backend,
                            delegate=choice.delegate, device=choice.device, labels=labels,
-                           resize=resize, mean=mean, std=std)
+                           resize=resize, mean=mean, std=std,
+                           max_activation_mb=choice.max_activation_mb)

@@ -184,6 +184,18 @@ def crop_to_aspect(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return frame[top:top + keep, :]
 
 
+def fit_frame(frame: np.ndarray, size: tuple[int, int], resize: str = "squash") -> np.ndarray:
+    """An RGB uint8 frame as the model sees it before quantization, at ``size`` = (w, h).
+
+    The same crop and interpolation as :class:`Preprocessor`; used where frames are stored
+    (training data, recordings) rather than fed to an interpreter.
+    """
+    if resize not in RESIZE_MODES:
+        raise PreprocessError(f"resize (={resize!r}) must be one of {', '.join(RESIZE_MODES)}")
+    src = crop_to_aspect(frame, size[0], size[1]) if resize == "crop" else frame
+    return cv2.resize(src, size, interpolation=INTERPOLATION)
+
+
 def quantize(pixels: np.ndarray, spec: InputSpec, out: np.ndarray,
              scratch: np.ndarray | None = None) -> np.ndarray:
     """Write ``(pixels - mean) / (std * scale) + zero_point`` into ``out`` (float32 maths).

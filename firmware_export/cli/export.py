@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the board's TFLM library")
     parser.add_argument("--model-slot", action="store_true", help="build the firmware to boot "
                         "from the board's model slot (EDGE_USE_MODEL_SLOT) and write the slot "
-                        "image model_slot.img into the project")
+                        "image model_slot.img into the project; the embedded fallback model "
+                        "then gets the flash map's model part only (without it, there is no "
+                        "slot and the model gets the model and slot parts)")
     parser.add_argument("--margin", type=int, default=DEFAULT_MARGIN, metavar="BYTES",
                         help=f"bytes added to the predicted arena (default {DEFAULT_MARGIN})")
     parser.add_argument("--json", action="store_true", help="print one JSON document")

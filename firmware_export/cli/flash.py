@@ -31,7 +31,8 @@ PROG = "edge-flash"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Write a model image into an MCU board's model slot (no firmware "
-        "rebuild), flash exported firmware with the board's own tool, or list serial ports.")
+        "rebuild; the firmware must be exported with edge-export --model-slot), flash exported "
+        "firmware with the board's own tool, or list serial ports.")
     parser.add_argument("model", nargs="?", type=Path, help=".tflite model for a model-only update")
     parser.add_argument("--board", help="MCU board profile name (see boards/*.toml)")
     parser.add_argument("--port", help="serial port (esptool, bossac), probe UID (pyocd) or a "

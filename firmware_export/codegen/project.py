@@ -36,27 +36,30 @@ class BoardValues:
     framework: str
     progmem: bool
     board_id: int
-    slot: tuple[int, int] | None  # (address, length)
+    slot: tuple[int, int] | None  # (address, length); None: built without --model-slot
+    model_region: tuple[int, int]  # (address, size) where model_data.cc links
     app: tuple[int, int]  # firmware + model parts: (address, size), the ESP32 app partition
     esp_partitions: bool  # write partitions.csv (boards flashed with esptool)
     linker_script: str  # link/board.ld, from the flash map
 
 
-def board_values(board: BoardProfile) -> BoardValues:
-    """The plain values of an MCU profile (``board.mcu`` must be set)."""
+def board_values(board: BoardProfile, model_slot: bool) -> BoardValues:
+    """The plain values of an MCU profile (``board.mcu`` must be set) for firmware built with
+    (``model_slot``) or without ``--model-slot``: the flash map's layout for that build."""
     spec = board.mcu
     assert spec is not None
-    firmware, model = spec.flash_part("firmware"), spec.model_part
+    firmware, model = spec.flash_part("firmware"), spec.model_region(model_slot)
     assert firmware is not None
-    slot = spec.model_slot
+    slot = spec.slot_region(model_slot)
     return BoardValues(
         name=board.name, description=board.description, platform=spec.platformio_platform,
         pio_board=spec.platformio_board, framework=spec.platformio_framework,
         progmem=spec.progmem, board_id=board_id(board.name),
         slot=None if slot is None else (slot.address, slot.length),
+        model_region=(model.address, model.size),
         app=(firmware.address, model.end - firmware.address),
         esp_partitions=spec.flash_tool == "esptool",
-        linker_script=linker_script(spec, board.name))
+        linker_script=linker_script(spec, board.name, model_slot))
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,9 @@ def platformio_ini(v: FirmwareValues) -> str:
     note = ""
     if v.model_slot:
         flags.append("-DEDGE_USE_MODEL_SLOT=1")
-    elif board.slot is not None:
-        note = ("; Uncomment to load the model from the flash slot edge-flash writes instead of "
-                "model_data.cc:\n;   -DEDGE_USE_MODEL_SLOT=1\n")
+    else:
+        note = ("; No model slot: the model links into the slot's flash too. To boot from a "
+                "slot that edge-flash\n; writes, re-export with edge-export --model-slot.\n")
     return render("platformio.ini.in", board=board.name, description=board.description,
                   tflm=tflm, platform=board.platform, pio_board=board.pio_board,
                   framework=board.framework, board_id=board.board_id,

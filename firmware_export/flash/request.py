@@ -112,21 +112,33 @@ def resolve_arena_size(requested: int | None, model: Model, planned: int, board:
     return arena
 
 
-def check_project(firmware: ExportedProject | None, board: BoardProfile) -> None:
-    """Refuse a project exported for another board; warn when it does not read the slot.
+def check_project(firmware: ExportedProject | None, board: BoardProfile, image: bool) -> None:
+    """Refuse a project for another board, or a slot ``image`` for firmware without a slot.
+
+    Firmware exported without ``--model-slot`` links its model into the slot's flash
+    (:meth:`edge.boards.McuSpec.model_region`), so an image written there would overwrite it.
 
     Raises:
-        FlashError: the project's board is not ``board``.
+        FlashError: the project's board is not ``board``, or it has no slot for ``image``.
     """
     if firmware is None or firmware.board is None:
         return
     if firmware.board != board.name:
         raise FlashError(f"the firmware in {firmware.folder} was exported for {firmware.board}, "
                          f"not {board.name}; pass --board {firmware.board} or re-export it")
-    if firmware.model_slot is False:
-        log.warning("the firmware in %s was exported without --model-slot: it runs its "
-                    "built-in model and ignores the slot until rebuilt with "
-                    "-DEDGE_USE_MODEL_SLOT=1", firmware.folder)
+    if image and firmware.model_slot is False:
+        raise FlashError(f"the firmware in {firmware.folder} was exported without --model-slot: "
+                         "its model fills the slot's flash; re-export it with --model-slot "
+                         f"(edge-export MODEL --board {board.name} --out {firmware.folder} "
+                         "--model-slot)")
+
+
+def note_unchecked_slot(firmware: ExportedProject | None, board: BoardProfile) -> None:
+    """After an image was written or planned without a manifest to check: say, once, what the
+    firmware on the board must be for the image to be used."""
+    if firmware is None or firmware.model_slot is None:
+        log.warning("the firmware on %s must be exported with edge-export --model-slot to boot "
+                    "from this image (without it, its model fills the slot's flash)", board.name)
 
 
 def model_image(request: FlashRequest, board: BoardProfile,
@@ -195,10 +207,12 @@ def flash(request: FlashRequest) -> FlashResult:
     if request.model is None and request.firmware is None:
         raise FlashError("nothing to flash: give a MODEL, --firmware BUILD, or both")
     project = read_project(request.firmware) if request.firmware else None
-    check_project(project, board)
+    check_project(project, board, request.model is not None)
     image = model_image(request, board, project) if request.model is not None else None
     if request.dry_run:
         _, plan = _plan(request, board, image, request.work_dir or DRY_RUN_WORK)
+        if image is not None:
+            note_unchecked_slot(project, board)
         return _result(plan, image, (), flashed=False)
     with private_work_dir(request.work_dir) as work:
         files, plan = _plan(request, board, image, work)
@@ -209,6 +223,8 @@ def flash(request: FlashRequest) -> FlashResult:
         finally:
             for temporary in plan.temporaries:
                 temporary.unlink(missing_ok=True)
+    if image is not None:
+        note_unchecked_slot(project, board)
     written = tuple(p for p in files if not p.is_relative_to(work))
     if any(step.tool == "move" for step in plan.steps) and request.output is not None:
         written += (request.output,)

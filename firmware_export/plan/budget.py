@@ -1,8 +1,10 @@
 """Does the model fit the board? RAM for the arena, flash for the model data and the slot.
 
-Flash comes from the board's flash map, in which every byte belongs to one part: the embedded
-model is checked against the ``model`` part only, a slot image against the ``slot`` part only,
-and the firmware's own part is never counted for either.
+Flash comes from the board's flash map, in which every byte belongs to one part, through
+:meth:`edge.boards.McuSpec.model_region` (the linker script's FLASH) and ``slot_region``: with
+``--model-slot`` (a slot image is given) the embedded model is checked against the ``model``
+part and the image against the ``slot`` part; without it the embedded model gets both parts and
+there is no slot. The firmware's own part is never counted for either.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Budget:
     flash_for_model: int
     slot_image_bytes: int | None = None  # with --model-slot
     slot_length: int | None = None
+    model_slot: bool = False  # the layout: firmware built with --model-slot
 
     @property
     def ram_left(self) -> int:
@@ -51,7 +54,7 @@ class Budget:
                 "ram_left": self.ram_left, "model_bytes": self.model_bytes,
                 "flash_for_model": self.flash_for_model, "flash_left": self.flash_left,
                 "slot_image_bytes": self.slot_image_bytes, "slot_length": self.slot_length,
-                "slot_left": self.slot_left}
+                "slot_left": self.slot_left, "model_slot": self.model_slot}
 
 
 def mcu_spec(board: BoardProfile) -> McuSpec:
@@ -62,11 +65,14 @@ def mcu_spec(board: BoardProfile) -> McuSpec:
 
 def budget_for(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
                slot_image: bytes | None = None) -> Budget:
+    """The budget of firmware built with ``--model-slot`` (``slot_image`` given) or without."""
     spec = mcu_spec(board)
-    slot = spec.model_slot
-    return Budget(board.name, arena.size, spec.ram_for_arena, model_bytes, spec.flash_for_model,
+    model_slot = slot_image is not None
+    slot = spec.slot_region(model_slot)
+    return Budget(board.name, arena.size, spec.ram_for_arena, model_bytes,
+                  spec.model_region(model_slot).size,
                   None if slot_image is None else len(slot_image),
-                  None if slot is None else slot.length)
+                  None if slot is None else slot.length, model_slot)
 
 
 def suggestion(ram: int, pointer_size: int) -> str:
@@ -105,11 +111,22 @@ def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
     if budget.flash_left < 0:
         raise BudgetError(
             f"the model data is {model_bytes:,} B but {board.name} has "
-            f"{budget.flash_for_model:,} B of flash for it: {-budget.flash_left:,} B too many; "
-            "quantize it to int8 or "
-            "choose a board with more flash")
+            f"{budget.flash_for_model:,} B of flash for it{_layout(board, budget)}: "
+            f"{-budget.flash_left:,} B too many; quantize it to int8 or choose a board with "
+            "more flash")
     _check_slot(board, budget)
     return budget
+
+
+def _layout(board: BoardProfile, budget: Budget) -> str:
+    """Which layout of the flash map the budget used, when the other one would fit."""
+    if not budget.model_slot:
+        return ""
+    whole = mcu_spec(board).model_region(slot=False).size
+    if budget.model_bytes > whole:
+        return " with --model-slot"
+    return (f" with --model-slot (without it the model would get {whole:,} B: the model and "
+            "slot parts)")
 
 
 def _check_slot(board: BoardProfile, budget: Budget) -> None:

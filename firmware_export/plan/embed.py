@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import flatbuffers
-from ai_edge_litert import schema_py_generated as schema
+
+from edge.model import schema_generated as schema
 
 FILE_IDENTIFIER = b"TFL3"
 BUFFER_ALIGNMENT = 16

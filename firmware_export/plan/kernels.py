@@ -111,8 +111,8 @@ def _cmsis_depthwise_scratch(op: Operator, tensors: Sequence[Tensor]) -> list[in
         return []
     _, kh, kw, _ = weights
     multiplier = op.options.get("depth_multiplier", 1) or 1
-    dilated = op.options.get("dilation_hfactor", 1) != 1 or op.options.get(
-        "dilation_wfactor", 1) != 1
+    dilated = op.options.get("dilation_h_factor", 1) != 1 or op.options.get(
+        "dilation_w_factor", 1) != 1
     if multiplier != 1 or dilated or (kh, kw) == (3, 3):
         return []  # arm_depthwise_conv_3x3_s8 / the generic kernel need no buffer
     return [2 * source[3] * kh * kw]

@@ -1,0 +1,176 @@
+"""The bodies of ``edge-model``'s sub-commands: call the library, print what happened."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
+from edge.cli.common import EXIT_INTERRUPTED, EXIT_OK, print_json
+from edge.errors import LabelError
+
+PROG = "edge-model"
+DEFAULT_SIZE = (0.35, 96)
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def build(args: argparse.Namespace) -> int:
+    from edge.modelbuild.build import build_file
+
+    model = build_file(args.alpha, args.resolution, args.classes, args.output,
+                       weights=args.weights)
+    _say(args, f"{args.output}: {model.name}, {model.count_params():,} parameters")
+    return EXIT_OK
+
+
+def _size(args: argparse.Namespace, classes: int) -> tuple[float, int, dict[str, object]]:
+    """(alpha, resolution, record of the choice) from --board, --alpha/--resolution, the
+    backbone file, or the defaults."""
+    extra: dict[str, object] = {}
+    alpha, resolution = DEFAULT_SIZE
+    if args.board:
+        from edge.boards import get_board
+        from edge.modelbuild.sizing import choose_size
+
+        choice = choose_size(get_board(args.board, args.boards_dir), classes)
+        alpha, resolution = choice.alpha, choice.resolution
+        extra["board"] = {"name": args.board, **choice.to_dict()}
+        _say(args, f"--board {args.board}: {choice.reason}")
+    elif args.weights and str(args.weights).endswith(".keras"):
+        from edge.modelbuild.keras_file import read_metadata
+
+        record = read_metadata(Path(args.weights)) or {}
+        alpha = float(record.get("architecture", {}).get("alpha", alpha))
+    alpha = args.alpha if args.alpha is not None else alpha
+    resolution = args.resolution if args.resolution is not None else resolution
+    if args.board and (args.alpha is not None or args.resolution is not None):
+        _say(args, f"--alpha/--resolution override: MobileNetV2 {alpha:g}/{resolution}")
+    return alpha, resolution, extra
+
+
+def train(args: argparse.Namespace) -> int:
+    from edge.cli.progress import TrainingProgress
+    from edge.modelbuild.augment import Augmentation
+    from edge.modelbuild.dataset import SplitFractions, scan_folder
+    from edge.modelbuild.train import TrainSettings, train_file
+    from edge.pipeline.signals import stop_on_signals
+
+    fractions = SplitFractions(args.val, args.test)
+    folder = scan_folder(args.data, fractions)  # fails fast on a bad layout
+    alpha, resolution, extra = _size(args, len(folder.classes))
+    settings = TrainSettings(
+        alpha=alpha, resolution=resolution, weights=args.weights, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
+        fractions=fractions, augmentation=Augmentation(not args.no_flip, args.crop,
+                                                       args.brightness, args.contrast),
+        class_weights=not args.no_class_weights, head_epochs=args.head_epochs,
+        fine_tune_blocks=args.fine_tune_blocks, seed=args.seed)
+    counts = folder.counts()
+    _say(args, f"{args.data}: {len(folder.classes)} classes, "
+         + ", ".join(f"{sum(counts[s].values())} {s}" for s in ("train", "val", "test"))
+         + f" images; MobileNetV2 {alpha:g}/{resolution}, weights {args.weights or 'none'}")
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        result = train_file(args.data, args.output, settings, extra=extra, stop=stop,
+                            progress=None if args.quiet else TrainingProgress())
+    _report_training(args, result)
+    if args.json:
+        print_json(result.metadata)
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+
+def _report_training(args: argparse.Namespace, result: object) -> None:
+    from edge.modelbuild.train import TrainResult
+
+    assert isinstance(result, TrainResult)
+    if result.skipped:
+        _say(args, f"skipped {len(result.skipped)} image(s) that cannot be decoded: "
+             + ", ".join(result.skipped))
+    why = ("interrupted" if result.interrupted else "stopped early (no better val accuracy)"
+           if result.stopped_early else "all epochs run")
+    _say(args, f"{args.output}: best val accuracy {result.best_val_accuracy:.1%} at epoch "
+         f"{result.best_epoch} of {len(result.history)} ({why}); kept that model")
+    if not result.interrupted:
+        _say(args, f"next: {PROG} quantize {args.output}")
+
+
+def _read_labels(path: Path | None) -> tuple[str, ...] | None:
+    if path is None:
+        return None
+    from edge.runtime.labels import read_labels
+
+    labels = read_labels(path)
+    if not all(labels):
+        raise LabelError(f"{path}: has empty labels; give one label per line")
+    return labels
+
+
+def quantize(args: argparse.Namespace) -> int:
+    from edge.cli.progress import CountBar
+    from edge.modelbuild.quantize import quantize_file
+
+    progress = None if args.quiet else CountBar("calibration images")
+    result = quantize_file(args.model, args.output, args.representative, progress,
+                           labels=_read_labels(args.labels),
+                           max_image_pixels=args.max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS)
+    labels = f"{len(result.labels)} labels embedded" if result.labels else "no labels"
+    _say(args, f"{result.output}: int8, {result.size:,} bytes, {labels}; calibrated on "
+         f"{result.calibration_images} images of {result.calibration}")
+    if args.json:
+        print_json({"output": str(result.output), "bytes": result.size,
+                    "labels": list(result.labels), "calibration": result.calibration,
+                    "calibration_images": result.calibration_images})
+    return EXIT_OK
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from edge.modelbuild.evaluate import evaluate as run_evaluation
+    from edge.modelbuild.quantize import write_atomic
+    from edge.modelbuild.report import confusion_png
+
+    report = run_evaluation(args.model, args.data, tflite=args.tflite, micro=args.micro,
+                            split=args.split)
+    shown = report.scores[-1] if report.score("int8") is None else report.score("int8")
+    assert shown is not None
+    png = args.confusion or args.model.with_name(f"{args.model.stem}.confusion.png")
+    write_atomic(png, confusion_png(shown.confusion, report.classes,
+                                    f"{args.model.name}: {shown.name} on {report.images} "
+                                    f"{report.split} images, accuracy {shown.accuracy:.1%}"))
+    if args.json:
+        print_json({**report.to_dict(), "confusion_png": str(png)})
+        return EXIT_OK
+    _print_evaluation(report, shown.name, png)
+    return EXIT_OK
+
+
+def _print_evaluation(report: object, shown: str, png: Path) -> None:
+    from edge.modelbuild.evaluate import Evaluation, precision_recall
+    from edge.modelbuild.report import confusion_text
+
+    assert isinstance(report, Evaluation)
+    print(f"{report.images} images of the {report.split} split"
+          + (f" ({len(report.skipped)} undecodable skipped)" if report.skipped else ""))
+    for s in report.scores:
+        print(f"  {s.name:6} accuracy {s.accuracy:7.2%}")
+    if report.int8_drop_points is not None:
+        print(f"  int8 drop against float: {report.int8_drop_points:+.2f} points")
+    score = report.score(shown)
+    assert score is not None
+    precision, recall = precision_recall(score.confusion)
+    print(f"\nper class ({shown}):  precision  recall  images")
+    for name, p, r, n in zip(report.classes, precision, recall, score.confusion.sum(axis=1),
+                             strict=True):
+        print(f"  {name:16} {_pct(p):>9} {_pct(r):>7} {int(n):7d}")
+    print(f"\nconfusion matrix ({shown}; rows: true class, columns: predicted):")
+    print(confusion_text(score.confusion, report.classes))
+    print(f"\nsaved as {png}")
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{value:.1%}"

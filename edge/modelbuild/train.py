@@ -1,0 +1,451 @@
+"""Train a MobileNetV2 classifier on a folder of images: ``edge-model train``.
+
+From scratch (``weights=None``) every layer trains from the start. With pre-trained weights
+(``imagenet`` or a local backbone file) training has two stages: first only the new head, with
+the backbone frozen, then the head and the last ``fine_tune_blocks`` inverted-residual blocks
+at a tenth of the learning rate. Batch normalisation stays frozen in a pre-trained backbone
+(its statistics come from far more images than a small data set has).
+
+After every epoch the model is measured on the validation split; the weights with the best
+validation accuracy are kept, training stops when it has not improved for ``patience`` epochs,
+and a stop request (Ctrl-C) ends the run after the batch in hand with those best weights.
+Everything is seeded and TensorFlow's op determinism is on, so a run is reproducible on the
+same machine and versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import TrainingError
+from edge.modelbuild.augment import Augmentation, augment_batch
+from edge.modelbuild.build import BACKBONE, build_mobilenetv2, import_tensorflow
+from edge.modelbuild.dataset import (
+    ImageFolder,
+    LoadedImages,
+    SplitFractions,
+    load_images,
+    require_every_class,
+    scan_folder,
+)
+from edge.modelbuild.keras_file import check_output, save_keras
+
+log = logging.getLogger(__name__)
+
+SCRATCH_LEARNING_RATE = 2e-3
+HEAD_LEARNING_RATE = 1e-3
+FINE_TUNE_FACTOR = 0.1
+PREDICT_BATCH = 64
+LAST_BLOCK = 16  # MobileNetV2's inverted-residual blocks are block_1 .. block_16
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What ``edge-model train`` can be told; see ``edge-model train --help``.
+
+    Attributes:
+        weights: None (from scratch), ``imagenet``, or the path of a backbone: a Keras
+            ``*_no_top.h5`` weights file or a ``.keras`` model made by edge-model.
+        epochs: most epochs in all (head and fine-tuning stages together).
+        learning_rate: peak learning rate; None takes 2e-3 from scratch, 1e-3 for a new head.
+        patience: epochs without a better validation accuracy before training stops.
+        head_epochs: epochs of the head-only stage (pre-trained weights only).
+        fine_tune_blocks: how many of the last blocks are fine-tuned (pre-trained weights).
+    """
+
+    alpha: float = 0.35
+    resolution: int = 96
+    weights: str | None = None
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float | None = None
+    patience: int = 5
+    fractions: SplitFractions = field(default_factory=SplitFractions)
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    class_weights: bool = True
+    head_epochs: int = 3
+    fine_tune_blocks: int = 3
+    dropout: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 1),
+                  ("patience", self.patience, 1), ("head_epochs", self.head_epochs, 0),
+                  ("fine_tune_blocks", self.fine_tune_blocks, 0))
+        for name, value, low in checks:
+            if value < low:
+                raise TrainingError(f"{name.replace('_', '-')} (={value}) must be >= {low}")
+        if self.fine_tune_blocks > LAST_BLOCK:
+            raise TrainingError(f"fine-tune-blocks (={self.fine_tune_blocks}) must be <= "
+                                f"{LAST_BLOCK} (MobileNetV2 has {LAST_BLOCK} blocks)")
+        if self.weights not in (None, "imagenet") and not Path(str(self.weights)).is_file():
+            raise TrainingError(f"{self.weights}: no such weights file; --weights takes none, "
+                                "imagenet, a Keras *_no_top.h5 file or a .keras model")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            raise TrainingError(f"learning-rate (={self.learning_rate}) must be in (0, 1)")
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights is not None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One phase of training: which layers learn, for how many epochs, how fast."""
+
+    name: str
+    epochs: int
+    learning_rate: float
+    trainable_blocks: int | None  # None: the whole backbone; 0: none (head only)
+
+
+def plan_stages(settings: TrainSettings) -> list[Stage]:
+    """The stages of a run: one from scratch; head then fine-tuning with pre-trained weights."""
+    if not settings.pretrained:
+        rate = settings.learning_rate or SCRATCH_LEARNING_RATE
+        return [Stage("train", settings.epochs, rate, None)]
+    rate = settings.learning_rate or HEAD_LEARNING_RATE
+    head = min(settings.head_epochs, settings.epochs)
+    stages = [Stage("head", head, rate, 0)] if head else []
+    if settings.epochs > head and settings.fine_tune_blocks > 0:
+        stages.append(Stage("fine-tune", settings.epochs - head, rate * FINE_TUNE_FACTOR,
+                            settings.fine_tune_blocks))
+    elif settings.epochs > head:
+        stages.append(Stage("head", settings.epochs - head, rate, 0))
+    return stages
+
+
+def class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
+    """``n / (classes * n_c)`` per class: every class weighs as much in the loss overall."""
+    counts = np.bincount(labels, minlength=classes).astype(np.float64)
+    return np.where(counts > 0, len(labels) / (classes * np.maximum(counts, 1)), 0.0)
+
+
+def batch_norm_momentum(steps_per_epoch: int) -> float:
+    """Momentum of batch-norm statistics so they settle within about a third of an epoch."""
+    return float(min(0.99, max(0.9, 1.0 - 3.0 / max(steps_per_epoch, 1))))
+
+
+def is_trainable(layer_name: str, blocks: int | None) -> bool:
+    """Whether a backbone layer learns when the last ``blocks`` blocks are fine-tuned."""
+    if blocks is None:
+        return True
+    if blocks == 0:
+        return False
+    if layer_name.startswith(("Conv_1", "out_relu")):
+        return True
+    if not layer_name.startswith("block_"):
+        return False
+    number = layer_name.split("_")[1]
+    return number.isdigit() and int(number) > LAST_BLOCK - blocks
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training is, for a progress bar; ``val_accuracy`` is set at the end of an epoch."""
+
+    stage: str
+    epoch: int  # 1-based, counted over all stages
+    epochs: int
+    step: int
+    steps: int
+    loss: float
+    accuracy: float
+    epoch_seconds: float
+    eta_epoch_s: float
+    eta_run_s: float
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    best: bool = False
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def eta_seconds(step_s: float, steps_left: int, steps_per_epoch: int, epochs_left: int,
+                val_s: float) -> tuple[float, float]:
+    """(seconds to the end of this epoch, seconds to the end of the planned run)."""
+    epoch = steps_left * step_s + val_s
+    return epoch, epoch + epochs_left * (steps_per_epoch * step_s + val_s)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    stage: str
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+    partial: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "stage": self.stage, "loss": round(self.loss, 5),
+                "accuracy": round(self.accuracy, 5), "val_loss": round(self.val_loss, 5),
+                "val_accuracy": round(self.val_accuracy, 5), "seconds": round(self.seconds, 2),
+                "partial": self.partial}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained model (best weights restored) and what happened."""
+
+    model: Any
+    history: tuple[EpochRecord, ...]
+    best_epoch: int
+    best_val_accuracy: float
+    interrupted: bool
+    stopped_early: bool
+    skipped: tuple[str, ...]
+    metadata: dict[str, Any]
+
+
+def epoch_order(rng: np.random.Generator, count: int, length: int) -> np.ndarray:
+    """A shuffled order of ``count`` samples, filled up to ``length`` (whole batches) from a
+    second shuffle: every batch has the same shape, so the training step is traced once."""
+    parts = [rng.permutation(count)]
+    while sum(len(p) for p in parts) < length:
+        parts.append(rng.permutation(count))
+    return np.concatenate(parts)[:length]
+
+
+def predict(model: Any, pixels: np.ndarray, batch: int = PREDICT_BATCH) -> np.ndarray:
+    """Class probabilities of a Keras model for uint8 pixels (N, H, W, 3), in batches."""
+    out = [np.asarray(model(pixels[i:i + batch].astype(np.float32), training=False))
+           for i in range(0, len(pixels), batch)]
+    return np.concatenate(out) if out else np.empty((0, 0), np.float32)
+
+
+def measure(model: Any, images: LoadedImages) -> tuple[float, float]:
+    """(loss, accuracy) of ``model`` on ``images``."""
+    probs = predict(model, images.pixels)
+    picked = probs[np.arange(len(images.labels)), images.labels]
+    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+    return loss, float(np.mean(np.argmax(probs, axis=1) == images.labels))
+
+
+class _Run:
+    """State of one training run: the model, the best weights so far and the history."""
+
+    def __init__(self, tf: Any, model: Any, settings: TrainSettings, train: LoadedImages,
+                 val: LoadedImages, weights: np.ndarray, progress: ProgressFn | None,
+                 stop: threading.Event) -> None:
+        self.tf, self.model, self.settings = tf, model, settings
+        self.train, self.val, self.weights = train, val, weights
+        self.progress, self.stop = progress, stop
+        self.rng = np.random.default_rng(settings.seed)
+        self.steps = max(1, math.ceil(len(train.labels) / settings.batch_size))
+        self.history: list[EpochRecord] = []
+        self.best: tuple[float, float] = (-1.0, 0.0)
+        self.best_weights: list[np.ndarray] | None = None
+        self.best_epoch = 0
+        self.step_s = 0.0
+        self.val_s = 0.0
+        self.stopped_early = False
+
+    def run(self, stages: list[Stage]) -> None:
+        planned = sum(s.epochs for s in stages)
+        epoch = 0
+        for stage in stages:
+            self._prepare(stage)
+            since_best = 0
+            for _ in range(stage.epochs):
+                epoch += 1
+                improved = self._epoch(stage, epoch, planned)
+                if self.stop.is_set():
+                    return
+                since_best = 0 if improved else since_best + 1
+                if since_best >= self.settings.patience:
+                    log.info("no better validation accuracy for %d epochs; stopping", since_best)
+                    self.stopped_early = True
+                    break
+            if self.stopped_early:
+                return
+
+    def _prepare(self, stage: Stage) -> None:
+        backbone = self.model.get_layer(BACKBONE)
+        for layer in backbone.layers:
+            frozen_bn = self.settings.pretrained and "BatchNormalization" in type(layer).__name__
+            layer.trainable = is_trainable(layer.name, stage.trainable_blocks) and not frozen_bn
+        keras = self.tf.keras
+        total = max(1, stage.epochs * self.steps)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, total, alpha=0.01, warmup_target=stage.learning_rate,
+            warmup_steps=min(self.steps, total // 10))
+        self.model.compile(optimizer=keras.optimizers.Adam(schedule),
+                           loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                           jit_compile=False)
+        log.info("stage %s: %d epochs, learning rate %g, %d trainable weights", stage.name,
+                 stage.epochs, stage.learning_rate, len(self.model.trainable_weights))
+
+    def _epoch(self, stage: Stage, epoch: int, planned: int) -> bool:
+        start = time.perf_counter()
+        order = epoch_order(self.rng, len(self.train.labels), self.steps * self.settings.batch_size)
+        losses: list[float] = []
+        hits = 0.0
+        for step in range(self.steps):
+            if self.stop.is_set():
+                break
+            index = order[step * self.settings.batch_size:(step + 1) * self.settings.batch_size]
+            logs = self._train_batch(index)
+            losses.append(logs["loss"])
+            hits += logs["accuracy"] * len(index)
+            self._report(stage, epoch, planned, step + 1, losses, hits, start)
+        return self._end_epoch(stage, epoch, planned, losses, hits, start)
+
+    def _train_batch(self, index: np.ndarray) -> dict[str, float]:
+        t0 = time.perf_counter()
+        x = augment_batch(self.rng, self.train.pixels[index], self.settings.augmentation)
+        y = self.train.labels[index]
+        logs = self.model.train_on_batch(x, y, sample_weight=self.weights[y], return_dict=True)
+        seconds = time.perf_counter() - t0
+        # The first batch also traces the graph; later ones are what an epoch is made of.
+        self.step_s = seconds if self.step_s == 0 else 0.9 * self.step_s + 0.1 * seconds
+        return {k: float(v) for k, v in logs.items()}
+
+    def _report(self, stage: Stage, epoch: int, planned: int, step: int, losses: list[float],
+                hits: float, start: float) -> None:
+        if self.progress is None:
+            return
+        seen = step * self.settings.batch_size
+        eta_epoch, eta_run = eta_seconds(self.step_s, self.steps - step, self.steps,
+                                         planned - epoch, self.val_s)
+        self.progress(Progress(stage.name, epoch, planned, step, self.steps,
+                               float(np.mean(losses)), hits / seen,
+                               time.perf_counter() - start, eta_epoch, eta_run))
+
+    def _end_epoch(self, stage: Stage, epoch: int, planned: int, losses: list[float],
+                   hits: float, start: float) -> bool:
+        if not losses:  # stopped before the first batch of this epoch
+            return False
+        t0 = time.perf_counter()
+        val_loss, val_accuracy = measure(self.model, self.val)
+        self.val_s = time.perf_counter() - t0
+        seen = len(losses) * self.settings.batch_size
+        record = EpochRecord(epoch, stage.name, float(np.mean(losses)), hits / seen, val_loss,
+                             val_accuracy, time.perf_counter() - start,
+                             partial=len(losses) < self.steps)
+        self.history.append(record)
+        # A partial epoch (stopped by Ctrl-C) counts only when no epoch was completed: which
+        # batch the stop lands in is chance, and the kept model should not depend on it.
+        counts = not record.partial or self.best_weights is None
+        improved = counts and (val_accuracy, -val_loss) > self.best
+        if improved:
+            self.best, self.best_epoch = (val_accuracy, -val_loss), epoch
+            self.best_weights = [w.copy() for w in self.model.get_weights()]
+        if self.progress is not None:
+            self.progress(Progress(stage.name, epoch, planned, len(losses), self.steps,
+                                   record.loss, record.accuracy, record.seconds, 0.0,
+                                   eta_seconds(self.step_s, 0, self.steps, planned - epoch,
+                                               self.val_s)[1], val_accuracy, val_loss,
+                                   improved))
+        return improved
+
+
+def _seed_everything(tf: Any, seed: int) -> None:
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _load_split(folder: ImageFolder, split: str, size: tuple[int, int]) -> LoadedImages:
+    images = load_images(folder.split(split), size)
+    if split == "train":
+        require_every_class(images, folder.classes, split)
+    elif len(images.labels) == 0:
+        raise TrainingError(f"{folder.root}: no decodable image fell in the {split} split "
+                            f"({len(folder.samples)} images in all); add images or raise "
+                            f"--{split}")
+    return images
+
+
+def train_model(folder: ImageFolder, settings: TrainSettings, *,
+                progress: ProgressFn | None = None, stop: threading.Event | None = None
+                ) -> TrainResult:
+    """Train a classifier on ``folder``'s training split, choosing by validation accuracy.
+
+    Raises:
+        TrainingError: a class has no decodable training image, the validation split is
+            empty, or the model cannot be built (weights missing or not matching).
+        KeyboardInterrupt: ``stop`` was set before the first batch was trained.
+    """
+    size = (settings.resolution, settings.resolution)
+    train = _load_split(folder, "train", size)
+    val = _load_split(folder, "val", size)
+    tf = import_tensorflow()
+    _seed_everything(tf, settings.seed)
+    model = build_mobilenetv2(settings.alpha, settings.resolution, len(folder.classes),
+                              weights=settings.weights, dropout=settings.dropout)
+    weights = (class_weights(train.labels, len(folder.classes)) if settings.class_weights
+               else np.ones(len(folder.classes)))
+    run = _Run(tf, model, settings, train, val, weights.astype(np.float32), progress,
+               stop or threading.Event())
+    if not settings.pretrained:
+        momentum = batch_norm_momentum(run.steps)
+        for layer in model.get_layer(BACKBONE).layers:
+            if hasattr(layer, "momentum"):
+                layer.momentum = momentum
+    run.run(plan_stages(settings))
+    if run.best_weights is None:
+        raise KeyboardInterrupt
+    model.set_weights(run.best_weights)
+    # The held-out images are not trained on, but a broken one is listed now, not at evaluation.
+    held_out = load_images(folder.split("test"), size).skipped
+    skipped = train.skipped + val.skipped + held_out
+    return TrainResult(model, tuple(run.history), run.best_epoch, run.best[0],
+                       run.stop.is_set(), run.stopped_early, skipped,
+                       _metadata(folder, settings, run, skipped, weights))
+
+
+def _metadata(folder: ImageFolder, settings: TrainSettings, run: _Run,
+              skipped: tuple[str, ...], weights: np.ndarray) -> dict[str, Any]:
+    root = str(folder.root.resolve())
+    return {
+        "classes": list(folder.classes),
+        "input_size": [settings.resolution, settings.resolution],
+        "architecture": {"family": "MobileNetV2", "alpha": settings.alpha,
+                         "resolution": settings.resolution,
+                         "weights": settings.weights or "none"},
+        "data": {"root": root, "split": {"method": "sha256 of the path relative to root",
+                                         "val": settings.fractions.val,
+                                         "test": settings.fractions.test},
+                 "counts": folder.counts(), "skipped": list(skipped)},
+        "calibration": {"root": root, "split": "train"},
+        "training": {
+            "seed": settings.seed, "epochs_planned": settings.epochs,
+            "epochs_run": len(run.history), "best_epoch": run.best_epoch,
+            "best_val_accuracy": round(run.best[0], 5), "interrupted": run.stop.is_set(),
+            "stopped_early": run.stopped_early, "batch_size": settings.batch_size,
+            "augmentation": settings.augmentation.to_dict(),
+            "class_weights": dict(zip(folder.classes, np.round(weights, 4).tolist(),
+                                      strict=True)),
+            "history": [r.to_dict() for r in run.history]},
+    }
+
+
+def train_file(data: Path, output: Path, settings: TrainSettings, *,
+               progress: ProgressFn | None = None, stop: threading.Event | None = None,
+               extra: dict[str, Any] | None = None) -> TrainResult:
+    """Scan ``data``, train, and save the best model with its training record to ``output``.
+
+    ``extra`` is merged into the record (e.g. how ``--board`` chose the size).
+
+    Raises:
+        TrainingError, ModelError: bad data, settings or output path.
+        KeyboardInterrupt: stopped before anything was trained (nothing is written).
+    """
+    check_output(output)
+    folder = scan_folder(data, settings.fractions)
+    result = train_model(folder, settings, progress=progress, stop=stop)
+    metadata = {**result.metadata, **(extra or {})}
+    save_keras(result.model, output, metadata)
+    return replace(result, metadata=metadata)
