@@ -150,7 +150,10 @@ class Classifier:
         names, origin = find_labels(path, model.labels, labels, classes)
         if tpu is None and loaded.name != TFLM:  # TFLM runs in a child of its own anyway;
             # an Edge TPU model cannot run without the device, so it is not probed
-            probe_model(model.content, _name(model), loaded.name, loaded.version)
+            try:
+                probe_model(model.content, _name(model), loaded.name, loaded.version)
+            except InterpreterError as e:
+                raise InterpreterError(f"{e}{_tflm_hint(model, str(e))}") from e
         interpreter = _build_interpreter(model, loaded, threads, tpu)
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")
@@ -310,9 +313,13 @@ def _build_interpreter(model: Model, backend: Backend, threads: int, tpu: Any) -
             experimental_delegates=[tpu] if tpu is not None else None)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        hint = ""
-        if "quantiz" in str(e) and model.custom_ops == []:
-            hint = f"; TFLite Micro may run it: --backend {TFLM}"
         raise InterpreterError(f"{_name(model)}: {backend.name} refused the model: "
-                               f"{one_line(str(e))}{hint}") from e
+                               f"{one_line(str(e))}{_tflm_hint(model, str(e))}") from e
     return interpreter
+
+
+def _tflm_hint(model: Model, refusal: str) -> str:
+    """LiteRT refuses some microcontroller models' quantization that TFLM runs: say so."""
+    if "quantiz" in refusal and not model.custom_ops:
+        return f"; TFLite Micro may run it: --backend {TFLM}"
+    return ""
