@@ -34,7 +34,8 @@ USE_INSTEAD = {
                  "edge-classify and edge-run label whole frames with a classifier",
     "multi-output": "re-export the model with only its class-scores output (e.g. "
                     "tf.keras.Model(inputs, outputs[i]) before converting)",
-    "dense": "edge labels whole frames: use an image classifier (one row of class scores)",
+    "dense": "edge labels whole frames: use an image classifier (one row of scores, one per "
+             "class)",
     "embedding": "add a classification layer (Dense + softmax) and re-export, or compare the "
                  "vectors with your own code",
     "single-score": "export the classifier with one score per class (a 2-class softmax)",
