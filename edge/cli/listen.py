@@ -142,6 +142,8 @@ def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
         parts.append(f"frame={record.frame}")
     if record.device is not None:
         parts.append(f"device={json.dumps(record.device, ensure_ascii=False)}")
+    if record.file is not None:
+        parts.append("file=" + json.dumps(record.file, ensure_ascii=False))
     return " ".join(parts)
 
 
