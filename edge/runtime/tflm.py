@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 NAME = "tflm"
 DISTRIBUTION = "tflite-micro"
-INSTALL = "pip install 'edge[mcu]'"
+INSTALL = "pip install 'edge-labels[mcu]'"
 SERVER = Path(protocol.__file__)
 STDERR_TAIL = 4096
 CLOSE_TIMEOUT_S = 5.0

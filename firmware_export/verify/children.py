@@ -36,7 +36,7 @@ def call_child(script: Path, request: dict[str, Any], what: str,
                           f"{request['model']}") from e
     if "No module named 'tflite_micro'" in done.stderr:
         raise BackendError("--verify needs the TFLite Micro interpreter: "
-                           "pip install 'edge[mcu]' (package tflite-micro)")
+                           "pip install 'edge-labels[mcu]' (package tflite-micro)")
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise VerifyError(f"{what} crashed on {request['model']} (exit code "
