@@ -131,7 +131,7 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
                         lambda name, *a: None if name == "tflite_micro" else real(name, *a))
     with pytest.raises(BackendError, match=r"--backend tflm needs the TFLite Micro "
                        r"interpreter \(tflite-micro\); install it with `pip install "
-                       r"'edge\[mcu\]'`"):
+                       r"'edge-labels\[mcu\]'`"):
         Classifier.open(model_path(), backend="tflm")
 
 
