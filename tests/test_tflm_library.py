@@ -17,8 +17,9 @@ import pytest
 from edge.errors import ExportError
 from firmware_export.codegen.libraries import check_operators, library_for
 from firmware_export.codegen.resolver import MICRO_OPS, add_method
-from firmware_export.codegen.tflm_sources import RESOLVER, find_tree, select_files
+from firmware_export.codegen.tflm_sources import RESOLVER, select_files
 from firmware_export.export import export_model
+from firmware_export.tflm.tree import open_tree
 from tests.conftest import SHARED, shared_file
 
 KERNELS = "tensorflow/lite/micro/kernels"
@@ -31,7 +32,7 @@ def unpack(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     folder = tmp_path_factory.mktemp(name.split(".")[0])
     with tarfile.open(archive) as tar:
         tar.extractall(folder, filter="data")
-    return find_tree(folder)
+    return open_tree(folder).root
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +129,8 @@ def test_copied_tree_is_self_contained_for_the_resolver(which: str, tflm_tree: P
 
 
 def test_a_folder_that_is_not_a_tflm_tree_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="not a TFLM source tree"):
-        find_tree(tmp_path)
+    with pytest.raises(ExportError, match="is not a TensorFlow Lite Micro tree"):
+        open_tree(tmp_path)
 
 
 def test_repeated_tflm_copies_the_tree_for_the_boards_kernels(tflm_tree: Path, cmsis_tree: Path,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from edge.errors import ExportError
 from firmware_export.codegen.resolver import add_method
+from firmware_export.tflm.tree import locate_tree
 
 RESOLVER = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 KERNELS = "tensorflow/lite/micro/kernels/"
@@ -45,38 +46,20 @@ class TflmSelection:
     flags: tuple[str, ...]  # -I (relative to the copied tree) and -D
 
 
-def find_tree(path: str | Path) -> Path:
-    """The tree root: ``path`` itself, or its one child that is a TFLM tree.
-
-    Raises:
-        ExportError: no ``micro_mutable_op_resolver.h`` where a TFLM tree has it.
-    """
-    base = Path(path)
-    candidates = [base, *sorted(p for p in base.glob("*") if p.is_dir())] if base.is_dir() else []
-    for candidate in candidates:
-        if (candidate / RESOLVER).is_file():
-            return candidate
-    raise ExportError(f"--tflm {path}: not a TFLM source tree (no {RESOLVER} in it or its "
-                      "subfolders); give the output folder of TFLM's create_tflm_tree.py")
-
-
-def tree_kernels(root: Path) -> str:
-    """``cmsis-nn`` for a tree made with OPTIMIZED_KERNEL_DIR=cmsis_nn, else ``reference``."""
-    return "cmsis-nn" if (root / KERNELS / "cmsis_nn").is_dir() else "reference"
-
-
 def choose_tree(paths: Sequence[str | Path], kernels: str) -> Path:
-    """Of the trees given (``--tflm`` may be repeated), the one for the board's kernel set.
+    """Of the trees given (``--tflm`` may be repeated), the root of the one for the board's
+    kernel set.
 
     A board whose profile says ``cmsis-nn`` gets a CMSIS-NN tree when one is given; any other
-    board a reference tree when one is given; otherwise the first tree.
+    board a reference tree when one is given; otherwise the first tree. Trees are located by
+    :func:`firmware_export.tflm.tree.locate_tree` (a folder or a ``.tar.gz``).
 
     Raises:
         ExportError: a path is not a TFLM tree.
     """
-    trees = [find_tree(path) for path in paths]
+    trees = [locate_tree(path) for path in paths]
     wanted = "cmsis-nn" if kernels == "cmsis-nn" else "reference"
-    return next((tree for tree in trees if tree_kernels(tree) == wanted), trees[0])
+    return next((tree for tree in trees if tree.kernels == wanted), trees[0]).root
 
 
 def resolver_registrations(header: str) -> dict[str, frozenset[str]]:
