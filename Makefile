@@ -16,9 +16,9 @@ $(VENV)/.installed-run: pyproject.toml | $(PY)
 	touch $@
 
 # Dev extras: the test tools, the TFLite Micro interpreter, TensorFlow for building models and
-# paho-mqtt for the MQTT sink.
+# esptool (the `flash` extra) for edge-flash's ESP32 paths, and paho-mqtt for the MQTT sink.
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[dev,mcu,build,mqtt]'
+	$(PIP) install -q -e '.[dev,mcu,build,flash,mqtt]'
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run

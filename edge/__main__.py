@@ -18,6 +18,11 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--version"]:
+        from edge import DISTRIBUTION, distribution_version
+
+        print(f"python -m edge {distribution_version()} ({DISTRIBUTION})")
+        return 0
     if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
         names = ", ".join(COMMANDS)
         print(f"usage: python -m edge COMMAND [ARGS...]\ncommands: {names}\n"

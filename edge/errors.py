@@ -95,3 +95,7 @@ class FlashError(EdgeError, OSError):
 
 class TrainingError(EdgeError, RuntimeError):
     """Building, training or quantizing a model failed."""
+
+
+class OutputError(EdgeError, OSError):
+    """An output file (report, chart, table) could not be written."""

@@ -36,6 +36,7 @@ from firmware_export.codegen.project import (
 from firmware_export.codegen.resolver import unsupported_ops
 from firmware_export.codegen.tflm_sources import TflmSelection, choose_tree, select_files
 from firmware_export.flash.image import build_image
+from firmware_export.plan.abi import default_abi
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
 from firmware_export.plan.budget import Budget, check_budget, mcu_spec
 from firmware_export.plan.embed import with_metadata
@@ -116,7 +117,8 @@ def plan_for_board(model: Model, board: BoardProfile, offline_plan: str = "auto"
     """
     spec = mcu_spec(board)
     model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
-    return model, offline, plan_arena(model, spec.pointer_size, spec.kernels, margin)
+    return model, offline, plan_arena(model, spec.pointer_size, spec.kernels, margin,
+                                      abi=default_abi(spec.pointer_size, board.cpu))
 
 
 def support_headers() -> dict[str, str]:

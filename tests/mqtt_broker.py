@@ -95,12 +95,12 @@ class Subscriber:
     """A persistent-session QoS 1 subscriber collecting every message, reconnecting by itself."""
 
     def __init__(self, broker: Broker, topic: str = "#", *, auth: tuple[str, str] | None = None,
-                 tls_ca: Path | None = None) -> None:
-        mqtt = pytest.importorskip("paho.mqtt.client", reason="pip install 'edge[mqtt]'")
+                 tls_ca: Path | None = None, name: str = "t") -> None:
+        mqtt = pytest.importorskip("paho.mqtt.client", reason="pip install 'edge-labels[mqtt]'")
         self.messages: list[tuple[str, bytes, bool]] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{broker.port}",
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{name}-{broker.port}",
                              clean_session=False)
         if auth:
             client.username_pw_set(*auth)

@@ -75,7 +75,7 @@ def test_unreadable_image_is_one_line(tmp_path):
     result = edge_classify("--model", model, str(tmp_path / "missing.jpg"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"edge-classify: error: {tmp_path / 'missing.jpg'}: "
-                                          "no such image file; check the path"]
+                                          "no such image file or folder; check the path"]
     # The header is checked before LiteRT starts (and logs), so this too is the only line.
     result = edge_classify("--model", model, str(bad))
     assert result.returncode == 2

@@ -111,7 +111,8 @@ def tflm_run(
     tmp_path_factory: pytest.TempPathFactory, fresh_inputs: tuple[np.ndarray, np.ndarray]
 ) -> tuple[int, np.ndarray]:
     """(minimal arena, outputs at that arena) from the pip tflite-micro interpreter."""
-    pytest.importorskip("tflite_micro", reason="needs tflite-micro (pip install 'edge[mcu]')")
+    pytest.importorskip("tflite_micro",
+                        reason="needs tflite-micro (pip install 'edge-labels[mcu]')")
     minimum = minimal_arena(model_path())
     folder = tmp_path_factory.mktemp("tflm")
     np.save(folder / "inputs.npy", fresh_inputs[0])

@@ -92,15 +92,16 @@ def test_verify_prints_predicted_and_measured(tmp_path: Path,
     code, stdout, _ = run(capsys, str(model), "--board", "nano33ble", "--out",
                           str(tmp_path / "fw"), "--verify")
     assert code == 0
-    assert "predicted 85,264 B, measured 85,264 B" in stdout
+    assert "predicted 85,264 B, real minimum 85,264 B (x1.0000)" in stdout
 
 
 def test_verify_refuses_a_crashing_model_cleanly(tmp_path: Path) -> None:
     pytest.importorskip("tflite_micro", reason="needs the tflite-micro package (the mcu extra)")
     from edge.errors import VerifyError
-    from firmware_export.verify import call_child
+    from firmware_export.verify.children import PIP_CHILD, call_child
 
     bad = tmp_path / "garbage.tflite"
     bad.write_bytes(b"\x00" * 64)
     with pytest.raises(VerifyError):
-        call_child({"op": "minimum", "model": str(bad), "low": 0, "high": 4096}, timeout=120)
+        call_child(PIP_CHILD, {"op": "minimum", "model": str(bad), "low": 0, "high": 4096},
+                   "the pip interpreter", timeout=120)

@@ -285,7 +285,7 @@ def test_platformio_project_uploads_with_pio_when_installed(bench: Bench, tmp_pa
 def test_esp32s3_merge_bin_puts_the_model_image_at_the_slot(tmp_path: Path, person: Path) -> None:
     """Real esptool, offline: a full flash image with firmware and model at their offsets."""
     if importlib.util.find_spec("esptool") is None:
-        pytest.skip("esptool is not installed (pip install esptool, part of the dev extra)")
+        pytest.skip("esptool is not installed (pip install esptool, the flash extra)")
     bench = Bench(tmp_path / "bench", (), fake_esptool=False)
     parts = _esp_build(tmp_path / "proj")
     out = tmp_path / "full.bin"
@@ -474,7 +474,7 @@ def test_models_edge_export_refuses_are_refused(model: str, reason: str, tmp_pat
 
 @pytest.fixture
 def exported(person: Path, tmp_path: Path) -> Path:
-    """person_detect exported for nano33ble with the slot (kTensorArenaSize 83,648)."""
+    """person_detect exported for nano33ble with the slot (kTensorArenaSize 82,576)."""
     out = tmp_path / "fw"
     export_model(person, "nano33ble", out, model_slot=True)
     return out
@@ -483,13 +483,13 @@ def exported(person: Path, tmp_path: Path) -> Path:
 def test_arena_larger_than_the_firmwares_is_refused(exported: Path, person: Path,
                                                     tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """The docs' old --arena-size 85264 against firmware whose kTensorArenaSize is 83,648."""
+    """The docs' old --arena-size 85264 against firmware whose kTensorArenaSize is 82,576."""
     out = tmp_path / "m.img"
     assert main([str(person), "--board", "nano33ble", "--firmware", str(exported),
                  "--arena-size", "85264", "-o", str(out)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "needs a tensor arena of 85,264 B but the firmware in" in line
-    assert "kTensorArenaSize 83,648 B" in line and "re-export the firmware" in line
+    assert "kTensorArenaSize 82,576 B" in line and "re-export the firmware" in line
     assert not out.exists()
 
 
@@ -502,7 +502,7 @@ def test_arena_comes_from_the_exported_project(exported: Path, person: Path, tmp
                  str(out)]) == 0
     capsys.readouterr()
     header = img.unpack_header(out.read_bytes())
-    assert header.arena_size == 83_648
+    assert header.arena_size == 82_576  # arm-eabi prediction 82,320 + 256 margin
     assert out.read_bytes() == (exported / "model_slot.img").read_bytes()
 
 
@@ -512,7 +512,7 @@ def test_projects_without_a_manifest_are_read_from_arena_h(exported: Path, perso
                                                            ) -> None:
     (exported / "edge-export.json").unlink()
     arena_h = exported / "src" / "arena.h"
-    arena_h.write_text(arena_h.read_text().replace("= 83648;", "= 80000;"))
+    arena_h.write_text(arena_h.read_text().replace("= 82576;", "= 80000;"))
     assert main([str(person), "--board", "nano33ble", "--firmware", str(exported), "-o",
                  str(tmp_path / "m.img")]) == 2
     assert "kTensorArenaSize 80,000 B" in capsys.readouterr().err
@@ -579,10 +579,11 @@ def test_list_ports_suggests_board_and_port(monkeypatch: pytest.MonkeyPatch,
     plain = ListPortInfo("/dev/ttyS0")
     monkeypatch.setattr(ports, "_comports", lambda: [plain, pico])
     assert main(["--list-ports"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    header, *out = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["port", "usb", "id"]
     assert out[0].startswith("/dev/ttyACM0  2E8A:000A  Board CDC")
     assert out[0].endswith("-> edge-flash --board pico --port /dev/ttyACM0")
-    assert out[1].startswith("/dev/ttyS0  -")
+    assert out[1].split()[:2] == ["/dev/ttyS0", "-"]
     assert main(["--list-ports", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc[0] == {"device": "/dev/ttyACM0", "usb_id": "2E8A:000A",

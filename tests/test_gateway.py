@@ -32,13 +32,15 @@ def test_on_change_stream_through_the_gateway_loses_nothing(tmp_path: Path, fmt:
     broker = Broker(tmp_path)
     broker.start()
     sub = Subscriber(broker, "test/+/label")
+    status = Subscriber(broker, "test/gw/status", name="status")
     out = tmp_path / "sent.jsonl"
     try:
         with linked_ptys() as (writer_port, reader_port):
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "edge", "listen", reader_port, "--format",
                  "binary" if fmt == "binary" else "json", "--json", "--mqtt", broker.url(),
-                 "--device-name", "gw", "--state-dir", str(tmp_path / "state")],
+                 "--device-name", "gw", "--state-dir", str(tmp_path / "state"),
+                 "--status-interval", "0.2"],
                 cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 run = subprocess.run(
@@ -50,6 +52,9 @@ def test_on_change_stream_through_the_gateway_loses_nothing(tmp_path: Path, fmt:
                 sent = [json.loads(line) for line in out.read_text().splitlines()]
                 assert 1 < len(sent) < FRAMES  # the scene changes every 15 frames
                 assert sub.wait_for(lambda m: len(m) >= len(sent))
+                # The gateway's periodic status carries the link's counters.
+                assert status.wait_for(lambda m: any(
+                    json.loads(p).get("frames", 0) >= len(sent) for _, p, _ in m))
                 gateway.send_signal(signal.SIGTERM)
                 _, err = gateway.communicate(timeout=120)
             finally:
@@ -57,6 +62,7 @@ def test_on_change_stream_through_the_gateway_loses_nothing(tmp_path: Path, fmt:
                     gateway.kill()
     finally:
         sub.close()
+        status.close()
         broker.stop()
     assert gateway.returncode == 0, err
     got = [json.loads(p) for t, p, _ in sub.messages]

@@ -326,3 +326,41 @@ def test_listen_over_a_loop_url_stops_at_the_deadline() -> None:
     summary = listen("loop://", lambda r: None, duration=0.05)
     assert summary.stats.frames == 0 and summary.reconnects == 0
     assert summary.seconds >= 0.05
+
+
+class FramePerReadPort(VanishingPort):
+    """Hands out one encoded frame per read, as a slow line would."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        super().__init__(b"".join(frames))
+        self.frames = list(frames)
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self.frames[0]) if self.frames else 0
+
+    def read(self, size: int) -> bytes:
+        if not self.frames:
+            raise OSError(5, "Input/output error")
+        return self.frames.pop(0)
+
+
+def test_listen_reports_the_counters_every_status_interval() -> None:
+    frames = [STREAM_START] + [encode_binary(record(s)) for s in range(12)]
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def on_record(r: LabelRecord) -> None:
+        now[0] += 1.0  # each record takes a second on this line
+
+    seen: list[dict] = []
+    summary = listen("/dev/ttyACM0", on_record, fmt="binary", max_frames=12,
+                     open_port=lambda url, baud, reset_on_open: FramePerReadPort(frames),
+                     clock=clock, on_status=lambda s: seen.append(s.as_dict()),
+                     status_interval_s=5.0)
+    assert summary.delivered == 12
+    assert [s["delivered"] for s in seen] == [5, 10]  # at t=5 s and t=10 s
+    assert [s["seconds"] for s in seen] == [5.0, 10.0]
+    assert all(s["frames"] == s["delivered"] for s in seen)

@@ -21,7 +21,7 @@ from edge.errors import BackendError, TrainingError
 from edge.modelbuild import check_quantization, import_tensorflow, preprocess_frame
 from edge.modelbuild.quantize import read_images
 
-NEEDS_TF = "needs TensorFlow (pip install 'edge[build]'; make test installs tensorflow-cpu)"
+NEEDS_TF = "needs TensorFlow (pip install 'edge-labels[build]'; make test installs tensorflow-cpu)"
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -51,7 +51,7 @@ def no_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_tensorflow_names_the_extra(no_tensorflow: None) -> None:
-    with pytest.raises(BackendError, match=r"pip install 'edge\[build\]'") as info:
+    with pytest.raises(BackendError, match=r"pip install 'edge-labels\[build\]'") as info:
         import_tensorflow()
     assert isinstance(info.value.__cause__, ImportError)
 
@@ -62,7 +62,7 @@ def test_build_cli_without_tensorflow_says_which_extra(
     code = main(["build", "--alpha", "0.35", "--resolution", "96", "--classes", "3",
                  str(tmp_path / "m.keras")])
     assert code == 2
-    assert "pip install 'edge[build]'" in _one_error_line(capsys)
+    assert "pip install 'edge-labels[build]'" in _one_error_line(capsys)
     assert not (tmp_path / "m.keras").exists()
 
 
@@ -74,7 +74,7 @@ def test_quantize_cli_without_tensorflow_says_which_extra(
         archive.writestr("config.json", "{}")
     out = tmp_path / "m.tflite"
     assert main(["quantize", str(model), "--representative", str(images), str(out)]) == 2
-    assert "pip install 'edge[build]'" in _one_error_line(capsys)
+    assert "pip install 'edge-labels[build]'" in _one_error_line(capsys)
     assert not out.exists()
 
 

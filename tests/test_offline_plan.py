@@ -94,7 +94,9 @@ def build_v1_net(path: Path) -> None:
 def test_offline_plan_runs_on_tflm_with_the_predicted_arena(tmp_path: Path) -> None:
     pytest.importorskip("tflite_micro", reason="needs the tflite-micro package (the mcu extra)")
     pytest.importorskip("tensorflow", reason="building the int8 model needs tensorflow")
-    from firmware_export.verify import compare_outputs, measure_minimum
+    from firmware_export.verify.checks import MAX_LSB, max_lsb
+    from firmware_export.verify.children import litert_outputs, pip_minimum, pip_outputs
+    from firmware_export.verify.ladder import sample_inputs
 
     source = tmp_path / "v1.tflite"
     build_v1_net(source)
@@ -105,10 +107,13 @@ def test_offline_plan_runs_on_tflm_with_the_predicted_arena(tmp_path: Path) -> N
     exported.write_bytes(with_metadata(model.content, METADATA_NAME,
                                        metadata_words(plan.offsets)))
     written = read_model(exported)
-    predicted = plan_arena(written)
+    predicted = plan_arena(written, abi="pip")
     assert predicted.plan.head == 96 * KIB
-    measured = measure_minimum(exported, predicted.size, low=predicted.plan.head)
+    measured = pip_minimum(exported, predicted.size, low=predicted.plan.head)
     assert measured <= predicted.minimum <= measured * 1.02
-    assert measured < plan_arena(model).minimum - 30 * KIB  # TFLM really uses the plan
-    agreement = compare_outputs(written, exported, predicted.size, note="")
-    assert agreement.top1_identical and agreement.max_lsb <= 2
+    assert measured < plan_arena(model, abi="pip").minimum - 30 * KIB  # TFLM really uses the plan
+    inputs = sample_inputs(written)
+    tflm = pip_outputs(exported, predicted.size, inputs)
+    litert = litert_outputs(exported, inputs)
+    assert not isinstance(litert, str), litert
+    assert max_lsb(tflm, litert) <= MAX_LSB

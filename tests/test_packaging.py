@@ -23,8 +23,19 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                     "--no-build-isolation", "-w", str(out), str(ROOT)],
                    check=True, capture_output=True, timeout=300)
-    (found,) = out.glob("edge-*.whl")
+    (found,) = out.glob("edge_labels-*.whl")
     return found
+
+
+def test_wheel_carries_the_distribution_name_and_its_extras(wheel: Path) -> None:
+    from edge import DISTRIBUTION
+
+    with zipfile.ZipFile(wheel) as archive:
+        (meta,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        text = archive.read(meta).decode()
+    assert f"Name: {DISTRIBUTION}\n" in text
+    assert "Provides-Extra: flash" in text
+    assert "esptool" in text.split("Provides-Extra: flash", 1)[1]
 
 
 def test_wheel_contents(wheel: Path) -> None:
@@ -60,3 +71,6 @@ def test_fresh_venv_runs_edge_inspect_and_lists_boards(wheel: Path, tmp_path: Pa
     boards = {b["name"]: b for b in json.loads(result.stdout)}
     assert {"rpi4", "host", "nano33ble"} <= set(boards)
     assert Path(boards["rpi4"]["source"]).is_relative_to(site.resolve())
+    version = subprocess.run([str(bin_dir / "edge-run"), "--version"], capture_output=True,
+                             text=True, env=env, timeout=120, check=True).stdout
+    assert version.strip() == "edge-run 0.1.0 (edge-labels)"

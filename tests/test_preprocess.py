@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 from edge.errors import PreprocessError
 from edge.model.types import Quantization, Tensor
 from edge.runtime.preprocess import (
+    INTERPOLATION,
     InputSpec,
     Preprocessor,
     crop_to_aspect,
     default_normalization,
     input_spec,
     quantize,
+    raw_input_tensor,
 )
 
 
@@ -180,11 +182,36 @@ def test_explicit_mean_std_on_uint8_clips_to_the_type():
     ({"shape": (1, 4, 6, 2)}, "needs \\[1, height, width, 3\\]"),
     ({"shape": (4,)}, "image classifier"),
     ({"dtype": "int16"}, "supported input types"),
-    ({"dtype": "uint8", "scale": 0}, "positive quantization scale"),
+    ({"dtype": "uint8", "scale": 0}, "m.tflite: input 'input' is uint8 without quantization "
+                                      "parameters.*pass --mean and --std"),
+    ({"dtype": "int8", "scale": 0}, "int8 without quantization parameters"),
 ])
 def test_unusable_input_tensors_are_refused(kwargs, match):
     with pytest.raises(PreprocessError, match=match):
-        input_spec(tensor(**kwargs))
+        input_spec(tensor(**kwargs), where="m.tflite")
+
+
+def test_unquantized_uint8_input_takes_pixels_through_the_given_mean_and_std():
+    raw = input_spec(tensor(dtype="uint8", scale=0), mean=0, std=1)
+    assert (raw.scale, raw.zero_point, raw.conversion) == (1.0, 0, "identity")
+    pixels = frame()
+    out = Preprocessor(raw, "squash")(pixels)
+    expected = cv2.resize(pixels, (6, 4), interpolation=INTERPOLATION)
+    assert np.array_equal(out[0], expected)
+    halved = Preprocessor(input_spec(tensor(dtype="uint8", scale=0), mean=0, std=2))(pixels)
+    assert np.array_equal(halved[0], np.round(expected.astype(np.float32) / 2).astype(np.uint8))
+
+
+def test_raw_input_reinterprets_the_bytes_as_the_input_type():
+    s = spec(dtype="int8", scale=1 / 127.5, zero_point=-1, channels=1)
+    pixels = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10
+    out = raw_input_tensor(pixels, s)
+    assert out.dtype == np.int8 and out.shape == (1, 4, 6, 1)
+    assert out[0, 3, 5, 0] == np.int8(230 - 256)
+    with pytest.raises(PreprocessError, match="exactly 6x4x1"):
+        raw_input_tensor(np.zeros((5, 6), np.uint8), s)
+    with pytest.raises(PreprocessError, match="float32"):
+        raw_input_tensor(pixels, spec(dtype="float32", channels=1))
 
 
 def test_bad_mean_std_frames_colour_and_resize_are_refused():

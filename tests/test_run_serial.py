@@ -59,25 +59,33 @@ def linked_ptys() -> Iterator[tuple[str, str]]:
             os.close(fd)
 
 
-def test_binary_serial_stream_matches_the_labels_frame_for_frame(segments_video) -> None:  # noqa: F811
-    model = shared_file("models/tf2_mobilenet_v2_1.0_224_ptq.tflite")
+def run_into_listener(run_args: list[str], listen_args: list[str]
+                      ) -> tuple[subprocess.CompletedProcess[str], int, str, str]:
+    """``edge-run ARGS --serial TTY`` with ``edge-listen ARGS`` on the other end of linked
+    ptys; returns the run, and the listener's exit code, stdout and stderr."""
     with linked_ptys() as (writer_port, reader_port):
         listener = subprocess.Popen(
-            [sys.executable, "-m", "edge", "listen", reader_port, "--format", "binary",
-             "--json", "--max-frames", str(FRAMES), "--duration", "90"],
+            [sys.executable, "-m", "edge", "listen", reader_port, *listen_args],
             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             run = subprocess.run(
-                [sys.executable, "-m", "edge", "run", "--camera", str(segments_video),
-                 "--model", str(model), "--top-k", "3", "--serial", writer_port,
-                 "--serial-format", "binary", "--stdout", "--quiet"],
+                [sys.executable, "-m", "edge", "run", *run_args, "--serial", writer_port],
                 cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
             heard, listen_err = listener.communicate(timeout=60)
         finally:
             if listener.poll() is None:
                 listener.kill()
+    return run, listener.returncode, heard, listen_err
+
+
+def test_binary_serial_stream_matches_the_labels_frame_for_frame(segments_video) -> None:  # noqa: F811
+    model = shared_file("models/tf2_mobilenet_v2_1.0_224_ptq.tflite")
+    run, listen_code, heard, listen_err = run_into_listener(
+        ["--camera", str(segments_video), "--model", str(model), "--top-k", "3",
+         "--serial-format", "binary", "--stdout", "--quiet"],
+        ["--format", "binary", "--json", "--max-frames", str(FRAMES), "--duration", "90"])
     assert run.returncode == 0, run.stderr
-    assert listener.returncode == 0, listen_err
+    assert listen_code == 0, listen_err
     sent = [json.loads(line) for line in run.stdout.splitlines()]
     received = [json.loads(line) for line in heard.splitlines()]
     assert len(sent) == len(received) == FRAMES

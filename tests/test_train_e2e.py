@@ -39,7 +39,7 @@ from edge.cli.model import main as edge_model
 from edge.demo.scene import write_image_folder
 
 pytestmark = pytest.mark.slow
-tf = pytest.importorskip("tensorflow", reason="needs TensorFlow (pip install 'edge[build]'; "
+tf = pytest.importorskip("tensorflow", reason="needs TensorFlow (pip install 'edge-labels[build]'; "
                          "make test installs tensorflow-cpu)")
 
 TARGET = ("0", "1")

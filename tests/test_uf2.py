@@ -139,7 +139,7 @@ def test_matches_esptools_uf2_writer(tmp_path: Path) -> None:
     the current specification (and we) use 0xFF, so the padding is compared separately.
     """
     if importlib.util.find_spec("esptool") is None:
-        pytest.skip("esptool is not installed (pip install esptool, part of the dev extra)")
+        pytest.skip("esptool is not installed (pip install esptool, the flash extra)")
     data = bytes((i * 7) % 251 for i in range(256 * 5))
     source = tmp_path / "data.bin"
     source.write_bytes(data)

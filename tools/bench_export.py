@@ -6,6 +6,7 @@ tf2_mobilenet_v2_1.0_224_ptq.tflite, about 4 MB)
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -28,8 +29,14 @@ def best_of(runs: int, action: object) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else DEFAULT
+    parser = argparse.ArgumentParser(
+        prog="bench_export.py", description=__doc__.splitlines()[0],
+        epilog="example:\n  python tools/bench_export.py "
+               "../shared/data/models/person_detect.tflite",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", nargs="?", type=Path, default=DEFAULT,
+                        help=f"a .tflite file (default: {DEFAULT.name} from ../shared/data)")
+    path = parser.parse_args(argv).model
     if not path.is_file():
         print(f"bench_export: {path} not found", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -90,7 +91,8 @@ def _check_video_device(path: str) -> None:
 def open_source(spec: str, *, board: BoardProfile | None = None,
                 input_size: tuple[int, int] = (224, 224), resize: str = "squash",
                 loop: bool = False, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
-                seed: int = 0, max_image_pixels: int | None = None) -> FrameSource:
+                seed: int = 0, max_image_pixels: int | None = None,
+                labels: Sequence[str] | None = None) -> FrameSource:
     """The frame source ``spec`` names; not yet opened: use it as a context manager.
 
     Args:
@@ -104,6 +106,8 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
         seed: demo scene seed.
         max_image_pixels: images of a folder claiming more pixels are skipped (default: the
             board's limit).
+        labels: the model's labels; the demo scene gives its ground truth only when they
+            are the scene's own (see :func:`edge.camera.demo.truth_mismatch`).
 
     Raises:
         CameraError: ``spec`` names nothing usable.
@@ -113,7 +117,7 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
     if kind == "demo":
         from edge.camera.demo import DemoSource
 
-        return DemoSource(seed=seed)
+        return DemoSource(seed=seed, labels=labels)
     if kind in ("folder", "image"):
         from edge.camera.files import ImageFolderSource
 

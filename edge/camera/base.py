@@ -20,12 +20,18 @@ class Frame:
         timestamp_ns: ``time.monotonic_ns()`` taken as the frame left the camera.
         index: position of the frame in its source (counts from 0, never resets on reopen).
         truth: ground-truth class index when the source knows it (the demo scene), else None.
+        source: what the frame came from, as the user named it: the camera number or device,
+            the stream URL, the video file, the folder, ``demo``.
+        file: the image file of a folder's frame, else None (other frames are named by
+            ``source`` and ``index``).
     """
 
     rgb: np.ndarray
     timestamp_ns: int = field(default_factory=time.monotonic_ns)
     index: int = 0
     truth: int | None = None
+    source: str = ""
+    file: str | None = None
 
 
 class FrameSource(ABC):
@@ -80,9 +86,10 @@ class FrameSource(ABC):
         """
         return
 
-    def _frame(self, rgb: np.ndarray, timestamp_ns: int, truth: int | None = None) -> Frame:
-        """Wrap ``rgb`` into a :class:`Frame` with the next index."""
-        frame = Frame(rgb, timestamp_ns, self._next_index, truth)
+    def _frame(self, rgb: np.ndarray, timestamp_ns: int, truth: int | None = None,
+               file: str | None = None) -> Frame:
+        """Wrap ``rgb`` into a :class:`Frame` with the next index, named by this source."""
+        frame = Frame(rgb, timestamp_ns, self._next_index, truth, self.name, file)
         self._next_index += 1
         return frame
 

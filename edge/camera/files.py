@@ -1,8 +1,11 @@
-"""A folder of still images (or one image file) as a finite frame source, in file-name order."""
+"""Image files: what a folder or glob pattern names, and a folder (or one image file) as a
+finite frame source, in file-name order."""
 
 from __future__ import annotations
 
+import glob
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
@@ -12,6 +15,55 @@ from edge.errors import CameraError, ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm",
                             ".pgm", ".gif"})
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_image_name(path: Path) -> bool:
+    """Whether the file name has one of :data:`IMAGE_SUFFIXES` (any case)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name.
+
+    Raises:
+        CameraError: it is not a folder, or holds no image.
+    """
+    if not folder.is_dir():
+        raise CameraError(f"{folder}: not a folder of images")
+    paths = sorted(p for p in folder.iterdir() if is_image_name(p) and p.is_file())
+    if not paths:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise CameraError(f"{folder}: no images in it (looked for {suffixes})")
+    return paths
+
+
+def expand_images(specs: Iterable[str]) -> list[Path]:
+    """The image files named by ``specs``, in order: a file as given, a folder's images
+    and a glob pattern's matching images (``*.jpg``, ``shots/**/*.png``) each sorted by name.
+
+    Folders and patterns keep image files only (by suffix); a file named outright is taken
+    whatever its suffix. Duplicates are kept (the user asked twice).
+
+    Raises:
+        CameraError: a file or folder does not exist, or a folder or pattern names no image.
+    """
+    paths: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            paths += folder_images(path)
+        elif path.is_file():
+            paths.append(path)
+        elif GLOB_CHARS.intersection(spec):
+            found = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+            images = [p for p in found if is_image_name(p) and p.is_file()]
+            if not images:
+                raise CameraError(f"{spec}: no image file matches this pattern")
+            paths += images
+        else:
+            raise CameraError(f"{spec}: no such image file or folder; check the path")
+    return paths
 
 
 class ImageFolderSource(FrameSource):
@@ -39,13 +91,7 @@ class ImageFolderSource(FrameSource):
         if self.folder.is_file():
             self._paths, self._position = [self.folder], 0
             return
-        if not self.folder.is_dir():
-            raise CameraError(f"{self.folder}: not a folder of images")
-        self._paths = sorted(p for p in self.folder.iterdir()
-                             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not self._paths:
-            suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-            raise CameraError(f"{self.folder}: no images in it (looked for {suffixes})")
+        self._paths = folder_images(self.folder)
         self._position = 0
 
     def close(self) -> None:
@@ -62,4 +108,4 @@ class ImageFolderSource(FrameSource):
             rgb = read_rgb(path, max_pixels=self.max_pixels)
         except ImageError as e:
             raise CameraError(str(e)) from e
-        return self._frame(rgb, time.monotonic_ns())
+        return self._frame(rgb, time.monotonic_ns(), file=str(path))

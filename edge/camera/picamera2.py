@@ -30,7 +30,7 @@ from edge.errors import BackendError, CameraError
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = ("on Raspberry Pi OS: sudo apt install python3-picamera2 and create the venv "
-                "with --system-site-packages (elsewhere: pip install 'edge[rpi]')")
+                "with --system-site-packages (elsewhere: pip install 'edge-labels[rpi]')")
 # Preference order for the lores stream; YUV420 works on every Pi.
 LORES_PREFERENCE = ("BGR888", "RGB888", "YUV420")
 

@@ -13,7 +13,7 @@ from dataclasses import fields
 from typing import Any, TypeVar
 
 from edge.boards import DELEGATES
-from edge.runtime.backends import BACKEND_NAMES
+from edge.runtime.backends import AUTO_BACKENDS, BACKEND_NAMES, TFLM
 from edge.runtime.policy import RuntimeOptions
 from edge.sinks.mqtt_options import MqttOptions
 
@@ -68,7 +68,8 @@ def add_runtime_args(parser: argparse.ArgumentParser, *, board_default: str | No
                             "0 = every core)")
     group.add_argument("--backend", choices=BACKEND_NAMES, default=None,
                        help="interpreter package (default: the first installed of "
-                            f"{', '.join(BACKEND_NAMES)})")
+                            f"{', '.join(AUTO_BACKENDS)}); {TFLM}: TensorFlow Lite Micro in a "
+                            "child process, for models made for microcontrollers")
     group.add_argument("--delegate", choices=DELEGATES, default=None,
                        help="edgetpu or none (default: edgetpu when the model was compiled for "
                             "it, or the board expects a TPU and the model can use one)")

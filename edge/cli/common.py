@@ -1,14 +1,18 @@
-"""What every command shares: -v/-q logging, --boards-dir, and mapping errors to exit codes."""
+"""What every command shares: -v/-q logging, --version, examples after --help, --boards-dir,
+quiet third-party libraries, and mapping errors to exit codes."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from edge import DISTRIBUTION, distribution_version
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
 from edge.errors import EdgeError, one_line
 
@@ -25,6 +29,18 @@ def add_logging_args(parser: argparse.ArgumentParser) -> None:
                         help="more log output on stderr (repeat for debug)")
     parser.add_argument("-q", "--quiet", action="count", default=0,
                         help="less output on stderr: status lines and warnings off")
+
+
+def add_common_args(parser: argparse.ArgumentParser, examples: Sequence[str]) -> None:
+    """Add ``--version`` and end ``--help`` with ``examples`` (command lines, ``# comments`` ok).
+
+    Subparsers get the same treatment; the first example should be the commonest use.
+    """
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {distribution_version()} ({DISTRIBUTION})",
+                        help="print the version of the installed distribution and exit")
 
 
 def add_boards_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -61,13 +77,41 @@ class OneLineFormatter(logging.Formatter):
         return one_line(super().formatMessage(record))
 
 
+# Third-party libraries' own log switches, read when they load or log (set before lazy imports).
+QUIET_ENVIRONMENT = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",   # TensorFlow/LiteRT C++: errors only (no oneDNN, cpu_feature)
+    "OPENCV_LOG_LEVEL": "ERROR",   # OpenCV: no [ WARN ... cap_v4l.cpp ] lines
+}
+# Python warnings of TensorFlow's converter and Keras ("Statistics for quantized inputs ...").
+QUIET_PYTHON_WARNINGS = (r"tensorflow(\.|$)", r"keras(\.|$)")
+
+
 def configure_logging(verbose: int, quiet: int) -> None:
-    """Only CLIs configure handlers; the library just logs."""
+    """Only CLIs configure handlers; the library just logs. Without ``-v``, third-party
+    libraries are told to keep their informational banners and warnings to themselves.
+    """
     level = logging.WARNING - 10 * verbose + 10 * quiet
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter("%(name)s: %(levelname)s: %(message)s"))
     logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
                         handlers=[handler])
+    if verbose <= 0:
+        quiet_third_party()
+
+
+def quiet_third_party() -> None:
+    """Silence OpenCV and TensorFlow banners; a value the user set in the environment wins.
+
+    OpenCV reads its variable only when it loads, so an OpenCV already imported by the command
+    module is told directly (this imports nothing new).
+    """
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    for module in QUIET_PYTHON_WARNINGS:
+        warnings.filterwarnings("ignore", module=module)
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"].upper() == "ERROR":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def _unexpected(prog: str, error: BaseException) -> int:

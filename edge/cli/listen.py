@@ -14,16 +14,31 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
 from edge.cli.args import add_mqtt_args, mqtt_from_args, positive
-from edge.cli.common import EXIT_OK, add_logging_args, configure_logging, run_command
+from edge.cli.common import (
+    EXIT_OK,
+    add_common_args,
+    add_logging_args,
+    configure_logging,
+    run_command,
+)
 from edge.errors import LabelError
 from edge.serial.gateway import MqttGateway, label_name, record_json
 from edge.serial.listen import ListenSummary, listen
 from edge.serial.protocol import LabelRecord
 
+if TYPE_CHECKING:
+    from edge.sinks.mqtt import MqttSink
+
 PROG = "edge-listen"
+EXAMPLES = (
+    "edge-listen /dev/ttyACM0                         # what an exported firmware streams",
+    "edge-listen /dev/ttyUSB0 --baud 921600 --format binary --labels labels.txt",
+    "edge-listen socket://localhost:7000 --json --max-frames 10",
+)
 FORMATS = {"auto": "auto", "json": "text", "text": "text", "binary": "binary"}
 
 
@@ -33,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("port", metavar="PORT|URL",
                         help="device path (/dev/ttyACM0, COM3) or pyserial URL "
                              "(loop://, spy://PORT, socket://HOST:PORT, hwgrep://VID:PID)")
-    parser.add_argument("--baud", type=positive(int), default=115200, help="default: 115200")
+    parser.add_argument("--baud", type=positive(int), default=115200,
+                        help="serial speed in bit/s (default: 115200)")
     parser.add_argument("--format", choices=["auto", "json", "binary"], default="auto",
                         help="wire format; auto detects text (JSON lines) or binary (COBS)")
     parser.add_argument("--labels", type=Path, metavar="FILE",
@@ -43,12 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop after N records")
     parser.add_argument("--duration", type=positive(float), metavar="S",
                         help="stop after S seconds")
+    parser.add_argument("--status-interval", type=positive(float), default=5.0, metavar="S",
+                        help="with --mqtt, publish the link's counters as the device's status "
+                             "every S seconds (default: 5)")
     parser.add_argument("--stdout", action="store_true",
                         help="with --mqtt, also print the records (default: only publish them)")
     parser.add_argument("--reset", action="store_true",
                         help="reset the device on open (pulse DTR); off by default")
     add_mqtt_args(parser)
     add_logging_args(parser)
+    add_common_args(parser, EXAMPLES)
     return parser
 
 
@@ -81,12 +101,19 @@ def _listen(args: argparse.Namespace) -> int:
         summary = listen(args.port, on_record,
                          baud=args.baud, fmt=FORMATS[args.format],  # type: ignore[arg-type]
                          reset_on_open=args.reset, max_frames=args.max_frames,
-                         duration=args.duration, stop=stop)
+                         duration=args.duration, stop=stop,
+                         on_status=None if sink is None else _status_to(sink),
+                         status_interval_s=args.status_interval)
         if sink is not None:
             sink.close()  # delivers what is queued (up to --mqtt-drain) before the summary
     mqtt = sink.counters() if sink is not None else None
     print(_summary_line(summary, args.json, mqtt), file=sys.stderr, flush=True)
     return EXIT_OK
+
+
+def _status_to(sink: MqttSink) -> Callable[[ListenSummary], None]:
+    """The gateway's periodic status: the link's counters on the device's status topic."""
+    return lambda summary: sink.status(summary.as_dict())
 
 
 def _printer(show: Callable[[LabelRecord, Sequence[str]], str], names: Sequence[str], *,
@@ -129,6 +156,8 @@ def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
         parts.append(f"frame={record.frame}")
     if record.device is not None:
         parts.append(f"device={json.dumps(record.device, ensure_ascii=False)}")
+    if record.file is not None:
+        parts.append("file=" + json.dumps(record.file, ensure_ascii=False))
     return " ".join(parts)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from edge.cli.common import (
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     add_max_image_pixels_arg,
     configure_logging,
@@ -53,7 +54,7 @@ def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a classifier on DATA/<class>/ images",
                        description="Train MobileNetV2 on a folder with one sub-folder per class.")
     p.add_argument("data", type=Path, metavar="DATA", help="folder of class folders")
-    p.add_argument("output", type=Path, metavar="OUT.keras")
+    p.add_argument("output", type=Path, metavar="OUT.keras", help="Keras model to write")
     p.add_argument("--board", help="choose the largest MobileNetV2 that fits this board "
                    "(--alpha/--resolution override)")
     add_boards_dir_arg(p)
@@ -64,7 +65,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30)")
     p.add_argument("--patience", type=int, default=5,
                    help="stop after N epochs without a better val accuracy (default: 5)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
     p.add_argument("--learning-rate", type=float,
                    help="peak rate (default: 2e-3 from scratch, 1e-3 for a new head)")
     p.add_argument("--head-epochs", type=int, default=3,
@@ -81,7 +82,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--contrast", type=float, default=0.2, help="max contrast change")
     p.add_argument("--no-class-weights", action="store_true",
                    help="do not weight classes by their inverse frequency")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the split, shuffling and weights (default: 0)")
     p.add_argument("--json", action="store_true", help="print the training record as JSON")
 
 
@@ -90,14 +92,14 @@ def _add_quantize(sub: Any) -> None:
                        usage=f"{PROG} quantize [-h] [--representative DIR|FILE]... "
                              "[--labels FILE] [--json] [--max-image-pixels N] MODEL.keras "
                              "[OUT.tflite]")
-    p.add_argument("model", type=Path, metavar="MODEL.keras")
+    p.add_argument("model", type=Path, metavar="MODEL.keras", help="float Keras model to quantize")
     p.add_argument("output", type=Path, nargs="?", metavar="OUT.tflite",
                    help="default: MODEL.tflite beside the model")
     p.add_argument("--representative", type=Path, action="append", default=[],
                    metavar="DIR|FILE", help="calibration images or a folder of them "
                    "(repeatable); default: the training split the model was trained on")
     p.add_argument("--labels", type=Path, help="labels to embed (default: the model's classes)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_max_image_pixels_arg(p)
 
 
@@ -105,7 +107,7 @@ def _add_evaluate(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="accuracy of the float, int8 and TFLite Micro models")
     p.add_argument("model", type=Path, metavar="MODEL",
                    help="the .keras model (its .tflite beside it is found) or a .tflite")
-    p.add_argument("data", type=Path, metavar="DATA")
+    p.add_argument("data", type=Path, metavar="DATA", help="folder of class folders")
     p.add_argument("--tflite", type=Path, help="the int8 model (default: MODEL.tflite)")
     p.add_argument("--micro", action="store_true",
                    help="also run the int8 model on TFLite Micro (pip tflite-micro)")
@@ -113,7 +115,7 @@ def _add_evaluate(sub: Any) -> None:
                    help="which images (default: the held-out test split)")
     p.add_argument("--confusion", type=Path, metavar="PNG",
                    help="where to save the confusion matrix (default: beside the model)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _add_build(sub: Any) -> None:
@@ -122,17 +124,19 @@ def _add_build(sub: Any) -> None:
     p.add_argument("--classes", type=int, required=True, help="number of classes")
     p.add_argument("--weights", type=_weights, default=None, metavar="none|imagenet|PATH",
                    help="backbone weights (default: none)")
-    p.add_argument("output", type=Path, metavar="OUT.keras")
+    p.add_argument("output", type=Path, metavar="OUT.keras", help="Keras model to write")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[1:]),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     add_logging_args(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_quantize, _add_evaluate, _add_build):
         add(sub)
+    examples = [line.strip() for line in __doc__.splitlines()[1:] if line.strip()]
+    for name, command in sub.choices.items():
+        add_common_args(command, [e for e in examples if e.startswith(f"{PROG} {name} ")])
+    add_common_args(parser, examples)
     return parser
 
 

@@ -25,9 +25,11 @@ from edge.cli.args import (
 from edge.cli.common import (
     EXIT_OK,
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     add_max_image_pixels_arg,
     configure_logging,
+    print_json,
     run_command,
 )
 from edge.errors import SinkError
@@ -39,6 +41,13 @@ from edge.preview import PreviewOptions, parse_bind
 from edge.sinks import SinkOptions
 
 PROG = "edge-run"
+EXAMPLES = (
+    "edge-run --camera demo --max-frames 100                  # the bundled model on a live scene",
+    "edge-run --board rpi4 --camera 0 --model model.tflite --smooth 5",
+    "edge-run --camera clip.mp4 --top-k 3 --output labels.jsonl",
+    "edge-run --board rpi5 --camera 0 --serial /dev/serial0 --serial-format binary --on-change",
+    "edge-run --list-boards --json",
+)
 
 
 def _unit(text: str) -> float:
@@ -60,9 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_args(p.add_argument_group("recording training images (for edge-model train)"))
     add_max_image_pixels_arg(p)
     p.add_argument("--json", action="store_true",
-                   help="end stdout with the summary as one JSON line {\"summary\": ...}")
+                   help="end stdout with the summary as one JSON line {\"summary\": ...}; "
+                        "with --list-boards, the boards as one JSON document")
     p.add_argument("--list-boards", action="store_true", help="list board profiles and exit")
     add_boards_dir_arg(p)
+    add_common_args(p, EXAMPLES)
     add_logging_args(p)
     return p
 
@@ -83,7 +94,8 @@ def _add_model_args(g: argparse._ArgumentGroup) -> None:
 
 
 def _add_loop_args(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--top-k", type=positive(int), default=1, metavar="K", help="default: 1")
+    g.add_argument("--top-k", type=positive(int), default=1, metavar="K",
+                   help="labels per event, best first (default: 1)")
     g.add_argument("--threshold", type=_unit, default=0.0, metavar="T",
                    help="minimum score of a label (default: 0)")
     g.add_argument("--smooth", type=positive(int), default=1, metavar="N",
@@ -162,19 +174,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose, args.quiet)
     if args.list_boards:
-        return run_command(PROG, lambda: _list_boards(args.boards_dir))
+        return run_command(PROG, lambda: _list_boards(args.boards_dir, args.json))
     return run_command(PROG, lambda: _run(args))
 
 
-def _list_boards(dirs: list[str]) -> int:
-    for board in sorted(load_boards(dirs).values(), key=lambda b: b.name):
-        if board.runtime is None:
-            continue
-        rt = board.runtime
+def _list_boards(dirs: list[str], as_json: bool) -> int:
+    boards = [(b, b.runtime) for b in sorted(load_boards(dirs).values(), key=lambda b: b.name)
+              if b.runtime is not None]
+    if as_json:
+        print_json([{"name": b.name, "cores": b.cores, "threads": rt.threads,
+                     "camera": rt.camera, "delegate": rt.delegate,
+                     "description": b.description, "source": str(b.source)}
+                    for b, rt in boards])
+        return EXIT_OK
+    print(f"{'board':16} {'cores':>5} {'threads':>7}  {'camera':9} {'delegate':8}  description")
+    for board, rt in boards:
         cores = str(board.cores) if board.cores else "auto"
         threads = str(rt.threads) if rt.threads else "all"
-        print(f"{board.name:16} {cores:>4} cores  {threads:>3} threads  camera {rt.camera:9} "
-              f"delegate {rt.delegate:7}  {board.description}")
+        print(f"{board.name:16} {cores:>5} {threads:>7}  {rt.camera:9} {rt.delegate:8}  "
+              f"{board.description}")
     return EXIT_OK
 
 

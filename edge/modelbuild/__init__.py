@@ -2,7 +2,7 @@
 
 These are the only modules of edge that import TensorFlow, and only inside functions, so
 ``import edge.modelbuild`` works without it; calling a function that needs it raises
-:class:`edge.errors.BackendError` naming ``pip install 'edge[build]'``.
+:class:`edge.errors.BackendError` naming ``pip install 'edge-labels[build]'``.
 """
 
 from edge.modelbuild.build import ALPHAS, MIN_RESOLUTION, build_mobilenetv2, import_tensorflow

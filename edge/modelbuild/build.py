@@ -12,13 +12,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from edge import pip_install
 from edge.errors import BackendError, TrainingError
+from edge.nativelog import filtered_native_stderr
 
 log = logging.getLogger(__name__)
 
 ALPHAS: tuple[float, ...] = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 MIN_RESOLUTION = 32  # Keras' MobileNetV2 minimum; ImageNet weights exist for 96-224
-INSTALL_HINT = "pip install 'edge[build]'"
+INSTALL_HINT = pip_install("build")
 
 
 def import_tensorflow() -> ModuleType:
@@ -26,7 +28,8 @@ def import_tensorflow() -> ModuleType:
     # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is not for our users.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf
+        with filtered_native_stderr():  # oneDNN and cpu_feature_guard banners
+            import tensorflow as tf
     except ImportError as e:
         raise BackendError(
             f"building and quantizing models needs TensorFlow, which is not installed; "

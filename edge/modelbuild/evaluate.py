@@ -170,15 +170,13 @@ def micro_predictions(tflite: Path, tensors: Sequence[np.ndarray]) -> np.ndarray
     """TFLite Micro's top-1 for each input tensor, in child processes (see verify)."""
     from edge.model import read_model
     from firmware_export.plan.arena import plan_arena
-    from firmware_export.verify import call_child
+    from firmware_export.verify.children import pip_outputs
 
-    arena = plan_arena(read_model(tflite), pointer_size=8, kernels="reference").size
+    arena = plan_arena(read_model(tflite), 8, "reference", abi="pip").size
     predicted: list[int] = []
     for start in range(0, len(tensors), MICRO_CHUNK):
         chunk = tensors[start:start + MICRO_CHUNK]
-        answer = call_child({"op": "run", "model": str(tflite), "arena": arena,
-                             "inputs": [t.reshape(-1).tolist() for t in chunk]})
-        predicted += [int(np.argmax(o)) for o in answer["outputs"]]
+        predicted += [int(np.argmax(o)) for o in pip_outputs(tflite, arena, list(chunk))]
     return np.asarray(predicted, np.int64)
 
 

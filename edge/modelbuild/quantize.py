@@ -32,6 +32,7 @@ from edge.modelbuild.keras_file import (
     model_input_size,
     read_metadata,
 )
+from edge.nativelog import filtered_native_stderr
 from edge.outputs import atomic_write_bytes
 from edge.runtime.preprocess import fit_frame
 
@@ -132,7 +133,7 @@ def quantize_keras(
     converter.inference_output_type = tf.int8
     chatter = io.StringIO()  # Keras' export prints the traced signature on stdout
     try:
-        with contextlib.redirect_stdout(chatter):
+        with contextlib.redirect_stdout(chatter), filtered_native_stderr():
             flatbuffer = bytes(converter.convert())
         log.debug("converter output: %s", chatter.getvalue())
         return flatbuffer
@@ -164,8 +165,9 @@ def check_quantization(model: bytes, frames: Iterable[np.ndarray], max_frames: i
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=model)
-    interpreter.allocate_tensors()
+    with filtered_native_stderr():  # the XNNPACK "INFO: Created ... delegate" line
+        interpreter = Interpreter(model_content=model)
+        interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     for role, details in (("input", inp), ("output", out)):

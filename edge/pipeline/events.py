@@ -40,6 +40,8 @@ class LabelEvent:
         wall_time: ``time.time()`` when the label was ready.
         predictions: best first; empty when nothing reached the threshold.
         truth: ground-truth class when the source knows it (the demo scene).
+        source: the frame's source as the user named it (camera, URL, video file, folder).
+        file: the image file, for frames of a folder; None otherwise.
     """
 
     seq: int
@@ -49,16 +51,20 @@ class LabelEvent:
     wall_time: float
     predictions: tuple[Prediction, ...]
     truth: int | None = None
+    source: str = ""
+    file: str | None = None
 
     @property
     def top(self) -> Prediction | None:
         return self.predictions[0] if self.predictions else None
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON-lines form: flat top-1 fields, the full top-k, and the truth when known."""
+        """The JSON-lines form: the input (``source``, ``frame``, ``file`` for a folder's
+        images), flat top-1 fields, the full top-k, and the truth when known."""
         top = self.top
         data: dict[str, Any] = {
             "seq": self.seq,
+            "source": self.source,
             "frame": self.frame_index,
             "time": round(self.wall_time, 3),
             "index": top.index if top else None,
@@ -66,6 +72,8 @@ class LabelEvent:
             "score": round(top.score, 5) if top else None,
             "latency_ms": round(self.latency_ms, 2),
         }
+        if self.file is not None:
+            data["file"] = self.file
         if len(self.predictions) > 1:
             data["top_k"] = [{"index": p.index, "label": p.label, "score": round(p.score, 5)}
                              for p in self.predictions]

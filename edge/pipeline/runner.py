@@ -99,7 +99,7 @@ def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelE
         predictions = select(smoothed, settings.top_k, settings.threshold)
         latency_ms = (time.monotonic_ns() - frame.timestamp_ns) / 1e6
         event = LabelEvent(stats.frames, frame.index, frame.timestamp_ns, latency_ms, time.time(),
-                           predictions, frame.truth)
+                           predictions, frame.truth, frame.source, frame.file)
         emit(event)
         if on_label is not None:
             on_label(frame.rgb, event)

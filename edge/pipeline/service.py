@@ -153,7 +153,7 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         source = stack.enter_context(open_source(
             options.source.camera, board=board, input_size=clf.input_size,
             resize=options.model.resize, loop=options.source.loop, seed=options.source.seed,
-            max_image_pixels=options.source.max_image_pixels))
+            max_image_pixels=options.source.max_image_pixels, labels=clf.labels))
         preview = _open_preview(options.preview, stack, f"{board.name}: {source.name}")
         if on_start is not None:
             on_start({"board": board.name, "camera": source.name, "model": model.name,

@@ -2,7 +2,9 @@
 
 Order of preference when none is named: ``ai-edge-litert`` (LiteRT, the maintained package),
 ``tflite-runtime`` (the legacy one, still what old Coral images ship), ``tensorflow`` (the whole
-of TensorFlow, whose ``tf.lite.Interpreter`` is the same C++ core). tflite-runtime was built
+of TensorFlow, whose ``tf.lite.Interpreter`` is the same C++ core). ``tflm``, the TFLite Micro
+interpreter from PyPI, is used only when named: it runs in a child process
+(:mod:`edge.runtime.tflm`, which checks for it without importing it here). tflite-runtime was built
 against numpy 1 and fails deep inside its constructor under numpy 2, so that pairing is detected
 from package metadata before anything is imported.
 """
@@ -38,11 +40,15 @@ PACKAGES: dict[str, _Package] = {
     "ai-edge-litert": _Package("ai-edge-litert", "ai_edge_litert", "ai_edge_litert.interpreter",
                                "pip install ai-edge-litert"),
     "tflite-runtime": _Package("tflite-runtime", "tflite_runtime", "tflite_runtime.interpreter",
-                               "pip install 'edge[tflite-runtime]' (in a venv with numpy<2)"),
+                               "pip install 'edge-labels[tflite-runtime]' (in a venv with "
+                               "numpy<2)"),
     "tensorflow": _Package("tensorflow", "tensorflow", "tensorflow.lite.python.interpreter",
                            "pip install tensorflow"),
 }
-BACKEND_NAMES = tuple(PACKAGES)
+TFLM = "tflm"
+BUILTIN_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
+AUTO_BACKENDS = tuple(PACKAGES)  # tried in this order when no backend is named
+BACKEND_NAMES = (*AUTO_BACKENDS, TFLM)
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,10 @@ class Backend:
     load_delegate: Callable[..., Any]
 
     def resolves_custom_op(self, opcode: str) -> bool:
-        """Whether the package itself implements the custom op (TensorFlow's Flex ops)."""
-        return self.name == "tensorflow" and opcode.startswith("Flex")
+        """Whether the package itself implements the custom op (TensorFlow's Flex ops, and
+        the SSD post-processing op that LiteRT's and TFLM's builtin resolvers register)."""
+        return opcode in BUILTIN_CUSTOM_OPS or (self.name == "tensorflow"
+                                                and opcode.startswith("Flex"))
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
@@ -85,6 +93,8 @@ def load_backend(name: str | None = None) -> Backend:
         BackendError: the named package is missing or unusable (the message says how to
             install it), or, with no name, none of them is.
     """
+    if name == TFLM:
+        return _tflm()
     if name is not None:
         if name not in PACKAGES:
             raise BackendError(f"unknown backend {name!r}; choose one of "
@@ -121,6 +131,16 @@ def _import(package: _Package) -> Backend:
                            f"cannot be imported ({e}); reinstall it with "
                            f"`{package.install}`") from e
     return Backend(package.distribution, version, interpreter_class, load_delegate)
+
+
+def _tflm() -> Backend:
+    from edge.runtime.tflm import TflmInterpreter, tflm_version
+
+    def no_delegate(*_: Any, **__: Any) -> Any:
+        raise BackendError(f"--backend {TFLM} has no Edge TPU delegate; use ai-edge-litert "
+                           "for Edge TPU models")
+
+    return Backend(TFLM, tflm_version(), TflmInterpreter, no_delegate)
 
 
 def _version(distribution: str) -> str:

@@ -3,10 +3,12 @@
 Opening does the expensive and fallible work in an order that makes the first failure the
 clearest one: read and validate the model with our own reader (structure and meaning), check
 its activation memory against the limit, pick the backend, refuse custom ops nothing can run,
-load the Edge TPU delegate when asked or needed, check the input is an image, load a model not
-seen before once in a child process (a crash there is an error, not the end of this process),
-then build the interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer
-verifier) and allocate its tensors once. Every frame after that reuses the same buffers.
+check it is a kind we run (an image classifier, :mod:`edge.runtime.kinds`), load the Edge TPU
+delegate when asked or needed, check the input is an image, load a model not seen before once
+in a child process (a crash there is an error, not the end of this process), then build the
+interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer verifier; or the
+TFLite Micro child process for ``backend="tflm"``) and allocate its tensors once. Every frame
+after that reuses the same buffers.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import numpy as np
 
 from edge.errors import DelegateError, InterpreterError, ModelError
 from edge.model import Model, read_model
+from edge.nativelog import filtered_native_stderr
 from edge.runtime import delegate as edgetpu
-from edge.runtime.backends import Backend, load_backend
-from edge.runtime.labels import align_labels, read_labels
+from edge.runtime.backends import TFLM, Backend, load_backend
+from edge.runtime.kinds import model_kind, refusal
+from edge.runtime.labels import find_labels
 from edge.runtime.postprocess import Classification, classify_scores, dequantize
 from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
 from edge.runtime.probe import probe_model
@@ -57,6 +61,8 @@ class Classifier:
         backend: the interpreter package in use.
         input_spec: what the input tensor wants (size, type, quantization, mean/std).
         labels: one label per class ("" where unknown), or ``()`` when there are none.
+        labels_origin: where they came from: a file, ``embedded``, ``given`` or ``""``
+            (see :func:`edge.runtime.labels.find_labels`).
         threads: interpreter (XNNPACK) threads.
         delegate_name: ``none`` or ``edgetpu``.
         invoke_ms: duration of the last invoke in milliseconds (0.0 before the first).
@@ -64,11 +70,12 @@ class Classifier:
 
     def __init__(self, model: Model, backend: Backend, interpreter: Any, *,
                  spec: InputSpec, labels: tuple[str, ...], threads: int, resize: str,
-                 delegate: Any = None) -> None:
+                 delegate: Any = None, labels_origin: str = "") -> None:
         self.model = model
         self.backend = backend
         self.input_spec = spec
         self.labels = labels
+        self.labels_origin = labels_origin
         self.threads = threads
         self.delegate_name = "edgetpu" if delegate is not None else "none"
         self.invoke_ms = 0.0
@@ -95,12 +102,13 @@ class Classifier:
                 model already read with :func:`edge.model.read_model`.
             threads: interpreter threads; None or 0 uses every core this process may use.
             backend: ``ai-edge-litert``, ``tflite-runtime`` or ``tensorflow``; None picks the
-                first installed in that order.
+                first installed in that order. ``tflm``: TFLite Micro in a child process.
             delegate: ``edgetpu``, ``none``, or None to use the Edge TPU exactly when the model
                 was compiled for it.
             device: Coral device string (``usb``, ``usb:0``, ``pci:1``, ``:0``); implies
                 ``edgetpu``.
-            labels: a labels file or a list of labels; None uses the labels inside the model.
+            labels: a labels file or a list of labels; None uses the labels inside the model,
+                else ``labels.txt`` beside it (:func:`edge.runtime.labels.find_labels`).
             resize: ``squash`` (whole frame) or ``crop`` (centre crop to the input's aspect).
             mean: pixel mean(s); None uses the default for the input type (see
                 :mod:`edge.runtime.preprocess`).
@@ -110,7 +118,8 @@ class Classifier:
                 profiles set it as ``max_activation_mb``.
 
         Raises:
-            ModelError: the model is unreadable, malformed or not an image classifier.
+            ModelError: the model is unreadable, malformed or not an image classifier (the
+                message names the kind found: detection, multi-output, embedding, ...).
             BackendError: no usable interpreter package.
             DelegateError: the Edge TPU is needed but unavailable.
             InterpreterError: the interpreter refused the model, or crashed loading it in the
@@ -123,24 +132,34 @@ class Classifier:
         check_activation_memory(model, limit_mb * MB)
         loaded = load_backend(backend)
         _check_custom_ops(model, loaded)
+        classes = _num_classes(model)
         use_tpu = _wants_edgetpu(model, delegate, device)
         spec = _image_input(model, mean, std)
-        threads = _thread_count(threads)
+        threads = 1 if loaded.name == TFLM else _thread_count(threads)
         tpu = None
+        if use_tpu and loaded.name == TFLM:
+            raise DelegateError(f"{_name(model)}: --backend {TFLM} has no Edge TPU delegate; "
+                                "use ai-edge-litert for the Edge TPU")
         if use_tpu:
             tpu = edgetpu.load_edgetpu_delegate(loaded.load_delegate, device,
                                                 reason=_tpu_reason(model, delegate, device))
             if not model.edgetpu_compiled:
                 log.warning("%s was not compiled for the Edge TPU (no %s): nothing will run on "
                             "the TPU; compile it with edgetpu_compiler", _name(model), EDGETPU_OP)
-        names = _labels(model, labels, _num_classes(model))  # a user error before LiteRT logs
-        if tpu is None:  # an Edge TPU model cannot run without the device; it is not probed
-            probe_model(model.content, _name(model), loaded.name, loaded.version)
+        path = None if model.source == "<bytes>" else model.source
+        # a user error before LiteRT logs:
+        names, origin = find_labels(path, model.labels, labels, classes)
+        if tpu is None and loaded.name != TFLM:  # TFLM runs in a child of its own anyway;
+            # an Edge TPU model cannot run without the device, so it is not probed
+            try:
+                probe_model(model.content, _name(model), loaded.name, loaded.version)
+            except InterpreterError as e:
+                raise InterpreterError(f"{e}{_tflm_hint(model, str(e))}") from e
         interpreter = _build_interpreter(model, loaded, threads, tpu)
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")
         return cls(model, loaded, interpreter, spec=spec, labels=names, threads=threads,
-                   resize=resize, delegate=tpu)
+                   resize=resize, delegate=tpu, labels_origin=origin)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -174,6 +193,8 @@ class Classifier:
             interpreter.invoke()
             self.invoke_ms = (time.perf_counter() - start) * 1e3
             raw = interpreter.get_tensor(self._output_index)
+        except InterpreterError:  # the TFLM child's own, already one line naming the model
+            raise
         except (ValueError, RuntimeError) as e:
             raise InterpreterError(f"{_name(self.model)}: {one_line(str(e))}") from e
         return dequantize(raw, self._output_scale, self._output_zero_point)
@@ -185,8 +206,10 @@ class Classifier:
         return classify_scores(scores, self.labels, top_k, threshold)
 
     def close(self) -> None:
-        """Release the interpreter, then the delegate it uses. Safe to call twice."""
-        self._interpreter = None
+        """Release the interpreter (ending a TFLM child), then its delegate. Safe twice."""
+        interpreter, self._interpreter = self._interpreter, None
+        if interpreter is not None and hasattr(interpreter, "close"):
+            interpreter.close()
         self._delegate = None
 
     def __enter__(self) -> Self:
@@ -232,7 +255,7 @@ def _name(model: Model) -> str:
 def _check_custom_ops(model: Model, backend: Backend) -> None:
     """Refuse custom ops before native code does: LiteRT says it only after logging to stderr."""
     missing = [op for op in model.custom_ops
-               if op != EDGETPU_OP and not backend.resolves_custom_op(op)]
+               if (op != EDGETPU_OP or backend.name == TFLM) and not backend.resolves_custom_op(op)]
     if missing:
         raise InterpreterError(f"{_name(model)}: unresolved custom op {', '.join(missing)}: "
                                f"{backend.name} has no kernel for it; use a model built from "
@@ -259,19 +282,19 @@ def _tpu_reason(model: Model, delegate: str | None, device: str | None) -> str:
 
 
 def _image_input(model: Model, mean: Any, std: Any) -> InputSpec:
-    inputs, outputs = model.input_tensors, model.output_tensors
-    if len(inputs) != 1 or not outputs:
-        raise ModelError(f"{_name(model)}: has {len(inputs)} inputs and {len(outputs)} outputs; "
-                         "an image classifier has one image input and a scores output")
-    return input_spec(inputs[0], mean, std)
+    inputs = model.input_tensors
+    if len(inputs) != 1:
+        raise ModelError(f"{_name(model)}: has {len(inputs)} inputs; an image classifier has "
+                         "one image input")
+    return input_spec(inputs[0], mean, std, where=_name(model))
 
 
 def _num_classes(model: Model) -> int:
-    output = model.output_tensors[0]
-    if len(output.shape) == 0 or max(output.shape) != output.size:
-        raise ModelError(f"{_name(model)}: output {output.name!r} has shape "
-                         f"{list(output.shape)}; a classifier's output is one row of scores")
-    return output.size
+    """The number of class scores; refuses models that are not single-output classifiers."""
+    kind = model_kind(model)
+    if not kind.supported:
+        raise ModelError(refusal(kind, _name(model)))
+    return kind.classes
 
 
 def _thread_count(threads: int | None) -> int:
@@ -283,23 +306,22 @@ def _thread_count(threads: int | None) -> int:
 
 
 def _build_interpreter(model: Model, backend: Backend, threads: int, tpu: Any) -> Any:
+    if backend.name == TFLM:
+        return backend.interpreter_class(model)
     try:
-        interpreter = backend.interpreter_class(
-            model_content=model.content, num_threads=threads,
-            experimental_delegates=[tpu] if tpu is not None else None)
-        interpreter.allocate_tensors()
+        with filtered_native_stderr():  # the XNNPACK "INFO: Created ... delegate" line
+            interpreter = backend.interpreter_class(
+                model_content=model.content, num_threads=threads,
+                experimental_delegates=[tpu] if tpu is not None else None)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise InterpreterError(f"{_name(model)}: {backend.name} refused the model: "
-                               f"{one_line(str(e))}") from e
+                               f"{one_line(str(e))}{_tflm_hint(model, str(e))}") from e
     return interpreter
 
 
-def _labels(model: Model, labels: str | Path | Sequence[str] | None, classes: int
-            ) -> tuple[str, ...]:
-    if labels is None:
-        if model.labels is None:
-            return ()
-        return align_labels(model.labels, classes, f"{_name(model)} (embedded labels)")
-    if isinstance(labels, str | Path):
-        return align_labels(read_labels(labels), classes, str(labels))
-    return align_labels(labels, classes)
+def _tflm_hint(model: Model, refusal: str) -> str:
+    """LiteRT refuses some microcontroller models' quantization that TFLM runs: say so."""
+    if "quantiz" in refusal and not model.custom_ops:
+        return f"; TFLite Micro may run it: --backend {TFLM}"
+    return ""

@@ -1,4 +1,9 @@
-"""Label files, and matching a list of labels to a model's number of classes.
+"""Label files, where a model's labels come from, and matching them to its number of classes.
+
+Where labels come from, for every command (:func:`find_labels`): ``--labels FILE`` when given;
+else the labels packed inside the model file; else ``labels.txt`` in the model's folder, if it
+holds a label per class (how the bundled demo model ships, and a common way to keep a model
+with its labels); else none (results show class indices with empty labels).
 
 Formats: one label per line (index = line number), or Coral's older ``index label`` pairs
 (parsed by :func:`edge.model.labels.parse_label_lines`, shared with the labels embedded in models).
@@ -19,6 +24,7 @@ from edge.model.labels import parse_label_lines
 log = logging.getLogger(__name__)
 
 BACKGROUND = "background"
+SIDECAR_NAME = "labels.txt"
 
 
 def read_labels(path: str | Path) -> tuple[str, ...]:
@@ -35,6 +41,45 @@ def read_labels(path: str | Path) -> tuple[str, ...]:
         raise LabelError(f"{path}: has no labels; expected one label per line or "
                          "'index label' pairs")
     return labels
+
+
+def find_labels(model_path: str | Path | None, embedded: Sequence[str] | None,
+                given: str | Path | Sequence[str] | None, classes: int
+                ) -> tuple[tuple[str, ...], str]:
+    """The labels of a model with ``classes`` outputs, and where they came from.
+
+    Args:
+        model_path: the model file (None for a model given as bytes).
+        embedded: the labels packed inside the model, or None.
+        given: a labels file or list the user gave, or None.
+        classes: the model's number of class scores.
+
+    Returns:
+        ``(labels, origin)``; origin is the file, ``"embedded"``, a list's ``"given"``, or
+        ``""`` when there are no labels.
+
+    Raises:
+        LabelError: a given labels file is unusable.
+    """
+    if isinstance(given, str | Path):
+        return align_labels(read_labels(given), classes, str(given)), str(given)
+    if given is not None:
+        return align_labels(given, classes), "given"
+    if embedded is not None:
+        return align_labels(embedded, classes, "embedded labels"), "embedded"
+    sidecar = Path(model_path).parent / SIDECAR_NAME if model_path is not None else None
+    if sidecar is None or not sidecar.is_file():
+        return (), ""
+    try:
+        labels = read_labels(sidecar)
+    except LabelError as e:
+        log.warning("%s; ignoring it", e)
+        return (), ""
+    if abs(len(labels) - classes) > 1:
+        log.warning("%s has %d labels but the model has %d classes; ignoring it (pass "
+                    "--labels to use a labels file)", sidecar, len(labels), classes)
+        return (), ""
+    return align_labels(labels, classes, str(sidecar)), str(sidecar)
 
 
 def align_labels(labels: Sequence[str], num_classes: int, source: str = "labels"

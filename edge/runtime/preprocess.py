@@ -14,6 +14,11 @@ Default ``mean``/``std`` when the caller gives none:
   pixels are the quantized values, i.e. identity for uint8 and ``x - 128`` for int8;
 * float input: ``mean 127.5, std 127.5`` (pixels to [-1, 1], as Keras MobileNets expect).
 
+An integer input without quantization parameters (some models take raw uint8 pixels and scale
+them inside, e.g. MoveNet) does not say how pixels map to it: it is accepted when the caller
+gives ``mean`` and ``std`` (``q = round((x - mean) / std)``, so ``0`` and ``1`` feed raw
+pixels), and refused otherwise with a message naming the flags.
+
 Resizing uses ``cv2.INTER_AREA`` (see docs/runtime.md for the measurements behind the choice).
 """
 
@@ -96,32 +101,52 @@ class InputSpec:
 
 
 def input_spec(tensor: Tensor, mean: Sequence[float] | float | None = None,
-               std: Sequence[float] | float | None = None) -> InputSpec:
+               std: Sequence[float] | float | None = None, where: str = "the model"
+               ) -> InputSpec:
     """The :class:`InputSpec` of an image input tensor of shape (1, H, W, C) or (H, W, C).
+
+    Args:
+        tensor: the model's input.
+        mean: pixel mean(s), or None for the default of the input type.
+        std: pixel standard deviation(s), likewise.
+        where: the model's name, for messages.
 
     Raises:
         PreprocessError: the tensor is not an image input this runtime can fill, or
-            ``mean``/``std`` do not fit it.
+            ``mean``/``std`` do not fit it (or are missing where the model needs them).
     """
     shape = tensor.shape[1:] if len(tensor.shape) == 4 and tensor.shape[0] == 1 else tensor.shape
     if len(shape) != 3 or shape[2] not in (1, 3) or min(shape) < 1:
-        raise PreprocessError(f"input {tensor.name!r} has shape {list(tensor.shape)}; an image "
-                              "classifier needs [1, height, width, 3] or [1, height, width, 1]")
+        raise PreprocessError(f"{where}: input {tensor.name!r} has shape {list(tensor.shape)}; "
+                              "an image classifier needs [1, height, width, 3] or "
+                              "[1, height, width, 1]")
     if tensor.dtype not in _SUPPORTED_TYPES:
-        raise PreprocessError(f"input {tensor.name!r} is {tensor.dtype}; supported input types "
-                              f"are {', '.join(_SUPPORTED_TYPES)}")
+        raise PreprocessError(f"{where}: input {tensor.name!r} is {tensor.dtype}; supported "
+                              f"input types are {', '.join(_SUPPORTED_TYPES)}")
     height, width, channels = shape
-    quant = tensor.quantization
-    scale = float(quant.scale[0]) if quant is not None and tensor.dtype != "float32" else 0.0
-    zero_point = int(quant.zero_point[0]) if quant is not None and scale else 0
-    if tensor.dtype != "float32" and not scale > 0:
-        raise PreprocessError(f"input {tensor.name!r} is {tensor.dtype} without a positive "
-                              "quantization scale; cannot map pixels to it")
+    scale, zero_point = _input_quantization(tensor, mean is not None and std is not None, where)
     default_mean, default_std = default_normalization(tensor.dtype, scale, zero_point)
     return InputSpec(width=width, height=height, channels=channels, dtype=tensor.dtype,
                      scale=scale, zero_point=zero_point,
                      mean=_per_channel("mean", mean, default_mean, channels),
                      std=_per_channel("std", std, default_std, channels))
+
+
+def _input_quantization(tensor: Tensor, normalization_given: bool, where: str
+                        ) -> tuple[float, int]:
+    """``(scale, zero_point)``: the tensor's, or ``(1, 0)`` for an unquantized integer input
+    the caller gave ``mean``/``std`` for."""
+    if tensor.dtype == "float32":
+        return 0.0, 0
+    quant = tensor.quantization
+    scale = float(quant.scale[0]) if quant is not None else 0.0
+    if scale > 0 and quant is not None:
+        return scale, int(quant.zero_point[0])
+    if normalization_given:
+        return 1.0, 0
+    raise PreprocessError(f"{where}: input {tensor.name!r} is {tensor.dtype} without "
+                          "quantization parameters, so the model does not say how pixels map to "
+                          "it; pass --mean and --std (--mean 0 --std 1 feeds raw pixels 0..255)")
 
 
 def default_normalization(dtype: str, scale: float, zero_point: int) -> tuple[float, float]:
@@ -285,3 +310,26 @@ def _into(result: np.ndarray, dst: np.ndarray) -> None:
     """OpenCV silently allocates when ``dst`` does not fit; keep the buffer either way."""
     if result is not dst and not np.shares_memory(result, dst):
         np.copyto(dst, result.reshape(dst.shape))
+
+
+def raw_input_tensor(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """An image whose bytes already are the model's input values, as the input tensor.
+
+    For test images that store quantized values (TFLM's ``person.bmp`` holds int8 pixels as
+    raw bytes): no resize, no normalization; each byte is reinterpreted as the input's integer
+    type (byte 200 is int8 -56).
+
+    Raises:
+        PreprocessError: the input is float, or the image is not exactly the input's size.
+    """
+    image = _image_view(pixels)
+    if image.ndim == 2:
+        image = image[:, :, np.newaxis]
+    if spec.dtype == "float32":
+        raise PreprocessError("--raw-input needs an integer (quantized) model input; this one "
+                              "is float32")
+    if image.shape != (spec.height, spec.width, spec.channels):
+        raise PreprocessError(f"--raw-input needs an image of exactly {spec.width}x{spec.height}"
+                              f"x{spec.channels} (the model's input), got {image.shape[1]}x"
+                              f"{image.shape[0]}x{image.shape[2]}")
+    return np.ascontiguousarray(image).view(dtype_of(spec.dtype)).reshape(spec.shape)

@@ -39,6 +39,8 @@ def record_json(record: LabelRecord, names: Sequence[str] = ()) -> dict[str, Any
         data["frame"] = record.frame
     if record.device is not None:
         data["device"] = record.device
+    if record.file is not None:
+        data["file"] = record.file
     return data
 
 

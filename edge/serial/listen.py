@@ -56,6 +56,15 @@ class _Session:
         self.stop = stop
         self.clock = clock
         self.delivered = 0
+        self.on_status: Callable[[], None] | None = None
+        self.status_interval_s = 5.0
+        self.next_status = clock() + self.status_interval_s
+
+    def report(self) -> None:
+        """Call ``on_status`` when a status interval has passed."""
+        if self.on_status is not None and self.clock() >= self.next_status:
+            self.next_status = self.clock() + self.status_interval_s
+            self.on_status()
 
     def done(self) -> bool:
         return (self.stop.is_set()
@@ -74,13 +83,16 @@ class _Session:
                     break
                 self.on_record(record)
                 self.delivered += 1
+            self.report()
 
 
 def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DEFAULT_BAUD,
            fmt: Format = "auto", reset_on_open: bool = False, max_frames: int | None = None,
            duration: float | None = None, stop: threading.Event | None = None,
            backoff: Backoff | None = None, open_port: Callable[..., Any] = open_link,
-           clock: Callable[[], float] = time.monotonic) -> ListenSummary:
+           clock: Callable[[], float] = time.monotonic,
+           on_status: Callable[[ListenSummary], None] | None = None,
+           status_interval_s: float = 5.0) -> ListenSummary:
     """Decode records from ``url`` and hand each to ``on_record`` until a limit is reached.
 
     Args:
@@ -95,6 +107,9 @@ def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DE
         backoff: delays between reconnect attempts (50 ms doubling to 2 s by default).
         open_port: how to open the link; tests and other transports may inject their own.
         clock: monotonic seconds.
+        on_status: called with the counters so far every ``status_interval_s`` seconds while
+            the link is read (the MQTT gateway publishes them as the device's status).
+        status_interval_s: seconds between ``on_status`` calls.
 
     Returns:
         The counters of the session.
@@ -108,6 +123,12 @@ def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DE
     session = _Session(on_record, StreamDecoder(fmt), max_frames,
                        None if duration is None else start + duration, stop, clock)
     summary = ListenSummary(stats=session.decoder.stats)
+    if on_status is not None:
+        def status() -> None:
+            summary.delivered, summary.seconds = session.delivered, clock() - start
+            on_status(summary)
+        session.on_status, session.status_interval_s = status, status_interval_s
+        session.next_status = start + status_interval_s
     port = open_port(url, baud, reset_on_open=reset_on_open)
     log.info("listening on %s at %d baud", url, baud)
     while port is not None:

@@ -63,6 +63,8 @@ class LabelRecord:
             ``seq`` is a lost record; a gap in ``frame`` with ``seq`` in order is frames the
             sender skipped on purpose (``--on-change``).
         device: the sender's name (1-32 bytes of UTF-8), so a gateway knows who is talking.
+        file: name of the image file the label is for (text mode only, when the sender
+            labels files, e.g. ``edge-run --camera FOLDER``).
     """
 
     seq: int
@@ -74,6 +76,7 @@ class LabelRecord:
     latency_ms: float | None = None
     frame: int | None = None
     device: str | None = None
+    file: str | None = None
 
 
 # --- quantization ------------------------------------------------------------------------------
@@ -296,6 +299,8 @@ def encode_text(record: LabelRecord) -> bytes:
         parts.append(f',"frame":{record.frame}')
     if record.device is not None:
         parts.append(f',"device":{_json_string(record.device)}')
+    if record.file is not None:
+        parts.append(f',"file":{_json_string(record.file)}')
     parts.append("}\n")
     line = "".join(parts).encode("utf-8")
     if len(line) > MAX_LINE:
@@ -330,8 +335,10 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
     seq, time_ms, label, score = (obj.get(k) for k in ("seq", "time_ms", "label", "score"))
     text, top_k, latency = obj.get("text"), obj.get("top_k", []), obj.get("latency_ms")
     frame, device = obj.get("frame"), obj.get("device")
+    file = obj.get("file")
     if not (_is_int(seq, U32_MAX) and _is_int(time_ms, U32_MAX) and _is_int(label, LABEL_MAX)
             and _is_score(score) and (text is None or isinstance(text, str))
+            and (file is None or isinstance(file, str))
             and isinstance(top_k, list) and len(top_k) <= MAX_TOP_K):
         return None
     if latency is not None and not (type(latency) in (int, float) and 0 <= latency < math.inf):
@@ -346,7 +353,7 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
         return None
     return LabelRecord(obj["seq"], obj["time_ms"], obj["label"], float(obj["score"]), text,
                        tuple(p for p in pairs if p is not None),
-                       None if latency is None else float(latency), frame, device)
+                       None if latency is None else float(latency), frame, device, file)
 
 
 # --- the stream ---------------------------------------------------------------------------------

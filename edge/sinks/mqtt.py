@@ -42,7 +42,7 @@ def _paho() -> Any:
     try:
         import paho.mqtt.client as mqtt
     except ImportError as e:
-        raise BackendError("paho-mqtt is not installed; pip install 'edge[mqtt]' "
+        raise BackendError("paho-mqtt is not installed; pip install 'edge-labels[mqtt]' "
                            "(paho-mqtt>=2)") from e
     if not hasattr(mqtt, "CallbackAPIVersion"):
         raise BackendError("paho-mqtt 1.x is installed; edge needs 2.x: pip install -U "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import PurePath
 from typing import Any
 
 from edge.backoff import Backoff
@@ -42,6 +43,7 @@ def label_record(event: LabelEvent, *, with_text: bool, seq: int | None = None,
         latency_ms=max(event.latency_ms, 0.0),
         frame=event.seq & U32_MASK,
         device=device,
+        file=PurePath(event.file).name if event.file is not None and with_text else None,
     )
 
 

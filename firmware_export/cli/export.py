@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from edge.cli.common import (
+    EXIT_ERROR,
     EXIT_OK,
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     configure_logging,
     print_json,
@@ -15,8 +18,13 @@ from edge.cli.common import (
 )
 from firmware_export.export import OFFLINE_CHOICES, ExportResult, export_model
 from firmware_export.plan.arena import DEFAULT_MARGIN
+from firmware_export.tflm.tree import locate_tree
 
 PROG = "edge-export"
+EXAMPLES = (
+    "edge-export person_detect.tflite --board nano33ble --out fw",
+    "edge-export model.tflite --board esp32s3 --out fw --verify --json",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,17 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a PlatformIO project that runs MODEL on a microcontroller board with "
                     "TensorFlow Lite Micro: model_data.cc/.h, op_resolver.h, arena.h (the arena "
                     "sized from a reproduction of TFLM's memory planner), main.cpp streaming "
-                    "labels over serial.",
-        epilog="examples:\n  edge-export person_detect.tflite --board nano33ble --out fw\n"
-               "  edge-export model.tflite --board esp32s3 --out fw --verify --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "labels over serial.")
     parser.add_argument("model", help="path of an int8 .tflite file")
     parser.add_argument("--board", required=True, help="microcontroller board profile name")
     parser.add_argument("--out", required=True, help="project folder to create or replace")
     parser.add_argument("--name", help="C identifier of the model array (default: from the "
                         "file name, e.g. g_person_detect_model)")
-    parser.add_argument("--verify", action="store_true", help="check the predicted arena and the "
-                        "outputs on the real TFLite Micro (pip tflite-micro, in a subprocess)")
+    parser.add_argument("--verify", action="store_true", help="run the generated project on the "
+                        "real TFLite Micro: the pip interpreter, a 64-bit host build and the "
+                        "board's CPU under qemu-system-arm (needs --tflm or EDGE_TFLM_DIR)")
     parser.add_argument("--offline-plan", choices=OFFLINE_CHOICES, default="auto",
                         help="auto: write a better-than-greedy tensor placement into the model "
                         "when one exists (default); off: leave placement to TFLM")
@@ -43,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a TFLM source tree (output of TFLM's create_tflm_tree.py): copy "
                         "the files the model needs into lib/tflm/ so the project builds offline "
                         "with exactly that TFLM; repeat it to give a CMSIS-NN tree too (the one "
-                        "matching the board's kernels is copied). Default: platformio.ini pins "
-                        "the board's TFLM library")
+                        "matching the board's kernels is copied); --verify builds these trees "
+                        "(else $EDGE_TFLM_DIR, several separated by ':'). Default: "
+                        "platformio.ini pins the board's TFLM library")
     parser.add_argument("--model-slot", action="store_true", help="build the firmware to boot "
                         "from the board's model slot (EDGE_USE_MODEL_SLOT) and write the slot "
                         "image model_slot.img into the project; the embedded fallback model "
@@ -55,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     add_boards_dir_arg(parser)
     add_logging_args(parser)
+    add_common_args(parser, EXAMPLES)
     return parser
 
 
@@ -65,21 +73,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    trees = [locate_tree(path) for path in args.tflm]  # a folder, or a .tar.gz unpacked once
     result = export_model(args.model, args.board, args.out, name=args.name,
                           offline_plan=args.offline_plan, margin=args.margin,
-                          boards_dirs=args.boards_dir, tflm=args.tflm,
+                          boards_dirs=args.boards_dir, tflm=[t.root for t in trees],
                           model_slot=args.model_slot)
     report: dict[str, Any] = result.to_dict()
     verified = None
     if args.verify:
-        from firmware_export.verify import verify
+        from firmware_export.verify.run import verify_result
 
-        verified = verify(result.model, result.model_path)
+        verified = verify_result(result, trees, args.boards_dir)
         report["verify"] = verified.to_dict()
     if args.json:
         print_json(report)
     else:
         _print_summary(result, verified)
+    if verified is not None and not verified.ok:
+        from firmware_export.verify.ladder import failure_line
+
+        print(f"{PROG}: {failure_line(verified, str(args.model))}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -103,16 +117,10 @@ def _print_summary(result: ExportResult, verified: Any) -> None:
           f"({budget.ram_left:,} B left); flash for the model: {budget.model_bytes:,} of "
           f"{budget.flash_for_model:,} B ({budget.flash_left:,} B left)")
     if verified is not None:
-        print(f"verify (x86-64 tflite-micro, reference kernels): predicted {verified.predicted:,}"
-              f" B, measured {verified.measured:,} B ({verified.error:+.2%})")
-        agree = verified.agreement
-        if agree is not None and agree.note:
-            print(f"verify outputs: {agree.note}")
-        elif agree is not None:
-            print(f"verify outputs vs LiteRT on {agree.inputs} inputs: top-1 "
-                  f"{'identical' if agree.top1_identical else 'DIFFERENT'}, max "
-                  f"{agree.max_lsb} LSB")
-
+        for check in verified.checks:
+            print(f"verify [{check.status}] {check.name} ({check.build}): {check.detail}")
+        for note in verified.notes:
+            print(f"verify note: {note}")
 
 if __name__ == "__main__":
     raise SystemExit(main())

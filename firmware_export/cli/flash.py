@@ -16,6 +16,7 @@ from edge.boards import load_boards
 from edge.cli.common import (
     EXIT_OK,
     add_boards_dir_arg,
+    add_common_args,
     add_logging_args,
     configure_logging,
     print_json,
@@ -26,6 +27,12 @@ from firmware_export.flash import ports
 from firmware_export.flash.request import FlashRequest, FlashResult, flash
 
 PROG = "edge-flash"
+EXAMPLES = (
+    "edge-flash --list-ports",
+    "edge-flash model.tflite --board esp32s3 --port /dev/ttyACM0 --arena-size 85264 --dry-run",
+    "edge-flash model.tflite --board pico --arena-size 85264 -o model.uf2   # write, don't flash",
+    "edge-flash --firmware fw/ --board esp32s3 --port /dev/ttyACM0",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_boards_dir_arg(parser)
     add_logging_args(parser)
+    add_common_args(parser, EXAMPLES)
     return parser
 
 
@@ -114,9 +122,12 @@ def _list_ports(args: argparse.Namespace) -> int:
     if not found:
         print("no serial ports found; plug the board in (for RP2040 in BOOTSEL mode look for "
               "the RPI-RP2 drive instead)")
+        return EXIT_OK
+    width = max(len("port"), *(len(p.device) for p in found))
+    print(f"{'port':<{width}}  {'usb id':9}  description / suggested command")
     for port in found:
         hint = (f"  -> edge-flash --board {port.boards[0]} --port {port.device}"
                 if port.boards else "")
         also = f" (or {', '.join(port.boards[1:])})" if len(port.boards) > 1 else ""
-        print(f"{port.device}  {port.usb_id or '-':9}  {port.description}{hint}{also}")
+        print(f"{port.device:<{width}}  {port.usb_id or '-':9}  {port.description}{hint}{also}")
     return EXIT_OK

@@ -38,7 +38,7 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "esptool": Backend("esptool", "python", ("esptool",),
-                       "pip install esptool (or pip install 'edge[dev]')"),
+                       "pip install esptool (or pip install 'edge-labels[flash]')"),
     "picotool": Backend("picotool", "program", ("picotool",),
                         "install picotool from github.com/raspberrypi/picotool (or the Pico SDK), "
                         "or hold BOOTSEL and pass the RPI-RP2 drive as --port"),

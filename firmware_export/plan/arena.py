@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.model.types import Model
+from firmware_export.plan.abi import Abi, default_abi, get_abi
 from firmware_export.plan.kernels import scratch_rule
 from firmware_export.plan.lifetimes import ArenaBuffer, arena_buffers, read_offline_offsets
 from firmware_export.plan.planner import (
@@ -47,6 +48,7 @@ class ArenaPlan:
     size: int  # kTensorArenaSize
     pointer_size: int
     kernels: str
+    abi: str = "x86-64"
 
     def breakdown(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class ArenaPlan:
             "arena_size": self.size,
             "pointer_size": self.pointer_size,
             "kernels": self.kernels,
+            "abi": self.abi,
             "estimated_ops": list(self.tail.estimated_ops),
         }
 
@@ -91,22 +94,27 @@ def plan_memory(model: Model, kernels: str = "reference",
 
 
 def plan_arena(model: Model, pointer_size: int = 8, kernels: str = "reference",
-               margin: int = DEFAULT_MARGIN, offline: Sequence[int] | None = None) -> ArenaPlan:
+               margin: int = DEFAULT_MARGIN, offline: Sequence[int] | None = None,
+               abi: str | Abi | None = None) -> ArenaPlan:
     """Predict TFLM's arena for ``model`` and size ``kTensorArenaSize`` from it.
 
     Args:
         model: a validated model.
         pointer_size: the target's pointer size (8 for the x86-64 host build).
-        kernels: ``reference``, ``cmsis-nn`` or ``esp-nn`` (decides scratch buffers).
+        kernels: ``reference``, ``cmsis-nn`` or ``esp-nn`` (decides scratch buffers, op data).
         margin: bytes added on top of the prediction.
         offline: per-tensor offsets of an offline plan (-1 = let TFLM place it).
+        abi: the compiler ABI (:mod:`firmware_export.plan.abi`); by default the one a
+            firmware with this pointer size is built with (``arm-eabi`` for 4, ``x86-64`` for 8).
     """
+    layout = abi if isinstance(abi, Abi) else get_abi(abi) if abi else default_abi(pointer_size)
     plan = plan_memory(model, kernels, offline)
     graph = model.main
     n_scratch = sum(1 for b in plan.buffers if b.tensor < 0)
-    tail = tail_size(graph, len(model.subgraphs), pointer_size, n_scratch)
+    tail = tail_size(graph, len(model.subgraphs), layout, kernels, n_scratch)
     temp = planning_temp(len(graph.tensors), n_scratch, len(plan.buffers), len(model.subgraphs),
-                         pointer_size)
+                         layout)
     minimum = align_up(max(plan.head + tail.total, temp + tail.before_io), ARENA_ALIGNMENT)
     size = align_up(minimum + margin, ARENA_ALIGNMENT)
-    return ArenaPlan(plan, tail, temp, minimum, size - minimum, size, pointer_size, kernels)
+    return ArenaPlan(plan, tail, temp, minimum, size - minimum, size, layout.pointer_size,
+                     kernels, layout.name)

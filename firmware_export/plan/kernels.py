@@ -6,50 +6,48 @@ kernel's op data in ``Init`` and further persistent buffers in ``Prepare`` (per-
 multipliers and shifts: one int32 each per output channel of int8 convolutions), plus scratch
 buffers requested in ``Prepare`` that the planner places in the arena head.
 
-The 64-bit numbers were measured on the x86-64 ``tflite-micro`` package by tracing every arena
-allocation (gdb on ``SingleArenaBufferAllocator::AllocatePersistentBuffer`` and
-``MicroAllocator::RequestScratchBufferInArena``) while it loaded MobileNetV2 and person_detect.
-32-bit sizes are the 64-bit structs with each pointer field shrunk to 4 bytes. Operators not in
-the table get :data:`UNKNOWN_OP`, a deliberately generous guess, and are flagged in the report.
+Struct sizes come per ABI from :mod:`firmware_export.plan.abi` (measured with each compiler on
+TFLM's headers); the allocation order and per-kernel rules come from reading TFLM's kernels
+(reference and CMSIS-NN trees in ``../shared/tflm``) and are checked against the real builds by
+``edge-export --verify``. Operators not in the table get :data:`UNKNOWN_OP`, a deliberately
+generous guess, and are flagged in the report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.model.types import Operator, Tensor
+from firmware_export.plan.abi import Abi
 
 Sizes = Callable[[Operator, Sequence[Tensor]], list[int]]
 
 
-@dataclass(frozen=True)
-class Struct:
-    """A C struct by its 64-bit size, alignment and number of pointer fields."""
-
-    size64: int
-    align64: int = 4
-    pointers: int = 0
-
-    def size(self, pointer_size: int) -> int:
-        return self.size64 - (8 - pointer_size) * self.pointers
-
-    def align(self, pointer_size: int) -> int:
-        return min(self.align64, pointer_size) if self.pointers else self.align64
-
-
-NO_STRUCT = Struct(0)
 
 
 @dataclass(frozen=True)
 class KernelCost:
-    """What one kernel allocates for one operator."""
+    """What one kernel allocates for one operator.
 
-    builtin_data: Struct = NO_STRUCT
-    op_data: Struct = NO_STRUCT
+    ``builtin_data`` and ``op_data`` name C structs laid out per ABI (:mod:`.abi`);
+    ``op_data_extra`` is what a kernel set's own op data adds to the reference struct (CMSIS-NN
+    wraps it: ``struct OpData { OpDataConv reference_op_data; int buffer_idx; }``).
+    """
+
+    builtin_data: str | None = None
+    op_data: str | None = None
     prepare: Sizes | None = None
     scratch: Mapping[str, Sizes] | None = None  # by kernel set; missing = none
+    op_data_extra: Mapping[str, int] = field(default_factory=dict)
     measured: bool = True
+
+    def op_data_size(self, abi: Abi, kernels: str) -> int:
+        if self.op_data is None:
+            return 0
+        size, align = abi.layouts[self.op_data]
+        extra = self.op_data_extra.get(kernels, 0)
+        return -(-(size + extra) // align) * align if extra else size
 
 
 def _none(op: Operator, tensors: Sequence[Tensor]) -> list[int]:
@@ -126,23 +124,34 @@ CONV_SCRATCH: dict[str, Sizes] = {"cmsis-nn": _cmsis_conv_scratch, "esp-nn": _cm
 DEPTHWISE_SCRATCH: dict[str, Sizes] = {"cmsis-nn": _cmsis_depthwise_scratch,
                                        "esp-nn": _cmsis_depthwise_scratch}
 REDUCE_SCRATCH: dict[str, Sizes] = {k: _mean_scratch for k in ("reference", "cmsis-nn", "esp-nn")}
-POOL = Struct(40)  # TfLitePoolParams
-CONV_DATA = Struct(80, 8, 2)  # OpDataConv: padding, zero points, multipliers, 2 pointers
+CMSIS_CONV = {"cmsis-nn": 4}  # + int buffer_idx
 
 KERNELS: dict[str, KernelCost] = {
-    "CONV_2D": KernelCost(Struct(28), CONV_DATA, per_channel_quant, CONV_SCRATCH),
-    "DEPTHWISE_CONV_2D": KernelCost(Struct(28), CONV_DATA, per_channel_quant, DEPTHWISE_SCRATCH),
-    "FULLY_CONNECTED": KernelCost(Struct(32, 8), Struct(72, 8, 2), _fully_connected_quant),
-    "ADD": KernelCost(Struct(8), Struct(60)),
-    "MEAN": KernelCost(Struct(1, 1), Struct(44), scratch=REDUCE_SCRATCH),
-    "SOFTMAX": KernelCost(Struct(4), Struct(80, 8, 2)),
-    "QUANTIZE": KernelCost(NO_STRUCT, Struct(32)),
-    "AVERAGE_POOL_2D": KernelCost(POOL, Struct(32), scratch={"cmsis-nn": _cmsis_pool_scratch}),
-    "MAX_POOL_2D": KernelCost(POOL, Struct(32)),
-    "RESHAPE": KernelCost(Struct(36)),
+    "CONV_2D": KernelCost("TfLiteConvParams", "OpDataConv", per_channel_quant, CONV_SCRATCH,
+                          CMSIS_CONV),
+    "DEPTHWISE_CONV_2D": KernelCost("TfLiteDepthwiseConvParams", "OpDataConv", per_channel_quant,
+                                    DEPTHWISE_SCRATCH, CMSIS_CONV),
+    # CMSIS-NN: + two buffer indices, kernel_sums pointer, batches, accum_depth, output_depth
+    "FULLY_CONNECTED": KernelCost("TfLiteFullyConnectedParams", "OpDataFullyConnected",
+                                  _fully_connected_quant, op_data_extra={"cmsis-nn": 24}),
+    "ADD": KernelCost("TfLiteAddParams", "OpDataAdd"),
+    "MEAN": KernelCost("TfLiteReducerParams", "OpDataReduce", scratch=REDUCE_SCRATCH),
+    # CMSIS-NN: CMSISNNSoftmaxParams = SoftmaxParams + num_rows + row_size
+    "SOFTMAX": KernelCost("TfLiteSoftmaxParams", "SoftmaxParams",
+                          op_data_extra={"cmsis-nn": 8}),
+    "QUANTIZE": KernelCost(None, "OpDataQuantizeReference"),
+    "AVERAGE_POOL_2D": KernelCost("TfLitePoolParams", "OpDataPooling",
+                                  scratch={"cmsis-nn": _cmsis_pool_scratch},
+                                  op_data_extra={"cmsis-nn": 4}),
+    "MAX_POOL_2D": KernelCost("TfLitePoolParams", "OpDataPooling",
+                              op_data_extra={"cmsis-nn": 4}),
+    "RESHAPE": KernelCost("TfLiteReshapeParams"),
 }
 
-UNKNOWN_OP = KernelCost(Struct(64, 8, 2), Struct(128, 8, 4), measured=False)
+# Operators not in the table: a deliberately generous guess, flagged in the report.
+UNKNOWN_OP = KernelCost(measured=False)
+UNKNOWN_BUILTIN_DATA = 64
+UNKNOWN_OP_DATA = 128
 
 
 def kernel_cost(opcode: str) -> KernelCost:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware_export.plan.kernels import CONV_DATA, Struct
+from firmware_export.plan.abi import default_abi
 from firmware_export.plan.planner import GreedyMemoryPlanner, align_up
-from firmware_export.plan.tail import ALLOCATOR_OBJECTS, EVAL_TENSOR, NODE_AND_REGISTRATION
 
 # (expansion t, channels c, repeats n, first stride s), from the MobileNetV2 paper, Table 2.
 BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -105,12 +104,12 @@ def mobilenet_v2_arena(width: float, resolution: int, pointer_size: int = 4,
     planner = GreedyMemoryPlanner()
     for size, first, last in zip(net.sizes, net.first, net.last, strict=True):
         planner.add_buffer(align_up(size), first, last)
-    p = pointer_size
+    abi = default_abi(pointer_size)
     convs = [c for c in net.channels if c]
-    tail = sum(obj.size(p) for obj in ALLOCATOR_OBJECTS)
-    tail += EVAL_TENSOR.size(p) * (len(net.sizes) + 2 * len(convs))
-    tail += NODE_AND_REGISTRATION.size(p) * len(net.channels)
-    tail += sum(align_up(Struct(28).size(p)) // 2 + align_up(CONV_DATA.size(p))
+    tail = sum(abi.size(obj) for obj in abi.allocator_objects)
+    tail += abi.size("TfLiteEvalTensor") * (len(net.sizes) + 2 * len(convs))
+    tail += abi.size("NodeAndRegistration") * len(net.channels)
+    tail += sum(abi.size("TfLiteConvParams") + align_up(abi.size("OpDataConv"))
                 + 2 * align_up(4 * c) for c in convs)
     tail += 96 * (len(net.channels) - len(convs)) + 512
     return FamilyArena(width, resolution, planner.max_size(), align_up(tail))

@@ -3,21 +3,21 @@
 //
 //   head:     55,296 B  32 tensors + 1 scratch buffers, TFLM greedy planner
 //         (lower bound, most bytes alive at once: 55,296 B)
-//   tail:     28,088 B
-//       allocator objects                 244 B
-//       eval tensors                    1,424 B
-//       node structs                    1,116 B
+//   tail:     27,012 B
+//       allocator objects                 132 B
+//       eval tensors                    1,068 B
+//       node structs                      992 B
 //       builtin options                   864 B
-//       op data                         2,352 B
+//       op data                         1,904 B
 //       per-channel quantization       21,920 B
 //       scratch handles                     4 B
-//       I/O tensors                       164 B
-//   predicted minimum: 83,392 B (head + tail, 16-byte aligned)
+//       I/O tensors                       128 B
+//   predicted minimum: 82,320 B (head + tail, 16-byte aligned)
 //   margin:            256 B
 #ifndef EDGE_ARENA_H_
 #define EDGE_ARENA_H_
 
-constexpr unsigned int kTensorArenaSize = 83648;
+constexpr unsigned int kTensorArenaSize = 82576;
 
 extern unsigned char g_tensor_arena[];
 

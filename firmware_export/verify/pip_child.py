@@ -1,4 +1,5 @@
-"""Runs TFLite Micro in a child process for ``edge-export --verify`` (TFLM may abort the process).
+"""Runs the pip ``tflite-micro`` interpreter in a child process for ``edge-export --verify``
+(TFLM may abort the process).
 
 Reads one JSON request on stdin and writes one JSON answer on stdout:
 

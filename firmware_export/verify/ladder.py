@@ -1,0 +1,145 @@
+"""``edge-export --verify``: the exported project on the real TFLite Micro, rung by rung.
+
+1. the pip ``tflite-micro`` interpreter (x86-64, a child process): minimal arena against the
+   prediction for its allocator classes, and its outputs, the reference the builds must equal;
+2. LiteRT (a child process): outputs within :data:`MAX_LSB`;
+3. per build (64-bit host; the board's CPU under QEMU, or a 32-bit host build where no emulator
+   exists): the project's own files compiled against that TFLM. Checks: the firmware
+   (``main.cpp`` + shim) allocates with the generated resolver and arena and streams the
+   expected top-1 labels; the real minimal arena (bisection, a process per probe) against the
+   prediction; every planned tensor at its predicted offset; outputs equal to the pip
+   interpreter's; on Cortex-M the ELF sections against the board's budget and the
+   instructions an inference executes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge.boards import BoardProfile
+from edge.errors import BackendError, VerifyError
+from edge.model.types import Model
+from firmware_export.codegen.arena_h import arena_h, arena_values
+from firmware_export.plan.abi import get_abi
+from firmware_export.plan.arena import ArenaPlan, plan_arena
+from firmware_export.tflm.build import build_library
+from firmware_export.tflm.tree import TflmTree
+from firmware_export.verify import checks
+from firmware_export.verify.builds import BuildSpec, plan_builds
+from firmware_export.verify.children import litert_outputs, pip_minimum, pip_outputs
+from firmware_export.verify.project import build_project
+from firmware_export.verify.report import FAIL, INFO, NOT_COMPARED, PASS, Check, VerifyReport
+
+log = logging.getLogger(__name__)
+
+N_INPUTS = 3
+QEMU_CAPACITY = 3 << 20  # the MPS2 boards' 4 MB of RAM, less stack and the program
+
+
+def sample_inputs(model: Model, count: int = N_INPUTS, seed: int = 0) -> list[np.ndarray]:
+    """Random inputs over the whole range of the model's input type (seeded)."""
+    tensor = model.input_tensors[0]
+    rng = np.random.default_rng(seed)
+    if tensor.dtype in ("int8", "uint8", "int16"):
+        info = np.iinfo(tensor.dtype)
+        return [rng.integers(info.min, info.max + 1, tensor.shape).astype(tensor.dtype)
+                for _ in range(count)]
+    return [rng.uniform(-1, 1, tensor.shape).astype(tensor.dtype) for _ in range(count)]
+
+
+def verify_export(model: Model, model_path: Path, project: Path, board: BoardProfile,
+                  trees: Sequence[TflmTree], exported: ArenaPlan) -> VerifyReport:
+    """Run every rung for the project exported at ``project``.
+
+    Raises:
+        VerifyError: a step failed in a way that is not a check's answer (a crash outside
+            the arena bisection, a missing tool).
+        BackendError: the pip interpreter is not installed.
+    """
+    report = VerifyReport()
+    inputs = sample_inputs(model)
+    reference = _pip_rung(report, model, model_path, inputs)
+    litert = litert_outputs(model_path, inputs)
+    specs, notes = plan_builds(board, trees)
+    report.notes.extend(notes)
+    if not specs:
+        report.notes.append("no TFLM tree: pass --tflm DIR or set EDGE_TFLM_DIR to verify on "
+                            "real TFLM builds")
+    for spec in specs:
+        try:
+            _build_rung(report, spec, model, project, board, exported, inputs, reference)
+        except VerifyError as e:
+            raise VerifyError(f"{model.source} on {spec.label}: {e}") from e
+    report.add(checks.litert_agreement(litert, reference or [], inputs))
+    return report
+
+
+def _pip_rung(report: VerifyReport, model: Model, path: Path,
+              inputs: list[np.ndarray]) -> list[np.ndarray] | None:
+    predicted = plan_arena(model, 8, "reference", abi=get_abi("pip"))
+    try:
+        measured = pip_minimum(path, predicted.size, low=predicted.plan.head)
+        outputs = pip_outputs(path, max(predicted.size, measured), inputs)
+    except BackendError as e:
+        report.add(Check("pip interpreter", "pip x86-64", NOT_COMPARED, f"not compared, "
+                         f"because {e}"))
+        return None
+    report.add(checks.arena_ratio("minimal arena", "pip x86-64 (reference)", predicted.minimum,
+                                  measured, predicted.size))
+    return outputs
+
+
+def _build_rung(report: VerifyReport, spec: BuildSpec, model: Model, project: Path,
+                board: BoardProfile, exported: ArenaPlan, inputs: list[np.ndarray],
+                reference: list[np.ndarray] | None) -> None:
+    library = build_library(spec.tree, spec.target)
+    plan = plan_arena(model, spec.abi.pointer_size, spec.tree.kernels, exported.margin,
+                      abi=spec.abi)
+    work = Path(tempfile.mkdtemp(prefix="edge-verify-"))
+    try:
+        source = _project_for(project, plan, exported, spec, model, work)
+        capacity = min(QEMU_CAPACITY, 2 * plan.size + (64 << 10))
+        built = build_project(source, library, capacity)
+        label = spec.label
+        if spec.note:
+            report.add(Check("target", label, INFO, spec.note))
+        real = checks.minimum_vs_prediction(report, built, plan, label)
+        arena = max(plan.size, real)
+        outputs, instructions = checks.run_outputs(built, arena, model, inputs, work)
+        checks.firmware_stream(report, built, model, inputs, outputs, work, label)
+        checks.offsets(report, built, plan, arena, label)
+        report.add(checks.pip_equality(outputs, reference, label, spec.tree.kernels))
+        if spec.target.is_arm:
+            report.add(checks.sections(built.firmware, board, label))
+            report.add(checks.instruction_count(instructions, label))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _project_for(project: Path, plan: ArenaPlan, exported: ArenaPlan, spec: BuildSpec,
+                 model: Model, work: Path) -> Path:
+    """The project as exported, or (other ABI / kernels) a copy whose arena.h is planned for
+    this build."""
+    if spec.board_build and plan.size == exported.size:
+        return project
+    copy = work / "project"
+    shutil.copytree(project / "src", copy / "src")
+    (copy / "src" / "arena.h").write_text(arena_h(arena_values(plan), Path(model.source).name,
+                                                   spec.label),
+                                          encoding="utf-8")
+    return copy
+
+
+def failure_line(report: VerifyReport, model: str) -> str:
+    first = report.failed[0]
+    return (f"--verify failed on {model}: {first.name} on {first.build}: {first.detail}"
+            if report.failed else "")
+
+
+__all__ = ["FAIL", "PASS", "VerifyError", "failure_line", "sample_inputs", "verify_export"]

@@ -1,0 +1,53 @@
+"""The model-slot boot path under QEMU: the firmware built with ``EDGE_USE_MODEL_SLOT`` reads
+the image that ``edge-flash`` wrote from emulated flash at the board's slot address.
+
+QEMU's generic loader places the image's bytes at the slot address before reset (the MPS2 code
+memory spans 0x0-0x3FFFFF, where e.g. nano33ble's slot at 0xB0000 lies), so the firmware's own
+``edge_model_image_check()`` runs on them exactly as on the board.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.boards import BoardProfile
+from edge.errors import VerifyError
+from edge.serial.protocol import LabelRecord, StreamDecoder
+from firmware_export.flash.image import board_id
+from firmware_export.tflm.build import Library
+from firmware_export.tflm.program import Program
+from firmware_export.tflm.run import Loaded, RunResult, run_program
+from firmware_export.verify.project import build_slot_firmware
+
+EMULATED_CODE_MEMORY = 4 << 20  # MPS2 code SRAM at 0x0
+
+
+def slot_defines(board: BoardProfile) -> list[str]:
+    """The macros ``platformio.ini`` gives the firmware for the board's slot.
+
+    Raises:
+        VerifyError: the board has no slot, or it lies outside the emulated code memory.
+    """
+    slot = board.mcu.model_slot if board.mcu else None
+    if slot is None:
+        raise VerifyError(f"{board.name} has no [mcu.model_slot]")
+    if slot.address + slot.length > EMULATED_CODE_MEMORY:
+        raise VerifyError(f"{board.name}'s slot at {slot.address:#x} is outside the MPS2 "
+                          "board's code memory (0x0-0x3FFFFF) that QEMU emulates")
+    return [f"-DEDGE_MODEL_SLOT_ADDRESS={slot.address:#x}u",
+            f"-DEDGE_MODEL_SLOT_LENGTH={slot.length:#x}u",
+            f"-DEDGE_BOARD_ID={board_id(board.name):#010x}u"]
+
+
+def build_slot(project: Path, library: Library, board: BoardProfile) -> Program:
+    return build_slot_firmware(project, library, slot_defines(board))
+
+
+def boot_from_slot(firmware: Program, board: BoardProfile, image: Path | None, frames: Path,
+                   frame_bytes: int) -> tuple[RunResult, list[LabelRecord]]:
+    """Run the slot firmware with ``image`` in its slot (None: erased flash) on ``frames``."""
+    slot = board.mcu.model_slot if board.mcu else None
+    assert slot is not None
+    loads = [Loaded(image, slot.address)] if image is not None else []
+    result = run_program(firmware, [str(frames), str(frame_bytes)], loads=loads)
+    return result, StreamDecoder("auto").feed(result.stdout)
