@@ -23,6 +23,7 @@ from edge.modelbuild.sizing import choose_size
 from edge.modelbuild.train import (
     Progress,
     TrainSettings,
+    batch_norm_momentum,
     class_weights,
     epoch_order,
     is_trainable,
@@ -103,6 +104,16 @@ def test_class_weights_balance_the_classes() -> None:
     weights = class_weights(labels, 2)
     assert weights[0] * 30 == pytest.approx(weights[1] * 10)
     assert np.mean(weights[labels]) == pytest.approx(1.0)
+
+
+def test_batch_norm_statistics_settle_within_an_epoch() -> None:
+    # Keras' MobileNetV2 keeps 0.999 of its moving statistics per step: after a few hundred
+    # steps they are still near their initial values and inference sits at chance while the
+    # training accuracy (batch statistics) rises. From scratch, edge-model train uses this.
+    assert batch_norm_momentum(8) == pytest.approx(0.9)
+    assert batch_norm_momentum(100) == pytest.approx(0.97)
+    assert batch_norm_momentum(750) == pytest.approx(0.99)
+    assert batch_norm_momentum(0) == pytest.approx(0.9)
 
 
 def test_every_batch_has_the_same_size() -> None:
