@@ -28,15 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
+from edge.camera.files import IMAGE_SUFFIXES
 from edge.camera.images import read_rgb
 from edge.errors import ImageError, TrainingError
 from edge.runtime.preprocess import fit_frame
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset(
-    {".bmp", ".jpeg", ".jpg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
-)
 SPLITS = ("train", "val", "test")
 LAYOUT_HINT = "put each class's images in its own sub-folder (DATA/cat/*.jpg, DATA/dog/*.jpg)"
 
