@@ -222,7 +222,28 @@ def test_quantize_refuses_collapsed_random_weights(
     assert main(["-q", "quantize", str(model), "--representative", str(images), str(out)]) == 2
     line = _one_error_line(capsys)
     assert "degenerate quantization" in line and "softmax input" in line
+    assert "edge-model train DATA MODEL.keras" in line  # what to do instead
     assert list(tmp_path.glob("*.tflite*")) == []
+
+
+def test_from_scratch_residual_blocks_start_as_the_identity() -> None:
+    tf = pytest.importorskip("tensorflow", reason=NEEDS_TF)
+    from edge.modelbuild import build_mobilenetv2
+    from edge.modelbuild.build import BACKBONE
+    from edge.modelbuild.train import start_residual_blocks_as_identity
+
+    backbone = build_mobilenetv2(0.35, 64, 2).get_layer(BACKBONE)
+    assert start_residual_blocks_as_identity(backbone) == 10  # MobileNetV2's shortcut blocks
+    zeroed = [layer.name for layer in backbone.layers if layer.name.endswith("_project_BN")
+              and not np.any(layer.gamma.numpy())]
+    assert len(zeroed) == 10 and "block_2_project_BN" in zeroed
+    assert "block_1_project_BN" not in zeroed  # stride 2: no shortcut, stays as built
+    # block_2 adds its (now silent) branch to its input: the sum is the input.
+    probe = tf.keras.Model(backbone.inputs, [backbone.get_layer("block_1_project_BN").output,
+                                             backbone.get_layer("block_2_add").output])
+    pixels = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    shortcut, added = probe(pixels, training=False)
+    np.testing.assert_allclose(added, shortcut, atol=1e-6)
 
 
 def _small_classifier(tf: object) -> object:

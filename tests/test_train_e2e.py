@@ -1,33 +1,31 @@
 """edge-model end to end on images the demo scene renders into class folders.
 
-Train from scratch in a real ``edge-model train`` child process stopped with SIGINT after its
-first epoch (it must keep the best model so far and say so; its backbone then starts a
-``--weights PATH`` run: head, then fine-tuning) and for two epochs in this process: that model
-is still at chance, and quantize refuses it with what to do. A small decisive Keras model with
-the same training record then drives quantize (labels embedded, calibration from the recorded
-training split), evaluate (float, LiteRT and TFLite Micro on the held-out split), export for
-nano33ble within the budget, and edge-run and edge-classify without --labels. Refuse --weights
-imagenet offline with one line.
+From scratch: a real ``edge-model train`` child process trains MobileNetV2 0.35/96 (the size
+``--board nano33ble`` picks) on 3,000 rendered frames per class of the digits ``0`` and ``1``
+and is stopped with SIGINT once an epoch's validation accuracy reaches :data:`STOP`, as a user
+who has seen enough would: it must keep the best model so far and say so. That model is
+quantized (labels embedded, calibration from the recorded training split) and evaluated on the
+held-out split: int8 on LiteRT at or above :data:`FLOOR`, within 2 points of the float model,
+and TFLite Micro agreeing with LiteRT; then exported for nano33ble within its budget and run
+by edge-run and edge-classify without --labels.
 
-From scratch, every batch-norm layer of the trained model has the momentum the trainer sets
-(0.9 here), not Keras' 0.999, with which the moving statistics inference uses would still be
-near their initial values after a test's few hundred steps (validation at chance while the
-training accuracy rises).
+Transfer: a backbone pre-trained here from scratch on six other digits (cached outside the
+repo, keyed by the hash of everything it depends on, as the TFLM library is; a cold cache
+trains it in about four minutes) starts a ``--weights PATH`` run on the same ``0``/``1``
+images, which must reach the floor in fewer epochs than the from-scratch run did.
 
-What this does not check: an accuracy floor, nor transfer reaching it in fewer epochs.
-MobileNetV2 0.35 from random weights stays at chance on this scene for many hundred steps on
-a few hundred images, in inference mode and with batch statistics alike (measured in
-docs/train.md: so the batch-norm momentum is not the cause), more than a test can afford on two
-shared cores; a backbone pre-trained in the test on other classes would have to be trained the
-same way first; transfer from such a backbone was not measured. The accuracy the pipeline
-reaches is measured by tools/train_demo_model.py and tools/bench_train.py instead. Everything
-is seeded, so the runs repeat exactly.
+Everything is seeded with TensorFlow's op determinism on, so the runs repeat exactly on one
+machine and version set; the margins were measured (docs/train.md): from scratch validation
+reaches 93 % at epoch 4 and 96 % at epoch 5, held-out about 98 %; transfer 94 % at epoch 2.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,10 +41,17 @@ tf = pytest.importorskip("tensorflow", reason="needs TensorFlow (pip install 'ed
                          "make test installs tensorflow-cpu)")
 
 TARGET = ("0", "1")
-PER_CLASS = 120
-RESOLUTION = 32
-COMMON = ["--alpha", "0.35", "--resolution", str(RESOLUTION), "--no-flip", "--val", "0.2",
-          "--test", "0.3", "--seed", "0", "--batch-size", "16"]
+OTHER = ("2", "3", "5", "6", "8", "9")  # the backbone's classes: other digits, same scene
+RESOLUTION = 96
+RENDER = (128, 96)  # rendered frame, squash-resized to RESOLUTION x RESOLUTION when saved
+PER_CLASS = 3000
+FLOOR = 0.90  # held-out int8 accuracy from scratch; the level transfer must reach sooner
+STOP = 0.95  # validation accuracy at which the from-scratch run is interrupted
+SCRATCH_EPOCHS = 6
+COMMON = ["--alpha", "0.35", "--resolution", str(RESOLUTION), "--no-flip", "--seed", "0"]
+BACKBONE_RUN = [*COMMON, "--epochs", "8", "--patience", "8"]
+BACKBONE_PER_CLASS = 1500
+VAL_ACC = re.compile(r"done in .* val acc ([\d.]+)%")
 
 
 def _record(model: Path) -> dict:
@@ -57,10 +62,18 @@ def _record(model: Path) -> dict:
     return record
 
 
+def _first_epoch_at(record: dict, level: float) -> int | None:
+    """The first whole epoch whose validation accuracy is at least ``level``."""
+    for h in record["training"]["history"]:
+        if not h["partial"] and h["val_accuracy"] >= level:
+            return int(h["epoch"])
+    return None
+
+
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("digits")
-    write_image_folder(folder, PER_CLASS, seed=1, size=(64, 48), labels=TARGET,
+    write_image_folder(folder, PER_CLASS, seed=1, size=RENDER, labels=TARGET,
                        save_size=(RESOLUTION, RESOLUTION), clutter=False)
     (folder / "1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     return folder
@@ -68,68 +81,77 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def scratch(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A from-scratch run in a child process, stopped by SIGINT after its first epoch."""
+    """From scratch in a child process, interrupted with SIGINT after the first epoch whose
+    validation accuracy reaches STOP."""
     out = tmp_path_factory.mktemp("scratch") / "digits.keras"
     argv = [sys.executable, "-m", "edge", "model", "train", str(digits), str(out), *COMMON,
-            "--epochs", "50", "--board", "nano33ble"]
+            "--epochs", str(SCRATCH_EPOCHS), "--board", "nano33ble"]
     child = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert child.stderr is not None
     seen = []
     for line in child.stderr:  # one line per finished epoch (stderr is not a terminal)
         seen.append(line)
-        if "done in" in line:
+        match = VAL_ACC.search(line)
+        if match and float(match.group(1)) >= 100 * STOP:
             child.send_signal(signal.SIGINT)
             break
     rest = "".join(seen) + child.stderr.read()
-    assert child.wait() == 130, rest
+    assert child.wait() == 130, f"never reached {STOP:.0%} validation accuracy:\n{rest}"
     return out, rest
 
 
+def _backbone_key() -> str:
+    """Hash of what the pre-trained backbone depends on: trainer, scene, settings, versions."""
+    root = Path(__file__).resolve().parents[1]
+    sources = sorted((root / "edge" / "modelbuild").glob("*.py"))
+    sources += [root / "edge" / "demo" / "scene.py", root / "edge" / "camera" / "images.py",
+                root / "edge" / "runtime" / "preprocess.py"]
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update(repr((OTHER, RENDER, RESOLUTION, BACKBONE_PER_CLASS, BACKBONE_RUN)).encode())
+    digest.update(f"{tf.__version__} {tf.keras.__version__} {sys.version_info[:2]}".encode())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="module")
-def trained(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A decisive small Keras image model with the training record ``edge-model train`` writes
-    (classes, input size, data folder and split): what quantize, evaluate, export, edge-run and
-    edge-classify are driven with. A MobileNetV2 trained here for a test's budget is still at
-    chance and its int8 conversion is rightly refused (see the test below)."""
-    from edge.modelbuild.keras_file import save_keras
-
-    keras = tf.keras
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((RESOLUTION, RESOLUTION, 3))
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = keras.layers.Conv2D(8, 3, activation="relu6")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(2, activation="softmax",
-                                 kernel_initializer=keras.initializers.RandomNormal(stddev=4.0))(x)
-    out = tmp_path_factory.mktemp("trained") / "digits.keras"
-    root = str(digits.resolve())
-    save_keras(keras.Model(inputs, outputs), out, {
-        "classes": list(TARGET), "input_size": [RESOLUTION, RESOLUTION],
-        "data": {"root": root, "split": {"val": 0.2, "test": 0.3}},
-        "calibration": {"root": root, "split": "train"}})
-    return out
+def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MobileNetV2 0.35/96 trained from scratch on other digits: the --weights PATH source."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cached = base / "edge-tests" / "train-backbone" / f"{_backbone_key()}.keras"
+    if cached.is_file():
+        return cached
+    data = tmp_path_factory.mktemp("other-digits")
+    write_image_folder(data, BACKBONE_PER_CLASS, seed=2, size=RENDER, labels=OTHER,
+                       save_size=(RESOLUTION, RESOLUTION), clutter=False)
+    trained = tmp_path_factory.mktemp("backbone") / "other.keras"
+    assert edge_model(["-q", "train", str(data), str(trained), *BACKBONE_RUN]) == 0
+    # It must have learned its own classes, or it proves nothing as a starting point.
+    assert _record(trained)["training"]["best_val_accuracy"] >= 0.6
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    temp = cached.with_suffix(f".tmp{os.getpid()}")
+    temp.write_bytes(trained.read_bytes())
+    temp.replace(cached)
+    return cached
 
 
-def test_an_uninformative_model_is_refused_with_what_to_do(
-    digits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "chance.keras"
-    assert edge_model(["-q", "train", str(digits), str(out), *COMMON, "--epochs", "2"]) == 0
-    capsys.readouterr()
-    assert edge_model(["quantize", str(out)]) == 2
-    error = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(error) == 1 and "degenerate quantization" in error[0], error
-    assert "edge-model train DATA MODEL.keras" in error[0]
-    assert not out.with_suffix(".tflite").exists()
+@pytest.fixture(scope="module")
+def quantized(scratch: tuple[Path, str]) -> Path:
+    assert edge_model(["-q", "quantize", str(scratch[0])]) == 0
+    return scratch[0].with_suffix(".tflite")
 
 
 def test_ctrl_c_keeps_the_best_model_so_far(scratch: tuple[Path, str], digits: Path) -> None:
     out, stderr = scratch
     record = _record(out)
     training = record["training"]
-    assert training["interrupted"] is True and training["best_epoch"] >= 1
-    assert training["epochs_run"] < 50
+    assert training["interrupted"] is True
+    best = training["history"][training["best_epoch"] - 1]
+    assert best["val_accuracy"] >= STOP and not best["partial"]
+    # SIGINT came right after that epoch: the next one stopped at or after its first batch
+    # (then recorded as partial), never as a whole epoch.
+    assert all(h["partial"] for h in training["history"][training["best_epoch"]:])
     assert "(interrupted); kept that model" in stderr
     assert "1/broken.png" in stderr  # undecodable images are listed and skipped
     assert record["classes"] == list(TARGET) and record["input_size"] == [RESOLUTION] * 2
@@ -140,43 +162,56 @@ def test_ctrl_c_keeps_the_best_model_so_far(scratch: tuple[Path, str], digits: P
 
 def test_from_scratch_batch_norm_statistics_can_keep_up(scratch: tuple[Path, str]) -> None:
     # Keras builds MobileNetV2 with batch-norm momentum 0.999: the moving statistics inference
-    # uses would still be near their initial values after a test's few hundred steps.
+    # uses would still be near their initial values after a few hundred steps.
     from edge.modelbuild.build import BACKBONE
     from edge.modelbuild.keras_file import load_keras_model
+    from edge.modelbuild.train import batch_norm_momentum
 
+    record = _record(scratch[0])
+    images = sum(record["data"]["counts"]["train"].values())  # broken.png may be among them
+    steps = math.ceil(images / record["training"]["batch_size"])
     backbone = load_keras_model(scratch[0]).get_layer(BACKBONE)
     momenta = {layer.momentum for layer in backbone.layers
                if type(layer).__name__ == "BatchNormalization"}
-    assert len(momenta) == 1 and momenta.pop() == pytest.approx(0.9)  # 8 steps an epoch here
+    assert len(momenta) == 1
+    momentum = momenta.pop()
+    assert momentum == pytest.approx(batch_norm_momentum(steps), abs=1e-3) and momentum < 0.99
 
 
-def test_quantize_evaluate_and_export(
-    trained: Path, digits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_from_scratch_reaches_the_floor_and_int8_keeps_it(
+    scratch: tuple[Path, str], quantized: Path, digits: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = trained
-    capsys.readouterr()
-    assert edge_model(["quantize", str(model)]) == 0
-    tflite = model.with_suffix(".tflite")
-    assert "the training split of" in capsys.readouterr().err
     from edge.model import read_model
 
-    assert read_model(tflite).labels == TARGET
+    assert read_model(quantized).labels == TARGET
     png = tmp_path / "confusion.png"
-    assert edge_model(["evaluate", str(model), str(digits), "--micro", "--json",
+    capsys.readouterr()
+    assert edge_model(["evaluate", str(scratch[0]), str(digits), "--micro", "--json",
                        "--confusion", str(png)]) == 0
     report = json.loads(capsys.readouterr().out)
     models = report["models"]
     assert report["split"] == "test" and set(models) == {"float", "int8", "micro"}
-    assert report["images"] >= 50 and report["skipped"] in ([], ["1/broken.png"])
+    assert report["images"] >= 400 and report["skipped"] in ([], ["1/broken.png"])
     assert sum(map(sum, models["int8"]["confusion"])) == report["images"]
     assert set(models["int8"]["per_class"]) == set(TARGET)
-    assert report["int8_drop_points"] == pytest.approx(
-        100 * (models["float"]["accuracy"] - models["int8"]["accuracy"]), abs=1e-3)
+    int8, float_ = models["int8"]["accuracy"], models["float"]["accuracy"]
+    assert int8 >= FLOOR, report
+    assert report["int8_drop_points"] == pytest.approx(100 * (float_ - int8), abs=0.01)
+    assert abs(report["int8_drop_points"]) <= 2.0, report
+    # TFLite Micro runs the same int8 model: its kernels may round a logit by one step.
+    assert abs(models["micro"]["accuracy"] - int8) <= 0.01, report
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_export_for_nano33ble_within_budget(
+    quantized: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from firmware_export.cli.export import main as edge_export
 
     project = tmp_path / "fw"
-    assert edge_export([str(tflite), "--board", "nano33ble", "--out", str(project),
+    capsys.readouterr()
+    assert edge_export([str(quantized), "--board", "nano33ble", "--out", str(project),
                         "--json"]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["budget"]["ram_left"] >= 0 and exported["budget"]["flash_left"] >= 0
@@ -184,34 +219,40 @@ def test_quantize_evaluate_and_export(
 
 
 def test_edge_run_and_classify_find_the_embedded_labels(
-    trained: Path, digits: Path, capsys: pytest.CaptureFixture[str]
+    quantized: Path, digits: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from edge.cli.classify import main as edge_classify
     from edge.cli.run import main as edge_run
+    from edge.modelbuild.dataset import scan_folder
 
-    tflite = trained.with_suffix(".tflite")
-    if not tflite.exists():
-        assert edge_model(["-q", "quantize", str(trained)]) == 0
-    image = sorted((digits / "1").iterdir())[0]
-    assert edge_classify(["--model", str(tflite), str(image), "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)["images"][0]["results"]
-    assert {r["label"] for r in results} <= set(TARGET) and results[0]["label"]
-    assert edge_run(["--camera", str(digits / "0"), "--model", str(tflite), "--max-frames",
-                     "3", "-q"]) == 0
-    labels = {json.loads(line)["label"]
-              for line in capsys.readouterr().out.splitlines() if line.startswith("{")}
-    assert labels and labels <= set(TARGET)
+    held_out = [s for s in scan_folder(digits).split("test") if s.path.name != "broken.png"]
+    images = [s.path for s in held_out if s.label == 1][:5]
+    capsys.readouterr()
+    assert edge_classify(["--model", str(quantized), *map(str, images), "--json"]) == 0
+    top = [r["results"][0]["label"] for r in json.loads(capsys.readouterr().out)["images"]]
+    assert top.count("1") >= 4, top
+    assert edge_run(["--camera", str(digits / "0"), "--model", str(quantized), "--max-frames",
+                     "5", "-q"]) == 0
+    labels = [json.loads(line)["label"]
+              for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(labels) == 5 and set(labels) <= set(TARGET) and labels.count("0") >= 4, labels
 
 
-def test_transfer_from_a_local_backbone_trains_head_then_last_blocks(
-    scratch: tuple[Path, str], digits: Path, tmp_path: Path
+def test_transfer_reaches_the_floor_in_fewer_epochs_than_from_scratch(
+    backbone: Path, scratch: tuple[Path, str], digits: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "transfer.keras"
     assert edge_model(["-q", "train", str(digits), str(out), *COMMON, "--weights",
-                       str(scratch[0]), "--epochs", "2", "--head-epochs", "1"]) == 0
-    training = _record(out)["training"]
-    assert [h["stage"] for h in training["history"]] == ["head", "fine-tune"]
-    assert _record(out)["architecture"]["weights"] == str(scratch[0])
+                       str(backbone), "--epochs", "3", "--head-epochs", "1",
+                       "--fine-tune-blocks", "16"]) == 0
+    record = _record(out)
+    assert [h["stage"] for h in record["training"]["history"]] == ["head", "fine-tune",
+                                                                   "fine-tune"]
+    assert record["architecture"]["weights"] == str(backbone)
+    from_scratch = _first_epoch_at(_record(scratch[0]), FLOOR)
+    transfer = _first_epoch_at(record, FLOOR)
+    assert from_scratch is not None and transfer is not None, (from_scratch, transfer)
+    assert transfer < from_scratch, (transfer, from_scratch)
 
 
 def test_imagenet_weights_offline_is_one_line(

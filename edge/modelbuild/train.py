@@ -1,6 +1,8 @@
 """Train a MobileNetV2 classifier on a folder of images: ``edge-model train``.
 
-From scratch (``weights=None``) every layer trains from the start. With pre-trained weights
+From scratch (``weights=None``) every layer trains from the start, with each residual block
+starting as the identity and batch-norm statistics whose momentum suits the run's length
+(see :func:`start_residual_blocks_as_identity` and :func:`batch_norm_momentum`). With pre-trained weights
 (``imagenet`` or a local backbone file) training has two stages: first only the new head, with
 the backbone frozen, then the head and the last ``fine_tune_blocks`` inverted-residual blocks
 at a tenth of the learning rate. Batch normalisation stays frozen in a pre-trained backbone
@@ -133,6 +135,27 @@ def class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
 def batch_norm_momentum(steps_per_epoch: int) -> float:
     """Momentum of batch-norm statistics so they settle within about a third of an epoch."""
     return float(min(0.99, max(0.9, 1.0 - 3.0 / max(steps_per_epoch, 1))))
+
+
+def start_residual_blocks_as_identity(backbone: Any) -> int:
+    """Zero the scale (gamma) of the last batch norm in every residual branch of ``backbone``.
+
+    Each inverted-residual block with a shortcut (``block_N_add``) then starts as the identity,
+    so a network from random weights first behaves like its shallow path of strided and
+    widening blocks and deepens as the branches learn (Goyal et al., 2017, "zero-gamma").
+    MobileNetV2 0.35/96 on rendered digits: validation 93 % after 4 epochs instead of 68 %
+    (docs/train.md). Returns how many branches were zeroed (10 in MobileNetV2, any width).
+    The graph is unchanged, so nothing else (conversion, export) sees it.
+    """
+    zeroed = 0
+    names = {layer.name for layer in backbone.layers}
+    for name in sorted(names):
+        block = name.removesuffix("_add")
+        if block != name and f"{block}_project_BN" in names:
+            gamma = backbone.get_layer(f"{block}_project_BN").gamma
+            gamma.assign(np.zeros(gamma.shape, np.float32))
+            zeroed += 1
+    return zeroed
 
 
 def is_trainable(layer_name: str, blocks: int | None) -> bool:
@@ -391,9 +414,11 @@ def train_model(folder: ImageFolder, settings: TrainSettings, *,
                stop or threading.Event())
     if not settings.pretrained:
         momentum = batch_norm_momentum(run.steps)
-        for layer in model.get_layer(BACKBONE).layers:
+        backbone = model.get_layer(BACKBONE)
+        for layer in backbone.layers:
             if hasattr(layer, "momentum"):
                 layer.momentum = momentum
+        start_residual_blocks_as_identity(backbone)
     run.run(plan_stages(settings))
     if run.best_weights is None:
         raise KeyboardInterrupt
