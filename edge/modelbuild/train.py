@@ -1,12 +1,12 @@
 """Train a MobileNetV2 classifier on a folder of images: ``edge-model train``.
 
 From scratch (``weights=None``) every layer trains from the start, with each residual block
-starting as the identity and batch-norm statistics whose momentum suits the run's length
-(see :func:`start_residual_blocks_as_identity` and :func:`batch_norm_momentum`). With pre-trained weights
-(``imagenet`` or a local backbone file) training has two stages: first only the new head, with
-the backbone frozen, then the head and the last ``fine_tune_blocks`` inverted-residual blocks
-at a tenth of the learning rate. Batch normalisation stays frozen in a pre-trained backbone
-(its statistics come from far more images than a small data set has).
+starting as the identity and batch-norm statistics whose momentum suits the run's length (see
+:func:`start_residual_blocks_as_identity` and :func:`batch_norm_momentum`). With pre-trained
+weights (``imagenet`` or a local backbone file) training has two stages: first only the new
+head, with the backbone frozen, then the head and the last ``fine_tune_blocks``
+inverted-residual blocks at a tenth of the learning rate. Batch normalisation stays frozen in
+a pre-trained backbone (its statistics come from far more images than a small data set has).
 
 After every epoch the model is measured on the validation split; the weights with the best
 validation accuracy are kept, training stops when it has not improved for ``patience`` epochs,
