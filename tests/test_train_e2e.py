@@ -15,8 +15,9 @@ trains it in about four minutes) starts a ``--weights PATH`` run on the same ``0
 images, which must reach the floor in fewer epochs than the from-scratch run did.
 
 Everything is seeded with TensorFlow's op determinism on, so the runs repeat exactly on one
-machine and version set; the margins were measured (docs/train.md): from scratch validation
-reaches 93 % at epoch 4 and 96 % at epoch 5, held-out about 98 %; transfer 94 % at epoch 2.
+machine and version set. Measured here (docs/train.md): from scratch, validation 50, 62, 72,
+95, 95 % by epoch (interrupted after the fifth); the backbone 99 % on its own six classes after
+8 epochs; transfer 96 % after its first epoch (the new head alone) and 99 % after the second.
 """
 
 from __future__ import annotations
@@ -243,11 +244,10 @@ def test_transfer_reaches_the_floor_in_fewer_epochs_than_from_scratch(
 ) -> None:
     out = tmp_path / "transfer.keras"
     assert edge_model(["-q", "train", str(digits), str(out), *COMMON, "--weights",
-                       str(backbone), "--epochs", "3", "--head-epochs", "1",
+                       str(backbone), "--epochs", "2", "--head-epochs", "1",
                        "--fine-tune-blocks", "16"]) == 0
     record = _record(out)
-    assert [h["stage"] for h in record["training"]["history"]] == ["head", "fine-tune",
-                                                                   "fine-tune"]
+    assert [h["stage"] for h in record["training"]["history"]] == ["head", "fine-tune"]
     assert record["architecture"]["weights"] == str(backbone)
     from_scratch = _first_epoch_at(_record(scratch[0]), FLOOR)
     transfer = _first_epoch_at(record, FLOOR)
