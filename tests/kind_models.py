@@ -10,31 +10,25 @@ way TensorFlow's Object Detection API exports SSDs (a function annotated with
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
+
+from edge.outputs import atomic_write_bytes
+from tests.cache import artefact_cache
 
 KINDS = ("classifier", "two-output", "embedding", "dense", "single-score", "detection",
          "uint8-raw")
 SIZE = 8
 
 
-def cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "edge-tests" / "kind-models"
-
-
 def kind_models(tf: Any) -> dict[str, bytes]:
     """Every model of :data:`KINDS` as .tflite bytes (cached)."""
     key = hashlib.sha256(Path(__file__).read_bytes() + tf.__version__.encode()).hexdigest()[:16]
-    folder = cache_dir() / key
+    folder = artefact_cache("kind-models") / key
     paths = {kind: folder / f"{kind}.tflite" for kind in KINDS}
     if not all(p.is_file() for p in paths.values()):
-        folder.mkdir(parents=True, exist_ok=True)
         for kind, content in _build_all(tf).items():
-            temp = paths[kind].with_suffix(f".tmp{os.getpid()}")
-            temp.write_bytes(content)
-            temp.replace(paths[kind])
+            atomic_write_bytes(paths[kind], content)
     return {kind: p.read_bytes() for kind, p in paths.items()}
 
 

@@ -36,6 +36,8 @@ import pytest
 
 from edge.cli.model import main as edge_model
 from edge.demo.scene import write_image_folder
+from edge.outputs import atomic_write_bytes
+from tests.cache import artefact_cache
 
 pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow", reason="needs TensorFlow (pip install 'edge-labels[build]'; "
@@ -119,8 +121,7 @@ def _backbone_key() -> str:
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MobileNetV2 0.35/96 trained from scratch on other digits: the --weights PATH source."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    cached = base / "edge-tests" / "train-backbone" / f"{_backbone_key()}.keras"
+    cached = artefact_cache("train-backbone") / f"{_backbone_key()}.keras"
     if cached.is_file():
         return cached
     data = tmp_path_factory.mktemp("other-digits")
@@ -130,11 +131,7 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert edge_model(["-q", "train", str(data), str(trained), *BACKBONE_RUN]) == 0
     # It must have learned its own classes, or it proves nothing as a starting point.
     assert _record(trained)["training"]["best_val_accuracy"] >= 0.6
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    temp = cached.with_suffix(f".tmp{os.getpid()}")
-    temp.write_bytes(trained.read_bytes())
-    temp.replace(cached)
-    return cached
+    return atomic_write_bytes(cached, trained.read_bytes())
 
 
 @pytest.fixture(scope="module")
