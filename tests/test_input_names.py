@@ -20,7 +20,7 @@ from edge.camera import open_source
 from edge.cli import classify, run
 from edge.demo import model_path
 from edge.demo.scene import LABELS, DemoScene
-from edge.pipeline.events import LabelEvent, Prediction
+from edge.events import LabelEvent, Prediction
 from edge.serial import protocol
 from edge.sinks.serial import label_record
 from tests.conftest import shared_file

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge.camera.base import Frame, FrameSource
-from edge.pipeline.events import Prediction
+from edge.events import Prediction
 from edge.pipeline.runner import LoopSettings, run_pipeline
 from edge.pipeline.sdnotify import SystemdNotifier
 from tests.conftest import ROOT, shared_file

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.pipeline.events import LabelEvent, Prediction  # noqa: E402
+from edge.events import LabelEvent, Prediction  # noqa: E402
 from edge.sinks.mqtt import WINDOW, MqttSink  # noqa: E402
 from edge.sinks.mqtt_options import MqttOptions  # noqa: E402
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge.pipeline.events import Prediction, Scored
+from edge.events import Prediction, Scored
 
 METHODS = ("mean", "median")
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edge.pipeline.capture import CaptureCounters
-from edge.pipeline.events import LabelEvent
+from edge.events import LabelEvent
 
 LATENCY_WINDOW = 10_000  # latencies kept for the percentiles (the most recent ones)
 

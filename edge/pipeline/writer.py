@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
-from edge.pipeline.events import LabelEvent
+from edge.events import LabelEvent
 from edge.sinks.base import LabelSink
 
 _DONE = object()

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.pipeline.events import LabelEvent
+from edge.events import LabelEvent
 from edge.preview import PreviewOptions
 from edge.preview.overlay import annotate, fit_width
 

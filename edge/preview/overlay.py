@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edge.pipeline.events import Prediction
+from edge.events import Prediction
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 

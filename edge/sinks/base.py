@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from edge.pipeline.events import LabelEvent
+from edge.events import LabelEvent
 
 
 class LabelSink(ABC):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.errors import SinkError
-from edge.pipeline.events import LabelEvent
+from edge.events import LabelEvent
 from edge.sinks.base import LabelSink
 
 

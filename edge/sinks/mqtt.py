@@ -23,7 +23,7 @@ from typing import Any
 
 from edge.backoff import Backoff
 from edge.errors import BackendError, SinkError
-from edge.pipeline.events import LabelEvent
+from edge.events import LabelEvent
 from edge.sinks import mqtt_topics as topics
 from edge.sinks.base import LabelSink
 from edge.sinks.mqtt_options import BrokerUrl, MqttOptions, default_state_dir, device_id

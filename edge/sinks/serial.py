@@ -9,7 +9,7 @@ from typing import Any
 
 from edge.backoff import Backoff
 from edge.errors import EdgeError, SerialLinkError, SinkError
-from edge.pipeline.events import LabelEvent
+from edge.events import LabelEvent
 from edge.sinks.base import LabelSink
 
 log = logging.getLogger(__name__)
