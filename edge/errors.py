@@ -41,6 +41,43 @@ class InterpreterError(EdgeError, RuntimeError):
     """The interpreter refused the model or failed to run it."""
 
 
+class ChildError(EdgeError, RuntimeError):
+    """A child process (:mod:`edge.child`) failed a request.
+
+    Attributes:
+        last: the last line the child wrote to stderr during the request ('' if none).
+    """
+
+    def __init__(self, message: str, last: str = "") -> None:
+        super().__init__(message)
+        self.last = last
+
+
+class ChildCrashError(ChildError):
+    """The child died (a signal, an exit) before answering.
+
+    Attributes:
+        how: how it ended, in words (``crashed with SIGSEGV (Segmentation fault)``).
+        returncode: its exit code, negative for the signal that ended it.
+    """
+
+    def __init__(self, message: str, last: str = "", returncode: int = 0, how: str = "") -> None:
+        super().__init__(message, last)
+        self.returncode, self.how = returncode, how or "ended"
+
+
+class ChildTimeoutError(ChildError, TimeoutError):
+    """The child did not answer in time and was killed."""
+
+
+class ChildRefusedError(ChildError):
+    """The child's handler failed (the interpreter refused the request); the child lives on."""
+
+
+class ChildMissingError(ChildError):
+    """A package the child's handler needs is not installed."""
+
+
 class DelegateError(InterpreterError):
     """The Edge TPU delegate could not be loaded or used."""
 

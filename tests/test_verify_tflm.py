@@ -119,7 +119,8 @@ def test_a_crash_while_bisecting_means_does_not_fit(tmp_path: Path,
 
 def test_any_other_crash_is_one_line_naming_the_step(tmp_path: Path,
                                                      libraries: list[Library]) -> None:
-    with pytest.raises(VerifyError, match=r"crashed \(SIGSEGV\) while reading tensor offsets"):
+    with pytest.raises(VerifyError, match=r"crashed with SIGSEGV \(Segmentation fault\) "
+                       "while reading tensor offsets"):
         probe.tensor_offsets(crashing_program(tmp_path, libraries), 1024)
 
 

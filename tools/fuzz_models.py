@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edge.child import signal_name  # noqa: E402
 from edge.errors import EdgeError  # noqa: E402
 from edge.model import read_model  # noqa: E402
 from edge.model.analysis import analyze  # noqa: E402
@@ -94,7 +95,7 @@ def outcome_of(status: int, stage: mmap.mmap) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         return f"{where}hang" if sig == signal.SIGALRM else \
-            f"{where}crash ({signal.Signals(sig).name})"
+            f"{where}crash ({signal_name(sig).split()[0]})"
     return OUTCOMES.get(os.WEXITSTATUS(status), f"exit {os.WEXITSTATUS(status)}")
 
 

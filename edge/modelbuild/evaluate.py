@@ -21,8 +21,6 @@ from edge.model.labels import embedded_file
 from edge.modelbuild.dataset import LoadedImages, SplitFractions, load_images, scan_folder
 from edge.modelbuild.keras_file import METADATA_MEMBER, read_metadata
 
-MICRO_CHUNK = 64  # images per TFLite Micro child process request
-
 
 @dataclass(frozen=True)
 class Scores:
@@ -167,16 +165,17 @@ def int8_inputs(tflite: Path, images: LoadedImages) -> tuple[list[np.ndarray], n
 
 
 def micro_predictions(tflite: Path, tensors: Sequence[np.ndarray]) -> np.ndarray:
-    """TFLite Micro's top-1 for each input tensor, in child processes (see verify)."""
+    """TFLite Micro's top-1 for each input tensor, from the pip interpreter in one child process
+    (:class:`edge.runtime.tflm.TflmInterpreter`, its arena as planned for the pip package)."""
     from edge.model import read_model
-    from firmware_export.plan.fit import pip_arena
-    from firmware_export.verify.children import pip_outputs
+    from edge.runtime.tflm import TflmInterpreter
 
-    arena = pip_arena(read_model(tflite)).size
     predicted: list[int] = []
-    for start in range(0, len(tensors), MICRO_CHUNK):
-        chunk = tensors[start:start + MICRO_CHUNK]
-        predicted += [int(np.argmax(o)) for o in pip_outputs(tflite, arena, list(chunk))]
+    with TflmInterpreter(read_model(tflite)) as interpreter:
+        for tensor in tensors:
+            interpreter.set_tensor(0, tensor)
+            interpreter.invoke()
+            predicted.append(int(np.argmax(interpreter.get_tensor(0))))
     return np.asarray(predicted, np.int64)
 
 

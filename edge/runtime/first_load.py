@@ -16,19 +16,22 @@ a model and :func:`run_model` to get LiteRT's outputs for some inputs, both in a
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from edge.errors import BackendError, InterpreterError
+from edge.child import ask_once, exit_description
+from edge.errors import (
+    BackendError,
+    ChildCrashError,
+    ChildMissingError,
+    ChildRefusedError,
+    ChildTimeoutError,
+    InterpreterError,
+)
 from edge.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -91,52 +94,27 @@ def run_model(content: bytes, name: str, inputs: list[np.ndarray],
 
 def _call(content: bytes, name: str, backend: str, inputs: list[np.ndarray] | None
           ) -> list[np.ndarray]:
-    request = io.BytesIO()
-    arrays: dict[str, Any] = {f"input_{i}": x for i, x in enumerate(inputs or [])}
-    arrays.update(model=np.frombuffer(content, dtype=np.uint8), backend=np.array(backend),
-                  run=np.array(inputs is not None))
-    np.savez(request, **arrays)
     label = LABELS.get(backend, backend)
     log.debug("loading %s with %s in a child process", name, label)
+    model = np.frombuffer(content, dtype=np.uint8)
     try:
-        done = subprocess.run([sys.executable, "-m", CHILD_MODULE], input=request.getvalue(),
-                              capture_output=True, timeout=TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as e:
+        _, outputs = ask_once(CHILD_MODULE, label, "run" if inputs is not None else "load",
+                              {"backend": backend}, [model, *(inputs or [])], TIMEOUT_S)
+    except ChildTimeoutError as e:
         raise InterpreterError(f"{label} did not finish loading {name} within "
                                f"{TIMEOUT_S:.0f} s; the model is damaged or far too large "
                                "for this machine") from e
-    if done.returncode < 0:
-        raise InterpreterError(f"{label} crashed while loading {name}: "
-                               f"{_signal_name(-done.returncode)}; the model is damaged or "
-                               "uses something this interpreter cannot run (edge-inspect "
-                               "shows its operators)")
-    return _answer(done, name, label)
-
-
-def _answer(done: subprocess.CompletedProcess[bytes], name: str, label: str
-            ) -> list[np.ndarray]:
-    lines = done.stdout.decode("utf-8", errors="replace").strip().splitlines()
-    try:
-        answer: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        last = (done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-                or ["no message"])[-1]
-        raise InterpreterError(f"{label} failed while loading {name} (exit code "
-                               f"{done.returncode}): {last}") from None
-    if answer.get("missing"):
-        raise BackendError(str(answer["error"]))
-    if not answer.get("ok"):
-        raise InterpreterError(f"{name}: {answer.get('backend', label)} refused the model: "
-                               f"{answer.get('error')}")
-    return [np.asarray(o, dtype=answer["dtype"]) for o in answer.get("outputs", [])]
-
-
-def _signal_name(number: int) -> str:
-    try:
-        sig = signal.Signals(number)
-    except ValueError:
-        return f"signal {number}"
-    return f"{sig.name} ({signal.strsignal(sig) or sig.name})"
+    except ChildCrashError as e:
+        how = exit_description(e.returncode) if e.returncode else e.how
+        raise InterpreterError(f"{label} {'crashed' if e.returncode < 0 else 'failed'} while "
+                               f"loading {name}: {how}" + (f" ({e.last})" if e.last else "")
+                               + "; the model is damaged or uses something this interpreter "
+                               "cannot run (edge-inspect shows its operators)") from None
+    except ChildMissingError as e:
+        raise BackendError(str(e)) from None
+    except ChildRefusedError as e:
+        raise InterpreterError(f"{name}: {backend} refused the model: {e}") from None
+    return outputs
 
 
 def _remember(marker: Path, name: str, backend: str, version: str) -> None:

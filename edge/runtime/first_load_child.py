@@ -1,32 +1,31 @@
 """The child side of :mod:`edge.runtime.first_load` (``python -m edge.runtime.first_load_child``).
 
-Reads one ``.npz`` request on stdin (``model`` bytes, ``backend`` name, ``run`` flag and
-``input_N`` arrays), builds the interpreter, allocates, invokes (on zeros, or on each input)
-and writes one JSON line on stdout. If the interpreter crashes, this process dies of the signal
-and the parent reports it; everything the interpreter prints goes to stderr.
+Served through :mod:`edge.child`. Both requests carry the ``backend`` package's name and the
+model's bytes as the first array:
+
+* ``load``: build the interpreter, allocate its tensors and invoke once on zeros;
+* ``run``: the same, then output 0 of each further array, given as input 0.
+
+If the interpreter crashes, this process dies of the signal and the parent reports it.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import sys
 from typing import Any
 
 import numpy as np
 
+from edge.child import Arrays, serve
 
-def answer(request: Any) -> dict[str, Any]:
-    from edge.errors import BackendError
+
+def load(header: dict[str, Any], arrays: list[np.ndarray]) -> tuple[dict[str, Any], Arrays]:
+    """Build, allocate and invoke once on zeros (``run`` when inputs follow the model)."""
     from edge.runtime.backends import load_backend
     from edge.runtime.interpreter import one_line
 
-    try:
-        backend = load_backend(str(request["backend"]))
-    except BackendError as e:
-        return {"ok": False, "missing": True, "error": str(e)}
-    content = request["model"].tobytes()
-    inputs = [request[f"input_{i}"] for i in range(len(request.files) - 3)]
+    backend = load_backend(str(header["backend"]))
+    content, inputs = arrays[0].tobytes(), arrays[1:]
     try:
         interpreter = backend.interpreter_class(model_content=content, num_threads=1)
         interpreter.allocate_tensors()
@@ -40,18 +39,14 @@ def answer(request: Any) -> dict[str, Any]:
         for x in inputs:
             interpreter.set_tensor(detail[0]["index"], x)
             interpreter.invoke()
-            outputs.append(interpreter.get_tensor(target).reshape(-1).tolist())
-        dtype = str(interpreter.get_output_details()[0]["dtype"].__name__) if outputs else ""
+            outputs.append(interpreter.get_tensor(target).reshape(-1).copy())
     except (ValueError, RuntimeError) as e:
-        return {"ok": False, "backend": backend.name, "error": one_line(str(e))}
-    return {"ok": True, "outputs": outputs, "dtype": dtype}
+        raise RuntimeError(one_line(str(e))) from None
+    return {}, outputs
 
 
 def main() -> int:
-    with np.load(io.BytesIO(sys.stdin.buffer.read()), allow_pickle=False) as request:
-        reply = answer(request)
-    sys.stdout.write(json.dumps(reply) + "\n")
-    return 0
+    return serve({"load": load, "run": load})
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ fit").
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.child import exit_description
 from edge.errors import ExportError
 from firmware_export.tflm.program import Program
 
@@ -48,11 +48,7 @@ class RunResult:
         if self.timed_out:
             return "did not finish in time"
         if self.returncode < 0:
-            try:
-                name = signal.Signals(-self.returncode).name
-            except ValueError:
-                name = f"signal {-self.returncode}"
-            return f"crashed ({name})"
+            return f"crashed with {exit_description(self.returncode)}"
         if self.returncode == FAULT_EXIT:
             return "crashed (CPU fault under QEMU)"
         last = (self.stderr.strip().splitlines() or ["no message"])[-1]
