@@ -104,6 +104,6 @@ def test_verify_refuses_a_crashing_model_cleanly(tmp_path: Path) -> None:
 
     garbage = np.zeros(64, np.uint8)  # not a flatbuffer: the child refuses or dies, cleanly
     with pytest.raises(ChildError) as info:
-        ask_once("edge.runtime.tflm_child", "the pip interpreter", "minimum",
-                 {"low": 0, "high": 4096}, [garbage], timeout=120)
+        ask_once("edge.runtime.tflm_child", "the pip interpreter", "load",
+                 {"arena": 4096}, [garbage], timeout=120)
     assert "\n" not in str(info.value) and "exit code -" not in str(info.value)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.child import Child, ask_once
+from edge.child import Child
 from edge.errors import (
     BackendError,
     ChildCrashError,
@@ -44,6 +44,8 @@ DISTRIBUTION = "tflite-micro"
 INSTALL = "pip install 'edge-labels[mcu]'"
 CHILD_MODULE = "edge.runtime.tflm_child"
 WHAT = "TFLite Micro"
+MAX_ARENA = 1 << 30
+MAX_CRASHES = 40  # a bisection probes about 30 sizes
 
 
 def tflm_version() -> str:
@@ -182,7 +184,11 @@ class TflmInterpreter:
 
 
 def minimum_arena(model: Model, high: int, low: int = 0) -> int:
-    """The smallest arena the pip interpreter allocates ``model`` in (bisected in a child).
+    """The smallest arena the pip interpreter allocates ``model`` in, bisected.
+
+    Each size is one request to a child; a child that crashes at a size (too small an arena can
+    make TFLM segfault) counts as "does not fit" there and a new child goes on, so a crash is
+    never the answer about the model.
 
     Args:
         high: an arena that should allocate (doubled until one does).
@@ -190,17 +196,62 @@ def minimum_arena(model: Model, high: int, low: int = 0) -> int:
 
     Raises:
         BackendError: tflite-micro is not installed.
-        InterpreterError: the child crashed or TFLM refused the model at every size.
+        InterpreterError: TFLM allocates the model in no arena up to 1 GiB, or keeps crashing.
     """
+    probe = _ArenaProbe(model)
     try:
-        answer, _ = ask_once(CHILD_MODULE, WHAT, "minimum", {"low": low, "high": high},
-                             _model_array(model))
-    except ChildMissingError as e:
-        raise BackendError(f"the TFLite Micro interpreter ({DISTRIBUTION}) is missing; "
-                           f"install it with `{INSTALL}` ({e})") from None
-    except ChildError as e:
-        raise InterpreterError(f"{_name(model)}: {e} while bisecting the arena") from None
-    return int(answer["minimum"])
+        high = max(1, high)
+        while not probe.fits(high):
+            if high > MAX_ARENA:
+                raise InterpreterError(f"{_name(model)}: TFLite Micro does not allocate it even "
+                                       f"with {high:,} bytes")
+            low, high = high, high * 2
+        if low > 0 and probe.fits(low):
+            low = 0
+        while high - low > 1:
+            middle = (low + high) // 2
+            if probe.fits(middle):
+                high = middle
+            else:
+                low = middle
+    finally:
+        probe.close()
+    return high
+
+
+class _ArenaProbe:
+    """Asks a child whether an arena fits, replacing the child when one crashes."""
+
+    def __init__(self, model: Model) -> None:
+        self.model, self.name = _model_array(model), _name(model)
+        self.child: Child | None = None
+        self.crashes: list[str] = []
+
+    def fits(self, arena: int) -> bool:
+        try:
+            if self.child is None:
+                self.child = Child(CHILD_MODULE, WHAT)
+            answer, _ = self.child.ask("fits", {"arena": arena}, self.model)
+        except ChildMissingError as e:
+            raise BackendError(f"the TFLite Micro interpreter ({DISTRIBUTION}) is missing; "
+                               f"install it with `{INSTALL}` ({e})") from None
+        except ChildCrashError as e:
+            self.close()
+            self.crashes.append(f"{arena:,} B: {e}")
+            log.debug("%s: TFLite Micro crashed at an arena of %d bytes: %s", self.name, arena, e)
+            if len(self.crashes) > MAX_CRASHES:
+                raise InterpreterError(f"{self.name}: TFLite Micro crashed at {len(self.crashes)} "
+                                       f"arena sizes while bisecting; the last: "
+                                       f"{self.crashes[-1]}") from None
+            return False
+        except (ChildError, OSError) as e:
+            raise InterpreterError(f"{self.name}: {e} while bisecting the arena") from None
+        return bool(answer["fits"])
+
+    def close(self) -> None:
+        child, self.child = self.child, None
+        if child is not None:
+            child.close()
 
 
 def _model_array(model: Model) -> tuple[np.ndarray]:

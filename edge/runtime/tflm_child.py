@@ -7,8 +7,9 @@ long-lived by ``--backend tflm`` and one-shot by ``edge-export --verify``. Reque
   ``dtype``, ``shape``, ``scale`` and ``zero_point`` of each tensor;
 * ``invoke`` (the input tensor) -> ``ms``, the invoke's duration measured here (what the
   process boundary adds is the rest), and output 0;
-* ``minimum`` (``low``, ``high``; the model's bytes) -> ``minimum``: the smallest arena in which
-  the interpreter allocates its tensors, bisected between ``low`` (fails, or 0) and ``high``.
+* ``fits`` (``arena``; the model's bytes) -> ``fits``: whether the interpreter allocates its
+  tensors in that arena. Too small an arena can also crash this process (TFLM writes past its
+  tail and segfaults): the parent then counts "does not fit" and starts another child.
 
 An exception of the interpreter is answered as a refusal and the child stays ready.
 """
@@ -22,8 +23,6 @@ from typing import Any
 import numpy as np
 
 from edge.child import Arrays, serve
-
-MAX_ARENA = 1 << 30
 
 
 def _describe(details: dict[str, Any]) -> dict[str, Any]:
@@ -89,26 +88,14 @@ class Server:
                 return found
 
 
-def minimum(header: dict[str, Any], arrays: list[np.ndarray]) -> tuple[dict[str, Any], Arrays]:
-    model, low, high = arrays[0], int(header["low"]), max(1, int(header["high"]))
-    while not _fits(model, high):
-        if high > MAX_ARENA:
-            raise RuntimeError(f"does not allocate even with {high} bytes")
-        low, high = high, high * 2
-    if low > 0 and _fits(model, low):
-        low = 0
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _fits(model, middle):
-            high = middle
-        else:
-            low = middle
-    return {"minimum": high}, ()
+def fits(header: dict[str, Any], arrays: list[np.ndarray]) -> tuple[dict[str, Any], Arrays]:
+    """Whether the interpreter allocates the model's tensors in ``arena`` bytes."""
+    return {"fits": _fits(arrays[0], int(header["arena"]))}, ()
 
 
 def main() -> int:
     server = Server()
-    return serve({"load": server.load, "invoke": server.invoke, "minimum": minimum})
+    return serve({"load": server.load, "invoke": server.invoke, "fits": fits})
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def pip_equality(outputs: list[np.ndarray], reference: list[np.ndarray] | None, 
                  kernels: str) -> Check:
     if reference is None:
         return Check("outputs = pip interpreter", label, NOT_COMPARED,
-                     "not compared, because the pip tflite-micro interpreter is not installed")
+                     "not compared, because the pip tflite-micro interpreter gave no outputs "
+                     "(see its check)")
     equal = all(np.array_equal(a, b) for a, b in zip(outputs, reference, strict=True))
     lsb = max_lsb(outputs, reference)
     return Check("outputs = pip interpreter", label, PASS if equal else FAIL,
