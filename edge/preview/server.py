@@ -43,7 +43,7 @@ def render_page(title: str, token: str | None) -> bytes:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: PreviewServer  # type: ignore[assignment]
+    server: PreviewServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -16,7 +16,7 @@ import errno
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.errors import BackendError, SerialLinkError
 
@@ -74,7 +74,7 @@ def open_link(url: str, baud: int = DEFAULT_BAUD, *, reset_on_open: bool = False
     return port
 
 
-def _pyserial():  # type: ignore[no-untyped-def]
+def _pyserial() -> Any:
     try:
         import serial
     except ImportError as e:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edge.boards import BoardProfile
 from edge.errors import BoardError, FlashError
@@ -78,7 +79,7 @@ def list_ports(boards: Mapping[str, BoardProfile]) -> list[DetectedPort]:
     return sorted(found, key=lambda p: p.device)
 
 
-def _comports() -> list:  # type: ignore[type-arg]
+def _comports() -> list[Any]:
     from edge.errors import BackendError
 
     try:

@@ -17,7 +17,7 @@ FILE_IDENTIFIER = b"TFL3"
 BUFFER_ALIGNMENT = 16
 
 
-class _AlignedBuffer(schema.BufferT):  # type: ignore[misc]
+class _AlignedBuffer(schema.BufferT):
     def Pack(self, builder: Any) -> int:  # noqa: N802 - the generated API's name
         data = None
         if self.data is not None and len(self.data):
