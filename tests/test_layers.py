@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 # Lowest first. Same layer, different entries: neither may import the other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("edge.errors",),
-    ("edge", "edge.backoff", "edge.bounded_read", "edge.nativelog", "edge.outputs",
+    ("edge", "edge.backoff", "edge.bounded_read", "edge.cache", "edge.nativelog", "edge.outputs",
      "edge.child"),
     ("edge.boards", "edge.events", "edge.model"),
     ("edge.demo", "edge.serial"),

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from edge.cache import cache_root
 from edge.child import ask_once, exit_description
 from edge.errors import (
     BackendError,
@@ -38,16 +38,13 @@ log = logging.getLogger(__name__)
 
 CHILD_MODULE = "edge.runtime.first_load_child"
 TIMEOUT_S = 300.0
-CACHE_ENV = "EDGE_CACHE_DIR"
 LABELS = {"ai-edge-litert": "LiteRT", "tflite-runtime": "tflite-runtime",
           "tensorflow": "TensorFlow Lite"}
 
 
 def cache_dir() -> Path:
-    """Where successful first loads are remembered: ``$EDGE_CACHE_DIR/loaded`` or ~/.cache/edge."""
-    base = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edge")
-    return Path(base) / "loaded"
+    """Where successful first loads are remembered: ``loaded`` under :func:`cache_root`."""
+    return cache_root() / "loaded"
 
 
 def loaded_key(content: bytes, backend: str, version: str) -> str:

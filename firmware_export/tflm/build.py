@@ -22,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.cache import cache_root
 from edge.errors import ExportError
-from firmware_export.tflm.cache import cache_root, cached_folder
+from firmware_export.tflm.cache import cached_folder
 from firmware_export.tflm.compiler import run_compiler
 from firmware_export.tflm.targets import CMSIS_NN_DEFINES, Target
 from firmware_export.tflm.tree import TflmTree

@@ -1,32 +1,19 @@
 """Where expensive builds live (outside the repository) and how they are made atomically.
 
-``~/.cache/edge`` by default, ``$EDGE_CACHE_DIR`` when set. Each entry is a folder named by a
-key (a hash of its inputs); it is built in a temporary sibling and renamed into place
-(:func:`edge.outputs.atomic_directory`) under a lock file, so two processes that need the same
-entry build it once and a killed build leaves no entry behind (its temporary folder is removed
-by the next writer).
-"""
+Under :func:`edge.cache.cache_root` (``~/.cache/edge`` by default, ``$EDGE_CACHE_DIR`` when set).
+Each entry is a folder named by a key (a hash of its inputs); it is built in a temporary sibling
+and renamed into place (:func:`edge.outputs.atomic_directory`) under a lock file, so two processes
+that need the same entry build it once and a killed build leaves no entry behind (its temporary
+folder is removed by the next writer)."""
 
 from __future__ import annotations
 
 import fcntl
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from edge.outputs import atomic_directory
-
-CACHE_ENV = "EDGE_CACHE_DIR"
-
-
-def cache_root() -> Path:
-    """``$EDGE_CACHE_DIR`` or ``~/.cache/edge``."""
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edge"
 
 
 @contextmanager

@@ -15,8 +15,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.cache import cache_root
 from edge.errors import ExportError
-from firmware_export.tflm.cache import cache_root, cached_folder
+from firmware_export.tflm.cache import cached_folder
 
 TFLM_ENV = "EDGE_TFLM_DIR"
 MARKER = Path("tensorflow/lite/micro/micro_interpreter.h")

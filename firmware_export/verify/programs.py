@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.cache import cache_root
 from edge.errors import VerifyError
 from firmware_export.tflm.build import Library
-from firmware_export.tflm.cache import cache_root, cached_folder
+from firmware_export.tflm.cache import cached_folder
 from firmware_export.tflm.program import BOOT, Program, compile_objects, link_program
 
 SHIM = Path(__file__).with_name("shim")
