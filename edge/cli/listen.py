@@ -16,7 +16,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
 from edge.cli.args import add_mqtt_args, mqtt_from_args, positive
 from edge.cli.common import (
     EXIT_OK,
@@ -25,7 +24,7 @@ from edge.cli.common import (
     configure_logging,
     run_command,
 )
-from edge.errors import LabelError
+from edge.runtime.labels import read_labels
 from edge.serial.gateway import MqttGateway, label_name, record_json
 from edge.serial.listen import ListenSummary, listen
 from edge.serial.protocol import LabelRecord
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _listen(args: argparse.Namespace) -> int:
-    names = _read_labels(args.labels) if args.labels else ()
+    names = read_labels(args.labels) if args.labels else ()
     show = _json_line if args.json else _text_line
     stop = threading.Event()
     previous = {}
@@ -129,13 +128,6 @@ def _both(first: Callable[[LabelRecord], None],
         first(record)
         second(record)
     return call
-
-
-def _read_labels(path: Path) -> tuple[str, ...]:
-    from edge.model.labels import parse_label_lines
-
-    text = read_text_bounded(path, MAX_LABEL_FILE_BYTES, error=LabelError, what="labels")
-    return parse_label_lines(text.splitlines())
 
 
 def _json_line(record: LabelRecord, names: Sequence[str]) -> str:
