@@ -8,15 +8,16 @@ argument, and once, as a field, and never listed again.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, TypeVar
 
 from edge.boards import DELEGATES
+from edge.cli.arg_types import non_negative_int, positive
 from edge.runtime.backends import AUTO_BACKENDS, BACKEND_NAMES, TFLM
 from edge.runtime.policy import RuntimeOptions
 from edge.sinks.mqtt_options import MqttOptions
 
+__all__ = ["non_negative_int", "part_from_args", "positive"]  # the types: edge.cli.arg_types
 T = TypeVar("T")
 
 
@@ -25,30 +26,6 @@ def part_from_args(cls: type[T], args: argparse.Namespace, **extra: Any) -> T:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     values = {name: getattr(args, name) for name in names if hasattr(args, name)}
     return cls(**{**values, **extra})
-
-
-def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type: ``kind`` of the text, which must be > 0."""
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-        return value
-    return parse
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"(={value}) must be 0 (every core) or more")
-    return value
 
 
 def add_runtime_args(parser: argparse.ArgumentParser, *, board_default: str | None) -> None:

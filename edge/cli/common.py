@@ -14,6 +14,7 @@ from typing import Any
 
 from edge import DISTRIBUTION, distribution_version
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
+from edge.cli.arg_types import positive
 from edge.errors import EdgeError, one_line
 
 EXIT_OK = 0
@@ -49,19 +50,9 @@ def add_boards_dir_arg(parser: argparse.ArgumentParser) -> None:
                         help="extra folder of board profiles (*.toml); also EDGE_BOARDS_DIR")
 
 
-def _pixel_count(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"(={text!r}) must be a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"(={value}) must be at least 1")
-    return value
-
-
 def add_max_image_pixels_arg(parser: argparse.ArgumentParser) -> None:
     """Add ``--max-image-pixels`` (None when not given: the board's limit applies)."""
-    parser.add_argument("--max-image-pixels", type=_pixel_count, default=None, metavar="N",
+    parser.add_argument("--max-image-pixels", type=positive(int), default=None, metavar="N",
                         help="refuse images whose header claims more pixels than this, before "
                              "decoding them (default: the board profile's max_image_pixels, "
                              f"else {DEFAULT_MAX_IMAGE_PIXELS:,})")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.boards import get_board, load_boards
+from edge.cli.arg_types import byte_count
 from edge.cli.common import (
     add_boards_dir_arg,
     add_common_args,
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="say whether and where the model fits this microcontroller board: "
                         "arena in RAM, model in flash, model slot, with what is left (planned as "
                         "edge-export does)")
-    parser.add_argument("--margin", type=_non_negative, default=None, metavar="BYTES",
+    parser.add_argument("--margin", type=byte_count, default=None, metavar="BYTES",
                         help="bytes added to the predicted arena with --board (default: "
                         "edge-export's)")
     parser.add_argument("--plot", type=_plot_path, metavar="FILE.png|FILE.svg",
@@ -155,14 +156,6 @@ def _plot_path(text: str) -> Path:
     return path
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count >= 0")
-    return value
 
 
 def _list_boards(args: argparse.Namespace) -> int:

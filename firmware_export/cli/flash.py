@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from edge.boards import load_boards
+from edge.cli.arg_types import byte_count
 from edge.cli.common import (
     EXIT_OK,
     add_boards_dir_arg,
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", help="serial port (esptool, bossac), probe UID (pyocd) or a "
                         "mounted UF2 boot drive (RP2040)")
     parser.add_argument("--labels", type=Path, help="labels file, one per line, index = class")
-    parser.add_argument("--arena-size", type=_size, metavar="N",
+    parser.add_argument("--arena-size", type=byte_count, metavar="N",
                         help="tensor arena bytes the model needs (default: what edge-export "
                         "plans for the board); refused above the --firmware project's "
                         "kTensorArenaSize")
@@ -65,13 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_logging_args(parser)
     add_common_args(parser, EXAMPLES)
     return parser
-
-
-def _size(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count") from None
 
 
 def main(argv: list[str] | None = None) -> int:

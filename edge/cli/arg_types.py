@@ -1,0 +1,48 @@
+"""The argparse types every command shares: numbers with a range, and byte counts.
+
+Each raises :class:`argparse.ArgumentTypeError`, which argparse turns into one usage line
+(``edge-run: error: argument --top-k: must be a positive number, got '0'``) and exit code 2.
+Integers accept ``_`` between digits (``1_000_000``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` of the text (``int``, ``float``), which must be > 0."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+        return value
+    return parse
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"(={value}) must be 0 or more")
+    return value
+
+
+def byte_count(text: str) -> int:
+    """An argparse type: a number of bytes >= 0, decimal or ``0x`` hex (``65536``, ``0x10000``)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count (0 or more, decimal "
+                                         "or 0x hex)")
+    return value
