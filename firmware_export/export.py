@@ -25,8 +25,9 @@ from firmware_export.codegen.arena_h import arena_values
 from firmware_export.codegen.libraries import PinnedLibrary, check_operators, library_for
 from firmware_export.codegen.names import c_identifier, check_identifier
 from firmware_export.codegen.project import (
-    IMAGE_HEADER,
+    CRC_HEADER,
     LABELS_HEADER,
+    SUPPORT_HEADERS,
     TFLM_LIB,
     FirmwareValues,
     board_values,
@@ -73,12 +74,13 @@ def support_headers() -> dict[str, str]:
     """The C headers shipped in firmware_export/c that exist in this installation."""
     folder = resources.files("firmware_export") / "c"
     found = {}
-    for name in (LABELS_HEADER, IMAGE_HEADER):
+    for name in SUPPORT_HEADERS:
         entry = folder / name
         if entry.is_file():
             found[name] = entry.read_text(encoding="utf-8")
-    if LABELS_HEADER not in found:
-        raise ExportError(f"{LABELS_HEADER} is missing from the installation (firmware_export/c)")
+    for name in (LABELS_HEADER, CRC_HEADER):
+        if name not in found:
+            raise ExportError(f"{name} is missing from the installation (firmware_export/c)")
     return found
 
 

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "edge_crc32.h"
+
 #define EDGE_LABELS_VERSION 1u
 #define EDGE_LABELS_FLAG_LATENCY 0x01u
 #define EDGE_LABELS_FLAG_FRAME 0x02u
@@ -71,21 +73,6 @@ static inline uint16_t edge_labels_quantize_score(float score)
         return 65535u;
     }
     return (uint16_t)(score * 65535.0f + 0.5f);
-}
-
-/* CRC-32 as zlib.crc32: reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF. */
-static inline uint32_t edge_labels_crc32(const uint8_t *data, size_t len)
-{
-    uint32_t crc = 0xFFFFFFFFu;
-    size_t i;
-    int bit;
-    for (i = 0; i < len; i++) {
-        crc ^= data[i];
-        for (bit = 0; bit < 8; bit++) {
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-        }
-    }
-    return crc ^ 0xFFFFFFFFu;
 }
 
 static inline void edge_labels_put_u16_(uint8_t *p, uint16_t v)
@@ -185,7 +172,7 @@ static inline size_t edge_labels_encode_binary(const edge_labels_record_t *r, ui
         edge_labels_put_u16_(p + at + 2u, r->top_k[i].score_q16);
         at += 4u;
     }
-    edge_labels_put_u32_(p + at, edge_labels_crc32(p, at));
+    edge_labels_put_u32_(p + at, edge_crc32(p, at));
     at = edge_labels_cobs_in_place(buf, size);
     buf[at] = 0u;
     return at + 1u;

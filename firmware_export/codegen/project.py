@@ -22,6 +22,8 @@ from firmware_export.image import board_id
 
 LABELS_HEADER = "edge_labels.h"
 IMAGE_HEADER = "edge_model_image.h"
+CRC_HEADER = "edge_crc32.h"  # included by both headers above
+SUPPORT_HEADERS = (LABELS_HEADER, IMAGE_HEADER, CRC_HEADER)
 TFLM_LIB = "lib/tflm"
 
 
@@ -78,7 +80,7 @@ class FirmwareValues:
     library: PinnedLibrary | None  # None: TFLM copied into lib/tflm (--tflm)
     tflm_flags: tuple[str, ...]  # compiler flags of the copied tree (include dirs, defines)
     model_slot: bool  # build with EDGE_USE_MODEL_SLOT
-    headers: dict[str, str]  # support headers by file name (edge_labels.h, edge_model_image.h)
+    headers: dict[str, str]  # support headers by file name (SUPPORT_HEADERS)
 
 
 def platformio_ini(v: FirmwareValues) -> str:
@@ -154,6 +156,7 @@ FILES: dict[str, Generator] = {
     "src/labels.cc": lambda v: labels_cc(v.labels),
     f"src/{LABELS_HEADER}": lambda v: v.headers[LABELS_HEADER],
     f"src/{IMAGE_HEADER}": lambda v: v.headers[IMAGE_HEADER],
+    f"src/{CRC_HEADER}": lambda v: v.headers[CRC_HEADER],
     "src/idf_component.yml": idf_component_yml,
     "partitions.csv": partitions_csv,
     f"{TFLM_LIB}/library.json": lambda v: tflm_library_json(v.tflm_flags),
@@ -163,7 +166,7 @@ FILES: dict[str, Generator] = {
 
 def _wanted(path: str, v: FirmwareValues) -> bool:
     name = path.rsplit("/", 1)[-1]
-    if name in (LABELS_HEADER, IMAGE_HEADER):
+    if name in SUPPORT_HEADERS:
         return name in v.headers
     if path == "src/idf_component.yml":
         return v.library is not None and bool(v.library.idf_component)
