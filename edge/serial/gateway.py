@@ -4,12 +4,18 @@ Each record becomes one JSON object (the same one ``edge-listen --json`` prints)
 ``PREFIX/DEVICE/label`` through the MQTT sink's spool, where DEVICE is the name the record
 carries (firmware or ``edge-run --serial --device-name``) or else the gateway's own
 ``--device-name`` (default: the host name).
+
+A device on the wire chooses the names it sends, and every new name is a device on the broker
+with retained Home Assistant discovery messages, so :class:`DeviceGate` bounds the names the
+gateway publishes for: the first ``max_devices`` heard, or only those of an allow-list. Records
+of other names are refused (counted, each name logged once), never published.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edge.serial.protocol import LabelRecord
@@ -17,7 +23,11 @@ from edge.serial.protocol import LabelRecord
 if TYPE_CHECKING:
     from edge.sinks.mqtt import MqttSink
 
+log = logging.getLogger(__name__)
+
 _NOT_TOPIC = re.compile(r"[^A-Za-z0-9_.-]")
+DEFAULT_MAX_DEVICES = 8
+NAMED_REFUSALS = 20  # refused names logged one by one; after that, one line for the rest
 
 
 def label_name(record: LabelRecord, names: Sequence[str]) -> str | None:
@@ -41,6 +51,12 @@ def record_json(record: LabelRecord, names: Sequence[str] = ()) -> dict[str, Any
         data["device"] = record.device
     if record.file is not None:
         data["file"] = record.file
+    if record.run is not None:
+        data["run"] = f"{record.run:08x}"
+    if record.detections is not None:
+        data["detections"] = [
+            {"label": names[d.label] if d.label < len(names) else None, "index": d.label,
+             "score": d.score, "box": list(d.box)} for d in record.detections]
     return data
 
 
@@ -49,13 +65,68 @@ def topic_level(name: str) -> str:
     return _NOT_TOPIC.sub("_", name)[:64] or "_"
 
 
-class MqttGateway:
-    """Publishes decoded records through ``sink`` (an open :class:`MqttSink`)."""
+class DeviceGate:
+    """Which device names the gateway publishes for: a bounded set, or an allow-list.
 
-    def __init__(self, sink: MqttSink, names: Sequence[str] = ()) -> None:
+    Args:
+        own: the gateway's own device name (always allowed, never counted).
+        max_devices: at most this many other names, the first ones heard.
+        allow: if given, only these names (as topic levels) besides ``own``.
+    """
+
+    def __init__(self, own: str, max_devices: int = DEFAULT_MAX_DEVICES,
+                 allow: Iterable[str] | None = None) -> None:
+        if max_devices < 0:
+            raise ValueError(f"max_devices (={max_devices}) must be >= 0")
+        self.own = own
+        self.max_devices = max_devices
+        self.allow = None if allow is None else frozenset(topic_level(n) for n in allow)
+        self.admitted: set[str] = set()
+        self.refused_names: set[str] = set()
+        self.refused = 0  # records refused
+        self._more_said = False
+
+    def admit(self, device: str) -> bool:
+        """Whether records of ``device`` (a topic level) may be published; counts refusals."""
+        if device == self.own or device in self.admitted:
+            return True
+        if (device in self.allow) if self.allow is not None else (
+                len(self.admitted) < self.max_devices):
+            self.admitted.add(device)
+            return True
+        self.refused += 1
+        if device not in self.refused_names:
+            self._say_refused(device)
+        return False
+
+    def _say_refused(self, device: str) -> None:
+        if len(self.refused_names) < NAMED_REFUSALS:
+            self.refused_names.add(device)
+            why = ("not in --allow-device" if self.allow is not None
+                   else f"--max-devices {self.max_devices} reached")
+            log.warning("device %r: %s; its records are not published", device, why)
+        elif not self._more_said:
+            self._more_said = True
+            log.warning("more devices refused; not naming each (see the summary's refused count)")
+
+
+class MqttGateway:
+    """Publishes decoded records through ``sink`` (an open :class:`MqttSink`).
+
+    Args:
+        sink: the open MQTT sink.
+        names: label names for label indices.
+        gate: which device names to publish for (default: the first
+            :data:`DEFAULT_MAX_DEVICES`).
+    """
+
+    def __init__(self, sink: MqttSink, names: Sequence[str] = (),
+                 gate: DeviceGate | None = None) -> None:
         self.sink = sink
         self.names = tuple(names)
+        self.gate = gate or DeviceGate(sink.device)
 
     def publish(self, record: LabelRecord) -> None:
         device = topic_level(record.device) if record.device else self.sink.device
-        self.sink.publish_label(record_json(record, self.names), device=device)
+        if self.gate.admit(device):
+            self.sink.publish_label(record_json(record, self.names), device=device)

@@ -57,7 +57,9 @@ class LabelSink(ABC):
 
 
 class OnChangeSink(LabelSink):
-    """Passes an event on only when its top label differs from the last one passed on."""
+    """Passes an event on only when its :meth:`~edge.events.LabelEvent.change_key` differs from
+    the last one passed on: the top label of a classifier, the labels and their counts of a
+    detector, the classes present of a segmenter, the keypoints seen of a pose model."""
 
     _UNSET = object()
 
@@ -67,9 +69,9 @@ class OnChangeSink(LabelSink):
         self._last: Any = self._UNSET
 
     def write(self, event: LabelEvent) -> None:
-        top = event.top.index if event.top else None
-        if top != self._last:
-            self._last = top
+        key = event.change_key()
+        if key != self._last:
+            self._last = key
             self.inner.write(event)
 
     def flush(self) -> None:
