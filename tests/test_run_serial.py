@@ -20,6 +20,18 @@ from contextlib import contextmanager
 
 import pytest
 
+from edge.events import DETECT, Detection, LabelEvent, Prediction
+from edge.serial.protocol import (
+    MAX_DETECTIONS,
+    STREAM_START,
+    DetectionRecord,
+    StreamDecoder,
+    encode_binary,
+    encode_text,
+    quantize,
+)
+from edge.sinks.base import LabelSink, OnChangeSink
+from edge.sinks.serial import SerialSink, fit_detections, label_record, run_id
 from tests.conftest import ROOT, shared_file
 from tests.test_run_cli import SEGMENT_FRAMES, SEGMENTS, segments_video  # noqa: F401
 
@@ -98,3 +110,95 @@ def test_binary_serial_stream_matches_the_labels_frame_for_frame(segments_video)
     summary = json.loads(listen_err.strip().splitlines()[-1])["summary"]
     assert summary["frames"] == FRAMES
     assert summary["crc_errors"] == summary["gaps"] == summary["malformed"] == 0
+
+
+# --- detector events and run ids, on plain data -----------------------------------------------
+
+def _detect_event(seq: int, boxes: list[tuple[int, str, float, tuple[float, ...]]],
+                  size: tuple[int, int] | None = (640, 480)) -> LabelEvent:
+    detections = tuple(Detection(i, name, score, box) for i, name, score, box in boxes)  # type: ignore[arg-type]
+    best = sorted(detections, key=lambda d: -d.score)
+    return LabelEvent(seq=seq, frame_index=seq, capture_ns=seq * 40_000_000, latency_ms=3.25,
+                      wall_time=0.0, kind=DETECT, detections=detections, frame_size=size,
+                      predictions=tuple(Prediction(d.index, d.label, d.score) for d in best))
+
+
+def test_detector_event_becomes_a_detector_record_normalised_and_clamped() -> None:
+    event = _detect_event(5, [(16, "dog", 0.4, (-10.0, 240.0, 320.0, 500.0)),
+                              (0, "person", 0.9, (64.0, 48.0, 576.0, 432.0))], (640, 480))
+    record = label_record(event, with_text=True, seq=2, run=0xABCDEF01)
+    assert (record.seq, record.frame, record.run) == (2, 5, 0xABCDEF01)
+    assert (record.label, record.text, record.score) == (0, "person", 0.9)
+    assert record.top_k == ()
+    assert record.detections == (DetectionRecord(0, 0.9, (0.1, 0.1, 0.9, 0.9)),
+                                 DetectionRecord(16, 0.4, (0.0, 0.5, 0.5, 1.0)))
+    for encode, mode in ((encode_binary, "binary"), (encode_text, "text")):
+        decoder = StreamDecoder(mode)  # type: ignore[arg-type]
+        [got] = decoder.feed(STREAM_START + encode(record))
+        assert got == quantize(record, mode)  # type: ignore[arg-type]
+        # a box edge within 1/65535 (binary) or 5e-5 + 7.7e-6 (text) of the frame's size
+        for sent, back in zip(record.detections or (), got.detections or (), strict=True):
+            assert back.box == pytest.approx(sent.box, abs=6e-5)
+
+
+def test_detector_that_found_nothing_is_not_a_classification() -> None:
+    record = label_record(_detect_event(1, []), with_text=False)
+    assert record.detections == () and record.label == 0xFFFF and record.score == 0.0
+    [got] = StreamDecoder("binary").feed(STREAM_START + encode_binary(record))
+    assert got.detections == ()
+    classify = LabelEvent(1, 1, 0, 1.0, 0.0, (Prediction(3, "cat", 0.5),))
+    assert label_record(classify, with_text=False).detections is None
+
+
+def test_many_detections_keep_the_best_that_fit_and_count_the_rest() -> None:
+    boxes = [(i % 80, f"c{i}", (i + 1) / 100, (float(i), 0.0, float(i + 10), 10.0))
+             for i in range(40)]
+    record, cut = fit_detections(label_record(_detect_event(3, boxes), with_text=True, seq=0,
+                                              device="cam-1", run=7))
+    assert len(record.detections) == MAX_DETECTIONS - 1 and cut == 40 - len(record.detections)
+    assert [d.score for d in record.detections] == [(40 - i) / 100
+                                                    for i in range(len(record.detections))]
+    encode_binary(record), encode_text(record)  # fits one frame in both modes
+    no_size = label_record(_detect_event(3, boxes, size=None), with_text=False)
+    assert no_size.detections == ()  # boxes that cannot be normalised are not invented
+
+
+def test_serial_sink_sends_run_and_counts_trimmed_over_a_loop_url() -> None:
+    sink = SerialSink("loop://", fmt="binary")
+    try:
+        boxes = [(1, "x", 0.5, (0.0, 0.0, 10.0, 10.0))] * 30
+        sink.write(_detect_event(0, boxes))
+        sink.write(_detect_event(1, boxes[:2]))
+        data = sink._link.read(4096)
+    finally:
+        sink.close()
+    got = StreamDecoder("binary").feed(data)
+    assert [len(r.detections or ()) for r in got] == [MAX_DETECTIONS - 1, 2]
+    assert got[0].run == got[1].run == sink._own_run  # one run id per sink
+    assert sink.counters()["trimmed"] == 30 - (MAX_DETECTIONS - 1)
+    other = SerialSink("loop://", fmt="json", run=run_id("1a2b3c4d-0000-4000-8000-000000000000"))
+    try:
+        other.write(_detect_event(0, boxes[:1]))
+        line = other._link.read(4096)
+    finally:
+        other.close()
+    assert b'"run":"1a2b3c4d"' in line
+    assert run_id(None) is None and run_id("zz") is None and run_id(2**33 + 5) == 5
+
+
+def test_on_change_passes_a_detector_event_when_labels_or_counts_change() -> None:
+    got: list[int] = []
+
+    class Collect(LabelSink):
+        name = "collect"
+
+        def write(self, event: LabelEvent) -> None:
+            got.append(event.seq)
+
+    sink = OnChangeSink(Collect())
+    person = (0, "person", 0.9, (0.0, 0.0, 5.0, 5.0))
+    dog = (16, "dog", 0.8, (5.0, 5.0, 9.0, 9.0))
+    for seq, boxes in enumerate([[person], [person], [person, dog], [dog, person],
+                                 [person, person, dog], [], []]):
+        sink.write(_detect_event(seq, boxes))
+    assert got == [0, 2, 4, 5]  # same set moved or reordered (1, 3) and nothing again (6) skip

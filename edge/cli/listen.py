@@ -129,10 +129,9 @@ def _listen(args: argparse.Namespace) -> int:
                          status_interval_s=args.status_interval)
         if sink is not None:
             sink.close()  # delivers what is queued (up to --mqtt-drain) before the summary
-    mqtt = None
-    if sink is not None and gate is not None:
-        mqtt = {**sink.counters(), "refused": gate.refused}
-    print(_summary_line(summary, args.json, mqtt), file=sys.stderr, flush=True)
+    mqtt = sink.counters() if sink is not None else None
+    refused = {"refused": gate.refused} if gate is not None else {}
+    print(_summary_line(summary, args.json, mqtt, refused), file=sys.stderr, flush=True)
     return EXIT_OK
 
 
@@ -195,8 +194,9 @@ def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
 
 
 def _summary_line(summary: ListenSummary, as_json: bool,
-                  mqtt: dict[str, int] | None = None) -> str:
-    counts = summary.as_dict()
+                  mqtt: dict[str, int] | None = None,
+                  gateway: dict[str, int] | None = None) -> str:
+    counts = {**summary.as_dict(), **(gateway or {})}
     if mqtt is not None:
         counts.update({f"mqtt_{key}": value for key, value in mqtt.items()})
     if as_json:
