@@ -133,7 +133,7 @@ def test_500_device_names_announce_only_the_bounded_few(tmp_path: Path, bound: l
         with listener(str(tmp_path / "host"), "--format", "json", "--json", "--mqtt",
                       broker.url(), "--device-name", "gw", "--state-dir", str(tmp_path / "s"),
                       "--max-frames", "505", "--duration", "120", "-v", *bound) as (
-                          proc, out, err):
+                          proc, _out, err):
             err.wait_line("listening on")
             os.write(link.fd, _flood(0, 500))
             assert proc.wait(120) == 0
