@@ -13,11 +13,14 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.events import DETECT, Detection, LabelEvent, Prediction
@@ -33,12 +36,14 @@ from edge.serial.protocol import (
 from edge.sinks.base import LabelSink, OnChangeSink
 from edge.sinks.serial import SerialSink, fit_detections, label_record, run_id
 from tests.conftest import ROOT, shared_file
+from tests.test_listen_pty import listener, summary_of
 from tests.test_run_cli import SEGMENT_FRAMES, SEGMENTS, segments_video  # noqa: F401
 
 pytestmark = pytest.mark.serial
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": ""}
 FRAMES = SEGMENT_FRAMES * len(SEGMENTS)
+NAMES = ("person", "bicycle", "car")
 
 
 @contextmanager
@@ -202,3 +207,51 @@ def test_on_change_passes_a_detector_event_when_labels_or_counts_change() -> Non
                                  [person, person, dog], [], []]):
         sink.write(_detect_event(seq, boxes))
     assert got == [0, 2, 4, 5]  # same set moved or reordered (1, 3) and nothing again (6) skip
+
+
+@pytest.mark.parametrize("fmt", ["binary", "json"])
+def test_detector_events_through_a_tty_reach_edge_listen(fmt: str) -> None:
+    # The sink on one end of real ttys, edge-listen on the other: every box arrives, in order,
+    # normalised, with the label names from --labels in binary mode and from the text in json.
+    rng = np.random.default_rng(11)
+    events = []
+    for seq in range(60):
+        boxes = []
+        for _ in range(int(rng.integers(0, 25))):  # up to 24: some events are trimmed
+            x0, x1 = sorted(rng.uniform(-20, 660, 2))
+            y0, y1 = sorted(rng.uniform(-20, 500, 2))
+            index = int(rng.integers(0, 3))
+            boxes.append((index, NAMES[index], float(rng.uniform(0.3, 1.0)), (x0, y0, x1, y1)))
+        events.append(_detect_event(seq, boxes, (640, 480)))
+    labels = Path(tempfile.mkdtemp()) / "labels.txt"
+    labels.write_text("\n".join(NAMES) + "\n")
+    with linked_ptys() as (writer_port, reader_port), listener(
+            reader_port, "--json", "--labels", str(labels), "--format", fmt, "--max-frames",
+            str(len(events)), "--duration", "60", "-v") as (proc, out, err):
+        err.wait_line("listening on")  # opening flushes the tty input; write after it
+        sink = SerialSink(writer_port, fmt=fmt, device="cam-9")
+        for event in events:
+            sink.write(event)
+        sink.close()
+        assert proc.wait(60) == 0
+        out.drain()
+        err.drain()
+    heard = "\n".join(out.lines)
+    got = [json.loads(line) for line in heard.splitlines()]
+    assert [g["frame"] for g in got] == [e.seq for e in events]
+    assert len({g["run"] for g in got}) == 1 and {g["device"] for g in got} == {"cam-9"}
+    trimmed = 0
+    for event, g in zip(events, got, strict=True):
+        sent = sorted(event.detections, key=lambda d: -d.score)
+        assert len(g["detections"]) == min(len(sent), MAX_DETECTIONS - 1)
+        trimmed += len(sent) - len(g["detections"])
+        for d, r in zip(sent, g["detections"], strict=False):
+            assert (r["index"], r["label"]) == (d.index, d.label)
+            assert r["score"] == pytest.approx(d.score, abs=6e-5)
+            want = np.clip(np.array(d.box) / [640, 480, 640, 480], 0, 1)
+            assert r["box"] == pytest.approx(list(want), abs=6e-5)
+        if sent:
+            assert (g["label"], g["text"]) == (sent[0].index, sent[0].label)
+    assert trimmed > 0 and sink.counters()["trimmed"] == trimmed
+    summary = summary_of(err)
+    assert summary["malformed"] == summary["crc_errors"] == summary["lost"] == 0
