@@ -16,6 +16,8 @@ import sys
 import tempfile
 import threading
 import tty
+import zlib
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,14 +183,15 @@ def test_serial_sink_sends_run_and_counts_trimmed_over_a_loop_url() -> None:
     assert [len(r.detections or ()) for r in got] == [MAX_DETECTIONS - 1, 2]
     assert got[0].run == got[1].run == sink._own_run  # one run id per sink
     assert sink.counters()["trimmed"] == 30 - (MAX_DETECTIONS - 1)
-    other = SerialSink("loop://", fmt="json", run=run_id("1a2b3c4d-0000-4000-8000-000000000000"))
+    other = SerialSink("loop://", fmt="json", run=run_id("1a2b3c4d"))
     try:
         other.write(_detect_event(0, boxes[:1]))
         line = other._link.read(4096)
     finally:
         other.close()
     assert b'"run":"1a2b3c4d"' in line
-    assert run_id(None) is None and run_id("zz") is None and run_id(2**33 + 5) == 5
+    assert run_id(None) is None and run_id("") is None and run_id(2**33 + 5) == 5
+    assert run_id("6932f1c4-9a1e") == zlib.crc32(b"6932f1c4-9a1e") != run_id("6932f1c4-9a1f")
 
 
 def test_on_change_passes_a_detector_event_when_labels_or_counts_change() -> None:
@@ -252,6 +255,8 @@ def test_detector_events_through_a_tty_reach_edge_listen(fmt: str) -> None:
             assert r["box"] == pytest.approx(list(want), abs=6e-5)
         if sent:
             assert (g["label"], g["text"]) == (sent[0].index, sent[0].label)
+        assert g["kind"] == "detect"
+        assert g["counts"] == dict(Counter(r["label"] for r in g["detections"]))
     assert trimmed > 0 and sink.counters()["trimmed"] == trimmed
     summary = summary_of(err)
     assert summary["malformed"] == summary["crc_errors"] == summary["lost"] == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,11 @@ def label_name(record: LabelRecord, names: Sequence[str]) -> str | None:
 
 
 def record_json(record: LabelRecord, names: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON form of a decoded record (``edge-listen --json`` and the gateway)."""
+    """The JSON form of a decoded record (``edge-listen --json`` and the gateway).
+
+    Shaped as edge-run's events where the record has the field: ``kind``, and for a
+    detector's record ``detections`` (box as fractions of the frame) and ``counts`` per label.
+    """
     data: dict[str, Any] = {"seq": record.seq, "time_ms": record.time_ms, "label": record.label,
                             "text": label_name(record, names), "score": record.score}
     if record.top_k:
@@ -53,10 +58,13 @@ def record_json(record: LabelRecord, names: Sequence[str] = ()) -> dict[str, Any
         data["file"] = record.file
     if record.run is not None:
         data["run"] = f"{record.run:08x}"
+    data["kind"] = "classify" if record.detections is None else "detect"
     if record.detections is not None:
-        data["detections"] = [
-            {"label": names[d.label] if d.label < len(names) else None, "index": d.label,
-             "score": d.score, "box": list(d.box)} for d in record.detections]
+        objects = [(names[d.label] if d.label < len(names) else None, d)
+                   for d in record.detections]
+        data["detections"] = [{"label": name, "index": d.label, "score": d.score,
+                               "box": list(d.box)} for name, d in objects]
+        data["counts"] = dict(Counter(name or str(d.label) for name, d in objects))
     return data
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import zlib
 from pathlib import PurePath
 from typing import Any
 
@@ -32,18 +33,18 @@ def _normalised_box(d: Detection, width: int, height: int) -> tuple[float, float
 
 
 def run_id(value: object) -> int | None:
-    """A run id as the protocol carries it (uint32) from an int or a hex string; else None.
+    """A run id as the protocol carries it (uint32), from the event's run id; None if unset.
 
-    A longer hex string (e.g. a UUID) gives its first eight digits.
+    An int is taken modulo 2**32, a string of 1 to 8 hex digits as that number, and any other
+    non-empty string (e.g. ``"6932f1c4-9a1e"`` of :func:`edge.events.new_run_id`) as the CRC-32
+    of its UTF-8, so one run's records carry one id on every serial sink.
     """
     if isinstance(value, int) and not isinstance(value, bool):
         return value & U32_MASK
-    if isinstance(value, str):
-        digits = value.replace("-", "")[:8]
-        try:
-            return int(digits, 16) if digits else None
-        except ValueError:
-            return None
+    if isinstance(value, str) and value:
+        if len(value) <= 8 and all(c in "0123456789abcdefABCDEF" for c in value):
+            return int(value, 16)
+        return zlib.crc32(value.encode("utf-8", "replace"))
     return None
 
 
