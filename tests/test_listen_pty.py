@@ -409,3 +409,21 @@ def test_hostile_text_lines_are_counted_and_the_records_after_them_arrive(tmp_pa
     summary = summary_of(err)
     assert summary["malformed"] == 4 and summary["frames"] == len(good)
     assert not any("Traceback" in line for line in err.lines)
+
+
+def test_an_error_of_the_consumer_is_not_a_lost_device() -> None:
+    # `edge-listen | head -1`: printing raises BrokenPipeError (an OSError); that must end the
+    # listener, not look like an unplugged device to reconnect to forever.
+    opened: list[str] = []
+
+    def open_port(url: str, baud: int, *, reset_on_open: bool) -> VanishingPort:
+        opened.append(url)
+        return VanishingPort(STREAM_START + b"".join(encode_binary(record(s)) for s in range(5)))
+
+    def on_record(r: LabelRecord) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        listen("/dev/ttyACM0", on_record, fmt="binary", duration=5,
+               backoff=Backoff(initial_s=0.001), open_port=open_port)
+    assert opened == ["/dev/ttyACM0"]

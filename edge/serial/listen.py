@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 4096
 
 
+class _LinkLostError(Exception):
+    """Reading the link failed (the device went away); the cause is chained."""
+
+
 @dataclass
 class ListenSummary:
     """What a listening session saw: the decoder's counters plus link-level ones.
@@ -75,9 +79,16 @@ class _Session:
         return None if self.deadline is None else max(0.0, self.deadline - self.clock())
 
     def pump(self, port: Any) -> None:
-        """Read and deliver until done; pyserial raises when the device goes away."""
+        """Read and deliver until done; pyserial raises when the device goes away.
+
+        Only errors of the link mean a lost device: an ``OSError`` of ``on_record`` (e.g. a
+        closed stdout pipe) is the caller's, not a reason to reconnect.
+        """
         while not self.done():
-            data = port.read(max(1, min(port.in_waiting, READ_CHUNK)))
+            try:
+                data = port.read(max(1, min(port.in_waiting, READ_CHUNK)))
+            except (OSError, SerialLinkError) as e:  # pyserial's SerialException is an OSError
+                raise _LinkLostError(str(e)) from e
             for record in self.decoder.feed(data) if data else ():
                 if self.max_frames is not None and self.delivered >= self.max_frames:
                     break
@@ -136,7 +147,7 @@ def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DE
             with port:
                 session.pump(port)
             break
-        except (OSError, SerialLinkError) as e:  # pyserial's SerialException is an OSError
+        except _LinkLostError as e:
             log.warning("lost %s (%s); reconnecting", url, e)
         port = _reconnect(url, baud, session, backoff, open_port)
         if port is not None:
