@@ -57,9 +57,8 @@ class LabelSink(ABC):
 
 
 class OnChangeSink(LabelSink):
-    """Passes an event on only when its :meth:`~edge.events.LabelEvent.change_key` differs from
-    the last one passed on: the top label of a classifier, the labels and their counts of a
-    detector, the classes present of a segmenter, the keypoints seen of a pose model."""
+    """Passes an event on only when it differs from the last one passed on
+    (:meth:`LabelEvent.change_key`: the top label, or a detector's labels and counts)."""
 
     _UNSET = object()
 
