@@ -182,3 +182,24 @@ def test_a_lone_surrogate_does_not_end_the_gateway(tmp_path: Path) -> None:
     assert {(g["device"], g["run"]) for g in got} == {("cam-1", "00001234")}
     summary = summary_of(err)
     assert summary["malformed"] == 4 and summary["mqtt_delivered"] >= len(good)
+
+
+def test_detector_records_read_as_edge_run_events() -> None:
+    from edge.cli.listen import _text_line
+    from edge.serial.gateway import record_json
+    from edge.serial.protocol import DetectionRecord
+
+    boxes = (DetectionRecord(0, 0.9, (0.1, 0.2, 0.3, 0.4)), DetectionRecord(0, 0.8, (0, 0, 1, 1)),
+             DetectionRecord(27, 0.5, (0.5, 0.5, 0.6, 0.7)))
+    record = LabelRecord(3, 4, 0, 0.9, "person", run=0xAB, detections=boxes)
+    data = record_json(record)  # text mode without --labels: the best object's text names it
+    assert data["kind"] == "detect" and data["run"] == "000000ab"
+    assert [d["label"] for d in data["detections"]] == ["person", "person", None]
+    assert data["counts"] == {"person": 2, "27": 1}
+    assert record_json(record, ["person"] + ["x"] * 26 + ["tie"])["counts"] == {
+        "person": 2, "tie": 1}
+    assert _text_line(record, ()) == (
+        'seq=3 time_ms=4 label=0 "person" score=0.9000 run=000000ab detections=3 '
+        '"person":0.9000@[0.1000,0.2000,0.3000,0.4000] "person":0.8000@[0.0000,0.0000,1.0000,'
+        '1.0000] 27:0.5000@[0.5000,0.5000,0.6000,0.7000]')
+    assert record_json(LabelRecord(1, 1, 1, 0.5))["kind"] == "classify"

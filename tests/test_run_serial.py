@@ -299,3 +299,19 @@ def test_edge_run_with_a_real_detector_streams_its_boxes(fmt: str, tmp_path: Pat
             box = [g["box"][0] * width, g["box"][1] * height, g["box"][2] * width,
                    g["box"][3] * height]
             assert box == pytest.approx(d["box"], abs=edge)
+
+
+def test_an_event_the_protocol_cannot_carry_is_dropped_and_counted() -> None:
+    sink = SerialSink("loop://", fmt="json")
+    try:
+        sink.write(LabelEvent(0, 0, 0, 1.0, 0.0, (Prediction(3, "cat", 0.5),)))
+        sink.write(LabelEvent(1, 1, 0, 1.0, 0.0, (Prediction(70_000, "big", 0.5),)))
+        sink.write(LabelEvent(2, 2, 0, 1.0, 0.0, (Prediction(4, "x" * 3000, 0.5),)))
+        sink.write(LabelEvent(3, 3, 0, 1.0, 0.0, (Prediction(5, "dog", 0.5),)))
+        data = sink._link.read(8192)
+    finally:
+        sink.close()
+    decoder = StreamDecoder("text")
+    assert [(r.seq, r.text) for r in decoder.feed(data)] == [(0, "cat"), (3, "dog")]
+    assert decoder.stats.lost == 2  # the receiver sees the gap
+    assert sink.counters()["unsendable"] == 2

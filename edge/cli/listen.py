@@ -186,10 +186,11 @@ def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
         parts.append(f"run={record.run:08x}")
     if record.detections is not None:
         parts.append(f"detections={len(record.detections)}")
-        for d in record.detections:
-            who = (json.dumps(names[d.label], ensure_ascii=False) if d.label < len(names)
-                   else str(d.label))
-            parts.append(f"{who}:{d.score:.4f}@[" + ",".join(f"{v:.4f}" for v in d.box) + "]")
+        for d in record_json(record, names)["detections"]:
+            who = (json.dumps(d["label"], ensure_ascii=False) if d["label"] is not None
+                   else str(d["index"]))
+            parts.append(f"{who}:{d['score']:.4f}@[" + ",".join(f"{v:.4f}" for v in d["box"])
+                         + "]")
     return " ".join(parts)
 
 

@@ -60,12 +60,18 @@ def record_json(record: LabelRecord, names: Sequence[str] = ()) -> dict[str, Any
         data["run"] = f"{record.run:08x}"
     data["kind"] = "classify" if record.detections is None else "detect"
     if record.detections is not None:
-        objects = [(names[d.label] if d.label < len(names) else None, d)
-                   for d in record.detections]
+        objects = [(_object_name(record, d.label, names), d) for d in record.detections]
         data["detections"] = [{"label": name, "index": d.label, "score": d.score,
                                "box": list(d.box)} for name, d in objects]
         data["counts"] = dict(Counter(name or str(d.label) for name, d in objects))
     return data
+
+
+def _object_name(record: LabelRecord, index: int, names: Sequence[str]) -> str | None:
+    """A detection's label: from ``names``, else the record's text if it names that index."""
+    if index < len(names):
+        return names[index]
+    return record.text if record.text is not None and index == record.label else None
 
 
 def topic_level(name: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import PurePath
 from typing import Any
 
 from edge.backoff import Backoff
-from edge.errors import EdgeError, SerialLinkError, SinkError
+from edge.errors import EdgeError, ProtocolError, SerialLinkError, SinkError
 from edge.events import DETECT, Detection, LabelEvent
 from edge.sinks.base import LabelSink
 
@@ -114,7 +114,10 @@ class SerialSink(LabelSink):
     A port that fails is closed and reopened with backoff; labels written meanwhile are
     dropped and counted in :attr:`lost`. An event with no prediction above the threshold is
     sent with label 0xFFFF and score 0. A detector's event goes as a detector's record with
-    the best boxes that fit one frame; the objects cut are counted in :attr:`trimmed`. Every
+    the best boxes that fit one frame; the objects cut are counted in :attr:`trimmed`. An
+    event the protocol cannot carry (a label index above 65535, a label text that makes the
+    line longer than 2,048 bytes) is dropped and counted in :attr:`unsendable`; its ``seq``
+    is skipped, so a receiver counts it as lost. Every
     record carries :attr:`run`, a random id new with every sink, so ``(device, run, seq)``
     names a record once although ``seq`` restarts at 0.
 
@@ -149,7 +152,9 @@ class SerialSink(LabelSink):
         self.sent = 0  # records this sink meant to send: the wire's seq
         self.lost = 0
         self.trimmed = 0  # detections that did not fit a frame
+        self.unsendable = 0  # events the protocol cannot carry (e.g. a label index > 65535)
         self._trim_said = False
+        self._unsendable_said = False
         self.reconnects = 0
         try:
             self._open()
@@ -182,7 +187,15 @@ class SerialSink(LabelSink):
                 log.warning("serial %s: a frame holds %d detections here; the best are sent, "
                             "the rest counted as trimmed", self.url, len(record.detections))
         self.sent += 1
-        frame = self._encode(record)
+        try:
+            frame = self._encode(record)
+        except ProtocolError as e:  # one odd event never stops the labels
+            self.unsendable += 1
+            if not self._unsendable_said:
+                self._unsendable_said = True
+                log.warning("serial %s: an event the protocol cannot carry is dropped (%s); "
+                            "counted as unsendable, said once", self.url, e)
+            return
         if self._link is None and not self._reconnect():
             self.lost += 1
             return
@@ -217,7 +230,8 @@ class SerialSink(LabelSink):
                 pass
 
     def counters(self) -> dict[str, int]:
-        return {"lost": self.lost, "reconnects": self.reconnects, "trimmed": self.trimmed}
+        return {"lost": self.lost, "reconnects": self.reconnects, "trimmed": self.trimmed,
+                "unsendable": self.unsendable}
 
     def flush(self) -> None:
         if self._link is not None:
