@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import ProtocolError
@@ -69,6 +69,7 @@ def records(draw: st.DrawFn, max_top_k: int = 5, with_text: bool = True) -> Labe
 # --- COBS ---------------------------------------------------------------------------------------
 
 @given(st.binary(max_size=254))
+@settings(deadline=None)
 def test_cobs_round_trip_with_exactly_one_byte_overhead(payload: bytes) -> None:
     encoded = cobs_encode(payload)
     assert len(encoded) == len(payload) + 1
@@ -98,6 +99,7 @@ def test_cobs_refuses_long_payload_and_bad_frames() -> None:
 # --- round trips --------------------------------------------------------------------------------
 
 @given(records())
+@settings(deadline=None)
 def test_binary_round_trip(record: LabelRecord) -> None:
     frame = encode_binary(record)
     assert frame.endswith(b"\x00") and b"\x00" not in frame[:-1]
@@ -106,6 +108,7 @@ def test_binary_round_trip(record: LabelRecord) -> None:
 
 
 @given(records())
+@settings(deadline=None)
 def test_text_round_trip(record: LabelRecord) -> None:
     line = encode_text(record)
     assert line.endswith(b"\n") and line.count(b"\n") == 1 and b"\x00" not in line
@@ -115,6 +118,7 @@ def test_text_round_trip(record: LabelRecord) -> None:
 
 
 @given(records(), st.sampled_from(["text", "binary"]))
+@settings(deadline=None)
 def test_quantized_records_round_trip_exactly(record: LabelRecord, mode: str) -> None:
     # Every record the encoder can produce (a quantized one) decodes to exactly itself.
     sent = quantize(record, mode)  # type: ignore[arg-type]
@@ -125,6 +129,7 @@ def test_quantized_records_round_trip_exactly(record: LabelRecord, mode: str) ->
 
 
 @given(records())
+@settings(deadline=None)
 def test_quantization_error_bounds(record: LabelRecord) -> None:
     binary, text = quantize(record, "binary"), quantize(record, "text")
     assert abs(binary.score - record.score) <= 1 / 131070 + 1e-12
@@ -250,7 +255,7 @@ def test_auto_detects_and_follows_a_device_that_changes_mode() -> None:
 
 
 @given(st.lists(records(max_top_k=2), max_size=8), st.data())
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_chunking_does_not_change_the_result(recs: list[LabelRecord], data: st.DataObject) -> None:
     for encode in (encode_binary, encode_text):
         stream = STREAM_START + b"".join(encode(r) for r in recs)
@@ -265,6 +270,7 @@ def test_chunking_does_not_change_the_result(recs: list[LabelRecord], data: st.D
 # --- fuzz ---------------------------------------------------------------------------------------
 
 @given(st.binary(max_size=3000), st.sampled_from(["auto", "text", "binary"]))
+@settings(deadline=None)
 def test_arbitrary_bytes_never_raise(data: bytes, fmt: str) -> None:
     decoder = StreamDecoder(fmt)  # type: ignore[arg-type]
     got = decoder.feed(data) + decoder.feed(data[::-1])
@@ -303,7 +309,7 @@ def _corrupt(stream: bytes, muts: list[tuple[str, int, int]]) -> tuple[bytes, se
 
 @given(st.lists(records(max_top_k=3, with_text=False), min_size=1, max_size=12), mutations,
        st.sampled_from(["auto", "binary"]), st.integers(1, 64))
-@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
 def test_corrupted_binary_streams(recs: list[LabelRecord], muts: list[tuple[str, int, int]],
                                   fmt: str, step: int) -> None:
     sent = [quantize(replace(r, seq=i), "binary") for i, r in enumerate(recs)]
@@ -326,7 +332,7 @@ def test_corrupted_binary_streams(recs: list[LabelRecord], muts: list[tuple[str,
 
 
 @given(st.lists(records(max_top_k=2), min_size=1, max_size=10), mutations)
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_corrupted_text_streams_keep_intact_lines(recs: list[LabelRecord],
                                                   muts: list[tuple[str, int, int]]) -> None:
     sent = [quantize(replace(r, seq=i), "text") for i, r in enumerate(recs)]
@@ -344,7 +350,7 @@ def test_corrupted_text_streams_keep_intact_lines(recs: list[LabelRecord],
 @given(st.lists(st.tuples(records(max_top_k=2, with_text=False), st.binary(max_size=3000)),
                 min_size=1, max_size=6), st.sampled_from(["auto", "binary"]),
        st.integers(1, 4096))
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
           max_examples=50)
 def test_long_noise_bursts_between_frames(pairs: list[tuple[LabelRecord, bytes]], fmt: str,
                                           step: int) -> None:
@@ -457,3 +463,51 @@ def test_device_names_are_bounded() -> None:
                       frame=1, device="cam")
     with pytest.raises(ProtocolError, match="more than 254"):
         encode_binary(big)
+
+
+# --- whatever a decoder yields can be printed, published and sent again --------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2**33) | st.floats(allow_nan=True)
+    | st.text(max_size=40),  # any code point, lone surrogates included
+    lambda inner: st.lists(inner, max_size=6), max_leaves=30)
+_KEYS = ("seq", "time_ms", "label", "score", "text", "top_k", "latency_ms", "frame", "device",
+         "file", "run", "detections")
+
+
+@st.composite
+def wire_objects(draw: st.DrawFn) -> bytes:
+    """JSON objects a device might send: the record's keys with any values, some valid."""
+    obj: dict[str, Any] = {"seq": draw(st.integers(0, 5)), "time_ms": 0, "label": 1,
+                           "score": draw(scores)}
+    for key in draw(st.lists(st.sampled_from(_KEYS), max_size=5)):
+        obj[key] = draw(json_values | st.lists(st.lists(scores, min_size=6, max_size=6),
+                                               max_size=3))
+    return json.dumps(obj).encode()  # ensure_ascii: surrogates travel as \ud800 escapes
+
+
+@given(wire_objects())
+@settings(deadline=None, max_examples=400)
+def test_every_text_record_decoded_is_printable_and_reencodable(line: bytes) -> None:
+    from edge.serial.gateway import record_json
+    from edge.serial.protocol import check_record
+
+    for record in StreamDecoder("text").feed(line + b"\n"):
+        check_record(record)  # every field in range: it could be sent again in either mode
+        json.dumps(record_json(record), ensure_ascii=False).encode("utf-8")
+
+
+@given(st.binary(min_size=15, max_size=250))
+@example(b"\x03" + b"\x00" * 14)  # latency and frame announced, one of them missing
+@example(b"\x10" + b"\x00" * 12 + b"\x04" + b"\x00" * 9)  # top-k count past the end
+@settings(deadline=None, max_examples=400)
+def test_every_binary_record_decoded_is_reencodable(body: bytes) -> None:
+    # Only CRC-valid payloads reach decode_payload, so a device can craft any of these: a
+    # record or None, never an exception.
+    from edge.serial.protocol import check_record, decode_payload
+
+    payload = bytes([1, body[0] & 0x1F]) + body[1:]
+    record = decode_payload(payload + struct.pack("<I", zlib.crc32(payload)))
+    if record is not None:
+        check_record(record)
+        assert encode_payload(record)[:-4] == payload

@@ -288,7 +288,11 @@ def decode_payload(payload: bytes) -> LabelRecord | None:
     version, flags, seq, time_ms, label, score, count = _HEADER.unpack_from(payload)
     if version != VERSION or flags & ~KNOWN_FLAGS:
         return None
+    crc_at = len(payload) - _U32.size
     offset = _HEADER.size
+    fixed = (flags & FLAG_LATENCY != 0) + (flags & FLAG_FRAME != 0) + (flags & FLAG_RUN != 0)
+    if offset + fixed * _U32.size > crc_at:  # the fields the flags announce are not all there
+        return None
     latency = frame = device = run = None
     if flags & FLAG_LATENCY:
         latency = _U32.unpack_from(payload, offset)[0] / 1000
@@ -301,22 +305,21 @@ def decode_payload(payload: bytes) -> LabelRecord | None:
         if device is None:
             return None
     if flags & FLAG_RUN:
-        if offset + _U32.size > len(payload) - _U32.size:
+        if offset + _U32.size > crc_at:
             return None
         run = _U32.unpack_from(payload, offset)[0]
         offset += _U32.size
     top_end = offset + count * _ENTRY.size
+    # The top-k list must end at the CRC, or just before the detections' count byte.
+    if top_end > crc_at or (top_end == crc_at) != (not flags & FLAG_DETECTIONS):
+        return None
     top_k = tuple((lab, s / SCORE_SCALE) for lab, s in
                   _ENTRY.iter_unpack(payload[offset:top_end]))
     detections = None
     if flags & FLAG_DETECTIONS:
-        if top_end >= len(payload) - _U32.size:
-            return None
         detections = _read_detections(payload, top_end)
         if detections is None:
             return None
-    elif len(payload) != top_end + _U32.size:
-        return None
     return LabelRecord(seq, time_ms, label, score / SCORE_SCALE, None, top_k, latency, frame,
                        device, None, run, detections)
 
@@ -514,10 +517,12 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
     pairs = [_pair(entry) for entry in top_k]
     if any(p is None for p in pairs):
         return None
-    return LabelRecord(obj["seq"], obj["time_ms"], obj["label"], float(obj["score"]), text,
-                       tuple(p for p in pairs if p is not None),
-                       None if latency is None else float(latency), frame, device, file,
-                       run_id, detections)
+    record = LabelRecord(obj["seq"], obj["time_ms"], obj["label"], float(obj["score"]), text,
+                         tuple(p for p in pairs if p is not None),
+                         None if latency is None else float(latency), frame, device, file,
+                         run_id, detections)
+    # As in binary mode: the record fits one frame (so a gateway may forward it as one).
+    return record if _payload_size(record) <= MAX_PAYLOAD else None
 
 
 # --- the stream ---------------------------------------------------------------------------------
