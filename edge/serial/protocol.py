@@ -364,7 +364,10 @@ def decode_frame(chunk: bytes) -> LabelRecord | FrameError:
         return "malformed"
     if not crc_ok(payload):
         return "crc_errors"
-    record = decode_payload(payload)
+    try:
+        record = decode_payload(payload)
+    except (struct.error, IndexError):  # pragma: no cover - decode_payload checks every bound
+        return "malformed"
     return "malformed" if record is None else record
 
 
