@@ -97,10 +97,39 @@ def _c_vector(i: int, r: LabelRecord) -> str:
     }} /* vector {i} */"""
 
 
+# Records no binary frame holds: both encoders refuse them in both modes (the same records travel
+# in both), and so do the Python ones (test_python_refuses_what_c_refuses).
+OVERSIZE = """
+    {
+        static edge_labels_entry_t many[EDGE_LABELS_MAX_TOP_K];
+        static edge_labels_detection_t boxes[EDGE_LABELS_MAX_DETECTIONS];
+        edge_labels_detection_t swapped = {1u, 1u, {9u, 0u, 8u, 0u}};
+        edge_labels_record_t r = {0};
+        r.top_k = many;
+        r.top_k_count = EDGE_LABELS_MAX_TOP_K;
+        r.has_latency = 1u;
+        r.has_frame = 1u;
+        emit('Z', frame, edge_labels_encode_binary(&r, frame, sizeof frame));
+        emit('Z', (const uint8_t *)line, edge_labels_encode_text(&r, line, sizeof line));
+        r.top_k_count = 0u;
+        r.has_detections = 1u;
+        r.detections = boxes;
+        r.detection_count = EDGE_LABELS_MAX_DETECTIONS;
+        r.device = "cam";
+        emit('Z', frame, edge_labels_encode_binary(&r, frame, sizeof frame));
+        emit('Z', (const uint8_t *)line, edge_labels_encode_text(&r, line, sizeof line));
+        r.detections = &swapped;
+        r.detection_count = 1u;
+        emit('Z', frame, edge_labels_encode_binary(&r, frame, sizeof frame));
+        emit('Z', (const uint8_t *)line, edge_labels_encode_text(&r, line, sizeof line));
+    }"""
+
+
 def _c_program() -> str:
     body = "".join(_c_vector(i, r) for i, r in enumerate(VECTORS))
     body += "".join(f'\n    printf("N %u\\n", (unsigned)edge_labels_normalise({p}u, {n}u));'
                     for p, n in NORMALISE)
+    body += OVERSIZE
     return f"""#include <stdio.h>
 #include "edge_labels.h"
 
@@ -199,6 +228,25 @@ def test_old_decoders_refuse_detector_records_instead_of_misreading_them() -> No
     for r in VECTORS[-3:]:
         flags = encode_payload(r)[1]
         assert flags & ~0x07 and flags & (FLAG_RUN | FLAG_DETECTIONS) == flags & ~0x07
+
+
+def test_c_refuses_records_no_frame_holds(c_output: list[tuple[str, bytes]]) -> None:
+    assert [data for kind, data in c_output if kind == "Z"] == [b""] * 6
+
+
+def test_python_refuses_what_c_refuses() -> None:
+    from edge.errors import ProtocolError
+
+    box = DetectionRecord(0, 0.0, (0.0, 0.0, 0.0, 0.0))
+    for record in (LabelRecord(0, 0, 0, 0.0, top_k=((0, 0.0),) * MAX_TOP_K, latency_ms=0.0,
+                               frame=0),
+                   LabelRecord(0, 0, 0, 0.0, latency_ms=0.0, frame=0, device="cam",
+                               detections=(box,) * MAX_DETECTIONS),
+                   LabelRecord(0, 0, 0, 0.0, latency_ms=0.0, frame=0, device="cam",
+                               detections=(DetectionRecord(1, 0.0, (1.4e-4, 0.0, 1.2e-4, 0.0)),))):
+        for encode in (encode_binary, encode_text):
+            with pytest.raises(ProtocolError):
+                encode(record)
 
 
 def test_quantize_rounds_half_up_as_c() -> None:
