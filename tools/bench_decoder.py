@@ -20,6 +20,7 @@ from edge.serial.protocol import (
     DetectionRecord,
     LabelRecord,
     StreamDecoder,
+    detections_room,
     encode_binary,
     encode_text,
 )
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="detector records with D boxes each (0..19) instead of top-k")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    room = detections_room(LabelRecord(0, 0, 0, 0.0, latency_ms=0.0, frame=0, run=0))
+    if args.detections is not None and not 0 <= args.detections <= room:
+        parser.error(f"--detections must be 0..{room} (what fits beside latency, frame and run)")
     ok = True
     for label, fmt, text in (("binary", "binary", False), ("binary, auto", "auto", False),
                              ("text", "text", True)):
