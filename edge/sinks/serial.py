@@ -7,12 +7,15 @@ import secrets
 import time
 import zlib
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.backoff import Backoff
 from edge.errors import EdgeError, ProtocolError, SerialLinkError, SinkError
-from edge.events import DETECT, Detection, LabelEvent
+from edge.events import DETECT, Detection, LabelEvent, Prediction
 from edge.sinks.base import LabelSink
+
+if TYPE_CHECKING:
+    from edge.serial.protocol import LabelRecord
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def run_id(value: object) -> int | None:
 
 
 def label_record(event: LabelEvent, *, with_text: bool, seq: int | None = None,
-                 device: str | None = None, run: int | None = None) -> Any:
+                 device: str | None = None, run: int | None = None) -> LabelRecord:
     """The serial protocol's record of ``event`` (device time = capture time in ms).
 
     A detector's event (``kind == "detect"``) becomes a detector's record: its boxes normalised
@@ -68,34 +71,36 @@ def label_record(event: LabelEvent, *, with_text: bool, seq: int | None = None,
     from edge.serial.protocol import DetectionRecord, LabelRecord
 
     top = event.top
-    file = PurePath(event.file).name if event.file is not None and with_text else None
-    common = dict(seq=(event.seq if seq is None else seq) & U32_MASK,
-                  time_ms=(event.capture_ns // 1_000_000) & U32_MASK,
-                  latency_ms=max(event.latency_ms, 0.0), frame=event.seq & U32_MASK,
-                  device=device, file=file, run=run)
+    detections: tuple[DetectionRecord, ...] | None = None
+    top_k: tuple[tuple[int, float], ...] = ()
     if event.kind == DETECT:
         objects = sorted(event.detections, key=lambda d: -d.score)
         width, height = event.frame_size or (0, 0)
         if width <= 0 or height <= 0:
             objects = []  # boxes without a frame size cannot be normalised
-        best = objects[0] if objects else None
-        return LabelRecord(
-            label=best.index if best else 0xFFFF,
-            score=_unit(best.score) if best else 0.0,
-            text=(best.label if best else "") if with_text else None,
-            detections=tuple(DetectionRecord(d.index, _unit(d.score),
-                                             _normalised_box(d, width, height))
-                             for d in objects),
-            **common)  # type: ignore[arg-type]
+        detections = tuple(DetectionRecord(d.index, _unit(d.score),
+                                           _normalised_box(d, width, height)) for d in objects)
+        best: Detection | Prediction | None = objects[0] if objects else None
+    else:
+        best = top
+        top_k = tuple((p.index, _unit(p.score)) for p in event.predictions[1:])
     return LabelRecord(
-        label=top.index if top else 0xFFFF,
-        score=_unit(top.score) if top else 0.0,
-        text=(top.label if top else "") if with_text else None,
-        top_k=tuple((p.index, _unit(p.score)) for p in event.predictions[1:]),
-        **common)  # type: ignore[arg-type]
+        seq=(event.seq if seq is None else seq) & U32_MASK,
+        time_ms=(event.capture_ns // 1_000_000) & U32_MASK,
+        label=best.index if best else 0xFFFF,
+        score=_unit(best.score) if best else 0.0,
+        text=(best.label if best else "") if with_text else None,
+        top_k=top_k,
+        latency_ms=max(event.latency_ms, 0.0),
+        frame=event.seq & U32_MASK,
+        device=device,
+        file=PurePath(event.file).name if event.file is not None and with_text else None,
+        run=run,
+        detections=detections,
+    )
 
 
-def fit_detections(record: Any) -> tuple[Any, int]:
+def fit_detections(record: LabelRecord) -> tuple[LabelRecord, int]:
     """``record`` with the best detections that fit one frame, and how many were cut."""
     from dataclasses import replace
 
@@ -117,9 +122,9 @@ class SerialSink(LabelSink):
     the best boxes that fit one frame; the objects cut are counted in :attr:`trimmed`. An
     event the protocol cannot carry (a label index above 65535, a label text that makes the
     line longer than 2,048 bytes) is dropped and counted in :attr:`unsendable`; its ``seq``
-    is skipped, so a receiver counts it as lost. Every
-    record carries :attr:`run`, a random id new with every sink, so ``(device, run, seq)``
-    names a record once although ``seq`` restarts at 0.
+    is skipped, so a receiver counts it as lost. Every record carries a run id (the events'
+    own, else one drawn at random for this sink), so ``(device, run, seq)`` names a record once
+    although ``seq`` restarts at 0.
 
     Args:
         url: device path or pyserial URL.
@@ -185,7 +190,7 @@ class SerialSink(LabelSink):
             if not self._trim_said:
                 self._trim_said = True
                 log.warning("serial %s: a frame holds %d detections here; the best are sent, "
-                            "the rest counted as trimmed", self.url, len(record.detections))
+                            "the rest counted as trimmed", self.url, len(record.detections or ()))
         self.sent += 1
         try:
             frame = self._encode(record)
