@@ -203,3 +203,30 @@ def test_detector_records_read_as_edge_run_events() -> None:
         '"person":0.9000@[0.1000,0.2000,0.3000,0.4000] "person":0.8000@[0.0000,0.0000,1.0000,'
         '1.0000] 27:0.5000@[0.5000,0.5000,0.6000,0.7000]')
     assert record_json(LabelRecord(1, 1, 1, 0.5))["kind"] == "classify"
+
+
+def test_records_without_a_run_get_the_gateways_run_per_device_restart() -> None:
+    from edge.serial.gateway import MqttGateway
+
+    class Sink:
+        device = "gw"
+
+        def __init__(self) -> None:
+            self.got: list[tuple[str, dict]] = []
+
+        def publish_label(self, data: dict, device: str | None = None) -> None:
+            self.got.append((device or self.device, data))
+
+    sink = Sink()
+    gateway = MqttGateway(sink)  # type: ignore[arg-type]
+    sends = [("a", 0), ("a", 1), ("b", 5), ("a", 2), ("a", 0), ("b", 7), ("a", 1), ("b", 3),
+             ("a", 0xFFFF_FFFF), ("a", 0)]
+    for device, seq in sends:
+        gateway.publish(LabelRecord(seq, 0, 1, 0.5, device=device))
+    gateway.publish(LabelRecord(9, 0, 1, 0.5, device="a", run=0xC0FFEE))  # its own run wins
+    base = gateway.runs.gateway
+    assert [d["run"] for _, d in sink.got] == [
+        f"{base}.0", f"{base}.0", f"{base}.0", f"{base}.0", f"{base}.1", f"{base}.0",
+        f"{base}.1", f"{base}.1", f"{base}.2", f"{base}.2", "00c0ffee"]
+    keys = [(dev, d["run"], d["seq"]) for dev, d in sink.got]
+    assert len(set(keys)) == len(keys)  # what consumers de-duplicate on never repeats

@@ -9,17 +9,22 @@ A device on the wire chooses the names it sends, and every new name is a device 
 with retained Home Assistant discovery messages, so :class:`DeviceGate` bounds the names the
 gateway publishes for: the first ``max_devices`` heard, or only those of an allow-list. Records
 of other names are refused (counted, each name logged once), never published.
+
+Consumers de-duplicate on ``(device, run, seq)``. A record without a ``run`` (firmware that
+sends none) gets the gateway's: its own random id and how many restarts of that device it has
+seen, so ``seq`` starting again at 0 never repeats a key.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edge.serial.protocol import LabelRecord
+from edge.serial.protocol import U32_MAX, LabelRecord
 
 if TYPE_CHECKING:
     from edge.sinks.mqtt import MqttSink
@@ -124,6 +129,30 @@ class DeviceGate:
             log.warning("more devices refused; not naming each (see the summary's refused count)")
 
 
+class StreamRuns:
+    """Run ids for devices that send none: ``GATEWAY.N``, N counting the device's restarts.
+
+    A restart is what the stream decoder calls one: ``seq`` back to 0, repeated or going back.
+
+    Args:
+        gateway: this gateway's own run id (default: ``gw`` and 8 random hex digits).
+    """
+
+    def __init__(self, gateway: str | None = None) -> None:
+        self.gateway = gateway or f"gw{secrets.token_hex(4)}"
+        self._last: dict[str, int] = {}
+        self._restarts: dict[str, int] = {}
+
+    def run_for(self, device: str, seq: int) -> str:
+        last = self._last.get(device)
+        if last is not None:
+            delta = (seq - last) & U32_MAX
+            if not (delta == 1 or (seq != 0 and 1 < delta < 1 << 31)):
+                self._restarts[device] = self._restarts.get(device, 0) + 1
+        self._last[device] = seq
+        return f"{self.gateway}.{self._restarts.get(device, 0)}"
+
+
 class MqttGateway:
     """Publishes decoded records through ``sink`` (an open :class:`MqttSink`).
 
@@ -139,8 +168,13 @@ class MqttGateway:
         self.sink = sink
         self.names = tuple(names)
         self.gate = gate or DeviceGate(sink.device)
+        self.runs = StreamRuns()
 
     def publish(self, record: LabelRecord) -> None:
         device = topic_level(record.device) if record.device else self.sink.device
-        if self.gate.admit(device):
-            self.sink.publish_label(record_json(record, self.names), device=device)
+        if not self.gate.admit(device):
+            return
+        data = record_json(record, self.names)
+        if record.run is None:
+            data["run"] = self.runs.run_for(device, record.seq)
+        self.sink.publish_label(data, device=device)
