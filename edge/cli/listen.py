@@ -129,9 +129,10 @@ def _listen(args: argparse.Namespace) -> int:
                          status_interval_s=args.status_interval)
         if sink is not None:
             sink.close()  # delivers what is queued (up to --mqtt-drain) before the summary
+    if gate is not None:
+        summary.gateway["refused"] = gate.refused
     mqtt = sink.counters() if sink is not None else None
-    refused = {"refused": gate.refused} if gate is not None else {}
-    print(_summary_line(summary, args.json, mqtt, refused), file=sys.stderr, flush=True)
+    print(_summary_line(summary, args.json, mqtt), file=sys.stderr, flush=True)
     return EXIT_OK
 
 
@@ -195,9 +196,8 @@ def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
 
 
 def _summary_line(summary: ListenSummary, as_json: bool,
-                  mqtt: dict[str, int] | None = None,
-                  gateway: dict[str, int] | None = None) -> str:
-    counts = {**summary.as_dict(), **(gateway or {})}
+                  mqtt: dict[str, int] | None = None) -> str:
+    counts = summary.as_dict()
     if mqtt is not None:
         counts.update({f"mqtt_{key}": value for key, value in mqtt.items()})
     if as_json:

@@ -34,17 +34,20 @@ class ListenSummary:
     """What a listening session saw: the decoder's counters plus link-level ones.
 
     ``delivered`` is how many records went to ``on_record``; it is below ``stats.frames`` only
-    when ``max_frames`` cut the last decoded batch short.
+    when ``max_frames`` cut the last decoded batch short. ``gateway`` holds what the consumer
+    of the records counted (e.g. ``refused`` records of devices it does not publish for).
     """
 
     stats: DecoderStats = field(default_factory=DecoderStats)
     delivered: int = 0
     reconnects: int = 0
     seconds: float = 0.0
+    gateway: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.stats.as_dict(), "delivered": self.delivered,
-                "reconnects": self.reconnects, "seconds": round(self.seconds, 3)}
+                "reconnects": self.reconnects, "seconds": round(self.seconds, 3),
+                **self.gateway}
 
 
 class _Session:
