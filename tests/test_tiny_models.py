@@ -12,6 +12,7 @@ one board.
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import pytest
@@ -54,11 +55,15 @@ def test_the_models_are_what_they_claim(models: dict[str, Path]) -> None:
     assert len(mcu_boards()) >= 6
 
 
-def test_a_crash_while_bisecting_is_does_not_fit(models: dict[str, Path]) -> None:
+def test_a_crash_while_bisecting_is_does_not_fit(models: dict[str, Path],
+                                                caplog: pytest.LogCaptureFixture) -> None:
     """The sizes below the minimum refuse or crash the child; neither is the answer."""
     model = read_model(models["hello"])
     planned = pip_arena(model)
-    minimum = minimum_arena(model, planned.size, low=0)  # from 0: through the crashing sizes
+    with caplog.at_level(logging.DEBUG, logger="edge.runtime.tflm"):
+        minimum = minimum_arena(model, planned.size, low=0)  # from 0: through crashing sizes
+    crashes = [r.getMessage() for r in caplog.records if "crashed at an arena" in r.getMessage()]
+    assert crashes and "SIGSEGV" in crashes[0]  # (pip tflite-micro: just under the minimum)
     assert 0 < minimum <= planned.size
     with TflmInterpreter(model, minimum) as interpreter:
         assert interpreter.get_output_details()[0]["shape"].tolist() == [1, 1]
