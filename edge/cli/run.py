@@ -23,6 +23,7 @@ from edge.cli.args import (
     runtime_from_args,
 )
 from edge.cli.common import (
+    EXIT_ERROR,
     EXIT_OK,
     add_boards_dir_arg,
     add_common_args,
@@ -222,4 +223,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps({"summary": summary.as_dict()}) + "\n")
         sys.stdout.flush()
+    failed = [name for name, counts in summary.sinks.items() if counts.get("failed")]
+    if failed:
+        print(f"{PROG}: error: {', '.join(failed)} delivery stopped during the run (said "
+              "above); the other sinks got every label", file=sys.stderr, flush=True)
+        return EXIT_ERROR
     return EXIT_OK

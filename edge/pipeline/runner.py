@@ -42,6 +42,7 @@ class LoopSettings:
         duration_s: stop after this many seconds.
         status_interval_s: seconds between status callbacks.
         poll_s: longest wait for a frame before checking the stop conditions again.
+        run_id: the ``run`` of every event (see :func:`edge.events.new_run_id`); "" for none.
     """
 
     top_k: int = 1
@@ -52,6 +53,7 @@ class LoopSettings:
     duration_s: float | None = None
     status_interval_s: float = 5.0
     poll_s: float = 0.1
+    run_id: str = ""
 
 
 def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelEvent], None],
@@ -99,7 +101,8 @@ def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelE
         predictions = select(smoothed, settings.top_k, settings.threshold)
         latency_ms = (time.monotonic_ns() - frame.timestamp_ns) / 1e6
         event = LabelEvent(stats.frames, frame.index, frame.timestamp_ns, latency_ms, time.time(),
-                           predictions, frame.truth, frame.source, frame.file)
+                           predictions, frame.truth, frame.source, frame.file,
+                           run=settings.run_id)
         emit(event)
         if on_label is not None:
             on_label(frame.rgb, event)

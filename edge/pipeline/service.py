@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from edge.boards import get_board
 from edge.camera import open_source, source_kind
 from edge.errors import ModelError
+from edge.events import new_run_id
 from edge.pipeline.recorder import FrameRecorder, RecordOptions
 from edge.pipeline.runner import LoopSettings, StatusFn, run_pipeline
 from edge.pipeline.sdnotify import SystemdNotifier
@@ -160,7 +161,7 @@ def run_service(options: RunOptions, *, stdout: TextIO,
                       "backend": clf.backend_name, "threads": clf.threads,
                       "delegate": clf.delegate_name, "input_size": list(clf.input_size),
                       "preview": preview.url if preview is not None else None})
-        settings = options.loop
+        settings = replace(options.loop, run_id=options.loop.run_id or new_run_id())
         candidates = (settings.top_k if settings.smooth == 1
                       else max(settings.top_k, SMOOTH_CANDIDATES))
         floor = settings.threshold if settings.smooth == 1 else 0.0
