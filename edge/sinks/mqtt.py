@@ -115,6 +115,7 @@ class MqttSink(LabelSink):
         self.reconnects = 0
         self.rejected = 0
         self.failure: str | None = None
+        self._closed = False
         self._mqtt = _paho()
         self._backoff = Backoff(initial_s=0.1, max_s=5.0)
         self._storage_backoff = Backoff(initial_s=0.1, max_s=5.0)
@@ -217,6 +218,9 @@ class MqttSink(LabelSink):
         What could not be delivered stays in the spool for the next run (one line says how
         many).
         """
+        if self._closed:
+            return
+        self._closed = True
         if self._thread.is_alive():
             self._stop.set()
             self._wake.set()
@@ -281,8 +285,9 @@ class MqttSink(LabelSink):
             self._link = link
             self.reconnects += 1
             since, self._down_since = self._down_since, None
-            after = f" after {time.monotonic() - since:.1f} s" if since is not None else ""
-            log.warning("MQTT broker %s: reconnected%s, %s queued", self.url.redacted(), after,
+            done = (f"reconnected after {time.monotonic() - since:.1f} s" if since is not None
+                    else "connected")
+            log.warning("MQTT broker %s: %s, %s queued", self.url.redacted(), done,
                         f"{len(self.spool):,}")
 
     def _drop_link(self) -> None:
@@ -317,10 +322,21 @@ class MqttSink(LabelSink):
         Raises:
             SpoolError: the spool failed (acknowledged ids are kept for the next try).
         """
+        failed: SpoolError | None = None
         if link.acked:
-            self.spool.remove(link.acked)
-            self.delivered += len(link.acked)
-            link.acked = []
+            try:
+                self.spool.remove(link.acked)
+                self.delivered += len(link.acked)
+                link.acked = []
+            except SpoolError as e:  # keep them for the next try; the window moves on
+                failed = e
+        try:
+            self._fill(link)
+        finally:
+            if failed is not None:
+                raise failed
+
+    def _fill(self, link: _Link) -> None:
         self._publish_status(link)
         room = WINDOW - len(link.inflight)
         if room <= 0:

@@ -278,10 +278,17 @@ class Spool:
         with self._lock:
             if self._db is None:
                 return
+            sql = f"DELETE FROM messages WHERE id IN ({','.join('?' * len(ids))})"
             try:
-                with_placeholders = ",".join("?" * len(ids))
-                cursor = self._db.execute(
-                    f"DELETE FROM messages WHERE id IN ({with_placeholders})", ids)
+                try:
+                    cursor = self._db.execute(sql, ids)
+                except sqlite3.Error as e:
+                    if _error_name(e) not in _FULL:
+                        raise
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # room for the log
+                    cursor = self._db.execute(sql, ids)
+                if self._disk_low():
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as e:
                 self._failed("delete from", e)
                 return
