@@ -35,7 +35,10 @@ from edge.errors import SinkError
 log = logging.getLogger(__name__)
 
 MIN_FREE_BYTES = 128 << 10  # the spool never takes the last 128 KiB of its disk
-WAL_CHECKPOINT_PAGES = 64  # keeps the write-ahead log near 256 KB
+WAL_PAGES = 1000  # SQLite's default: the write-ahead log is folded back near 4 MB
+LOW_WAL_PAGES = 64  # ... and near 256 KB when the disk has less than LOW_DISK_BYTES free
+LOW_DISK_BYTES = 16 << 20
+FREE_CHECK_S = 0.02  # how often the disk's free space is looked at, at most
 _COLUMNS = [("id", "INTEGER", 1), ("topic", "TEXT", 0), ("payload", "BLOB", 0)]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -118,6 +121,9 @@ class Spool:
         self._said: set[str] = set()
         self._lock = threading.Lock()
         self._count = 0
+        self._wal_pages = WAL_PAGES
+        self._free_checked = float("-inf")
+        self._low = False
         self._db: sqlite3.Connection | None = self._open()
         if self._count:
             log.info("%s holds %d undelivered message(s) from before", self.path, self._count)
@@ -150,7 +156,7 @@ class Spool:
             if where != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+                db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
             columns = [(str(r[1]), str(r[2]).upper(), int(r[5]))
                        for r in db.execute("PRAGMA table_info(messages)")]
             if columns and columns != _COLUMNS:
@@ -212,6 +218,10 @@ class Spool:
     def _replace_oldest(self, db: sqlite3.Connection, excess: int, topic: str,
                         payload: bytes) -> None:
         """Delete the ``excess`` oldest and insert the new message, in one transaction."""
+        if not excess:
+            db.execute("INSERT INTO messages (topic, payload) VALUES (?, ?)", (topic, payload))
+            self._count += 1
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             if excess:
@@ -315,10 +325,26 @@ class Spool:
         self._db = self._open()
 
     def _disk_low(self) -> bool:
+        """Below ``min_free_bytes`` free; near it, the log is folded back more often (a log
+        that held more than the disk has left could not be folded back into the file)."""
         if self.in_memory:
             return False
+        now = time.monotonic()
+        if now < self._free_checked + FREE_CHECK_S:
+            return self._low
+        self._free_checked = now
         free = _free_bytes(self.path.parent)
-        return free is not None and free < self.min_free_bytes
+        if free is None:
+            return False
+        pages = LOW_WAL_PAGES if free < LOW_DISK_BYTES else WAL_PAGES
+        if pages != self._wal_pages and self._db is not None:
+            try:
+                self._db.execute(f"PRAGMA wal_autocheckpoint={pages}")
+                self._wal_pages = pages
+            except sqlite3.Error:
+                pass
+        self._low = free < self.min_free_bytes
+        return self._low
 
     def _say_once(self, key: str, message: str, *args: object) -> None:
         if key not in self._said:
