@@ -317,6 +317,47 @@ def test_at_exit_the_drain_waits_for_the_broker_and_delivers_everything(tmp_path
     sub.close()
 
 
+@pytest.mark.serial
+def test_edge_listen_drains_at_exit_once_the_broker_is_back(tmp_path: Path) -> None:
+    import sys
+
+    from tests.test_run_serial import ENV, linked_ptys
+
+    broker = Broker(tmp_path)
+    broker.start()
+    sub = Subscriber(broker, "test/+/label")  # a persistent session, kept across the restart
+    broker.stop()
+    try:
+        with linked_ptys() as (writer_port, reader_port):
+            gateway = subprocess.Popen(
+                [sys.executable, "-m", "edge", "listen", reader_port, "--format", "json",
+                 "--json", "--max-frames", "30", "--mqtt", broker.url(), "--device-name", "gw",
+                 "--state-dir", str(tmp_path / "state"), "--mqtt-drain", "60"],
+                cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                sender = subprocess.run(
+                    [sys.executable, "-m", "edge", "run", "--camera", "demo", "--max-frames",
+                     "30", "--serial", writer_port, "--device-name", "mcu-1"],
+                    cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+                assert sender.returncode == 0, sender.stderr
+                time.sleep(1.0)
+                assert gateway.poll() is None  # 30 records read, waiting for the broker
+                broker.start()
+                _, err = gateway.communicate(timeout=120)
+            finally:
+                if gateway.poll() is None:
+                    gateway.kill()
+        assert gateway.returncode == 0, err
+        summary = json.loads(err.strip().splitlines()[-1])["summary"]
+        assert (summary["mqtt_queued"], summary["mqtt_delivered"]) == (0, 30), err
+        assert summary["mqtt_reconnects"] == 1
+        assert sub.wait_for(lambda m: len(m) >= 30)
+        assert [json.loads(p)["seq"] for _, p, _ in sub.messages][:30] == list(range(30))
+    finally:
+        sub.close()
+        broker.stop()
+
+
 @pytest.mark.parametrize("stop_after", [60, 500])  # mid-run, and about when the run ends
 def test_a_broker_restart_mid_run_leaves_nothing_in_the_spool(broker: Broker, tmp_path: Path,
                                                               stop_after: int) -> None:
