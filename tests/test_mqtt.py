@@ -67,7 +67,7 @@ def test_broker_url_forms() -> None:
 
 BAD_URLS = [("http://h/x", "scheme"), ("mqtt:///x", "no broker"), ("mqtt://h:99999/x", "port"),
             ("mqtt://h/a/#", "may not contain '?' or '#'"), ("mqtt://h/a/+/b", "may not contain +"),
-            ("mqtt://u:secret@h:x/p", "port")]
+            ("mqtt://u:secret@h:x/p", "port"), ("mqtt://h/a\udc80b", "unprintable")]
 
 
 @pytest.mark.parametrize(("url", "says"), BAD_URLS)

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -433,10 +432,18 @@ def test_detector_counts_get_bounded_home_assistant_count_sensors(
     sub.close()
 
 
+def test_text_that_cannot_be_encoded_never_stops_the_spool_or_a_payload(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.sqlite3") as spool:
+        spool.append("edge/a\udc80/label", b"{}")  # a lone surrogate: SQLite refuses the text
+        spool.append("edge/cam1/label", b"{}")
+        assert (len(spool), spool.dropped) == (1, 1)
+    payload = topics.label_payload({"label": "a\ud800b"}, "cam1")
+    assert json.loads(payload) == {"label": "a\ud800b", "device": "cam1"}
+
+
 def test_count_sensor_ids_are_unique_and_safe() -> None:
     ids = {topics.count_sensor_id(x) for x in ["person", "Person", "traffic light", "a/b",
                                                 "traffic_light", "", "+#"]}
     assert len(ids) == 7
     assert all(re.fullmatch(r"[a-z0-9_]+", i) for i in ids)
     assert topics.count_sensor_id("person") == "person"
-    assert shutil.which  # keep the import list honest

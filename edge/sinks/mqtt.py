@@ -249,7 +249,10 @@ class MqttSink(LabelSink):
             if link is not None:
                 link.close()
             return
-        self._goodbye()
+        try:
+            self._goodbye()
+        except Exception as e:  # everything was delivered; only the offline status is missing
+            log.warning("MQTT: could not publish the offline status: %s", e)
 
     def _deliver(self) -> None:
         drain_until: float | None = None

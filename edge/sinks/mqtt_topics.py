@@ -50,8 +50,11 @@ def unpublishable(topic: str) -> str | None:
 
 
 def to_json(data: Any) -> bytes:
-    """Compact UTF-8 JSON, the one encoding of every payload."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON, the one encoding of every payload. A lone surrogate (text from a
+    wire or a file decoded leniently) becomes its ``\\uXXXX`` escape, so encoding never fails
+    and the JSON stays valid."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace")
 
 
 def label_payload(data: dict[str, Any], device: str) -> bytes:

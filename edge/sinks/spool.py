@@ -67,8 +67,8 @@ class Spooled:
     payload: bytes
 
 
-def _error_name(e: sqlite3.Error) -> str:
-    return str(getattr(e, "sqlite_errorname", ""))
+def _error_name(e: Exception) -> str:
+    return str(getattr(e, "sqlite_errorname", type(e).__name__))
 
 
 def _text(value: object) -> str:
@@ -212,7 +212,7 @@ class Spool:
                 self._replace_oldest(db, excess, topic, payload)
                 if low:  # keep the log small: its pages go back to the disk at once
                     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as e:
+            except (sqlite3.Error, ValueError) as e:  # ValueError: text SQLite cannot take
                 self._append_failed(db, e, topic, payload)
 
     def _replace_oldest(self, db: sqlite3.Connection, excess: int, topic: str,
@@ -237,12 +237,12 @@ class Spool:
         self._count += 1 - dropped
         self.dropped += dropped
 
-    def _append_failed(self, db: sqlite3.Connection, e: sqlite3.Error, topic: str,
+    def _append_failed(self, db: sqlite3.Connection, e: Exception, topic: str,
                        payload: bytes) -> None:
         """One more try after a failed append (room made, damage replaced), else drop it."""
         name = _error_name(e)
         excess = 0
-        if name in _DAMAGED:
+        if name in _DAMAGED and isinstance(e, sqlite3.Error):
             self._replace_damaged(e)
             db = self._db  # type: ignore[assignment]
         elif name in _FULL and self._count:
@@ -254,7 +254,7 @@ class Spool:
         try:
             self._replace_oldest(db, excess, topic, payload)
             return
-        except sqlite3.Error as again:
+        except (sqlite3.Error, ValueError) as again:
             e = again
         self.dropped += 1
         self._say_once(f"append-{_error_name(e)}", "%s: cannot queue messages (%s): dropping "
