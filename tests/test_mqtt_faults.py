@@ -109,8 +109,10 @@ def test_a_nearly_full_disk_drops_the_oldest_and_the_labels_go_on(small_disk: Pa
                      "--output", str(tmp_path / "b.jsonl"))
         assert second.returncode == 0, second.stderr
         again = summary_counts(second.stderr)  # the disk is still low: the oldest go on
-        assert again["queued"] == 0 and again["delivered"] == counts["queued"] + 3 - \
-            again["dropped"], second.stderr
+        # (an in-flight message the spool drops for room may still be acknowledged)
+        assert again["queued"] == 0, second.stderr
+        assert again["delivered"] + again["dropped"] >= counts["queued"] + 3 >= \
+            again["delivered"], second.stderr
         assert sub.wait_for(lambda m: sum(t == LABEL_TOPIC for t, _, _ in m)
                             >= again["delivered"])
         runs = [e["seq"] for e in first_by_seq(sub.labels(LABEL_TOPIC))

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 MIN_FREE_BYTES = 128 << 10  # the spool never takes the last 128 KiB of its disk
 WAL_PAGES = 1000  # SQLite's default: the write-ahead log is folded back near 4 MB
-LOW_WAL_PAGES = 64  # ... and near 256 KB when the disk has less than LOW_DISK_BYTES free
+LOW_WAL_PAGES = 16  # ... and near 64 KB when the disk has less than LOW_DISK_BYTES free
 LOW_DISK_BYTES = 16 << 20
 FREE_CHECK_S = 0.02  # how often the disk's free space is looked at, at most
 _COLUMNS = [("id", "INTEGER", 1), ("topic", "TEXT", 0), ("payload", "BLOB", 0)]
