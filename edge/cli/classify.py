@@ -198,10 +198,10 @@ def _result(result: Classification) -> dict[str, Any]:
 
 def _format(model: str, setup: dict[str, Any], reports: list[dict[str, Any]]) -> str:
     spec = setup["input"]
-    lines = [f"{Path(model).name}: {setup['kind']} ({setup['layout']}), {setup['backend']}, "
-             f"{setup['threads']} thread(s), delegate {setup['delegate']}, input "
-             f"{spec['width']}x{spec['height']}x{spec['channels']} {spec['dtype']} "
-             f"({spec['conversion']}, {setup['resize']}), labels {setup['labels'] or 'none'}"]
+    lines = [f"{Path(model).name}: {setup['backend']}, {setup['threads']} thread(s), delegate "
+             f"{setup['delegate']}, input {spec['width']}x{spec['height']}x{spec['channels']} "
+             f"{spec['dtype']} ({spec['conversion']}, {setup['resize']}), labels "
+             f"{setup['labels'] or 'none'}, kind {setup['kind']} ({setup['layout']})"]
     for report in reports:
         if "error" in report:
             lines.append(f"{report['image']}: not classified (see the error below)")
