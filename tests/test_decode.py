@@ -66,9 +66,9 @@ def test_nms_keeps_overlapping_boxes_of_other_classes():
 def ultralytics_letterbox(shape_hw, new_hw):
     """Ultralytics' LetterBox (auto=False, center=True) and scale_boxes, as documented."""
     r = min(new_hw[0] / shape_hw[0], new_hw[1] / shape_hw[1])
-    unpad_w, unpad_h = int(round(shape_hw[1] * r)), int(round(shape_hw[0] * r))
+    unpad_w, unpad_h = round(shape_hw[1] * r), round(shape_hw[0] * r)
     dw, dh = (new_hw[1] - unpad_w) / 2, (new_hw[0] - unpad_h) / 2
-    top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
+    top, left = round(dh - 0.1), round(dw - 0.1)
     return r, left, top, unpad_w, unpad_h
 
 

@@ -72,11 +72,11 @@ def yolo_reference(image_bgr: np.ndarray) -> list[tuple[int, float, list[float]]
     in_scale, in_zero, out_scale, out_zero = input_quantization(model)
     h, w = image_bgr.shape[:2]
     r = min(640 / h, 640 / w)
-    nw, nh = int(round(w * r)), int(round(h * r))
+    nw, nh = round(w * r), round(h * r)
     dw, dh = (640 - nw) / 2, (640 - nh) / 2
     resized = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
     boxed = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT,
                                value=(114, 114, 114))
     rgb = boxed[:, :, ::-1].astype(np.float32) / 255.0
@@ -104,7 +104,7 @@ def yolo_reference(image_bgr: np.ndarray) -> list[tuple[int, float, list[float]]
 def matches(ours, reference, min_iou=0.9) -> None:
     """Same classes, and each reference box has one of ours of its class within ``min_iou``."""
     assert sorted(d.index for d in ours) == sorted(c for c, _, _ in reference)
-    for c, score, box in reference:
+    for c, _score, box in reference:
         best = max(naive_iou(d.box, box) for d in ours if d.index == c)
         assert best >= min_iou, (c, box, [d.box for d in ours if d.index == c])
 

@@ -17,13 +17,13 @@ from typing import Any, TextIO
 from edge.boards import get_board
 from edge.camera import open_source, source_kind
 from edge.errors import ModelError
+from edge.events import CLASSIFY
 from edge.pipeline.recorder import FrameRecorder, RecordOptions
 from edge.pipeline.runner import LoopSettings, StatusFn, run_pipeline
 from edge.pipeline.sdnotify import SystemdNotifier
 from edge.pipeline.signals import stop_on_signals
 from edge.pipeline.stats import RunSummary
 from edge.preview import PreviewOptions
-from edge.events import CLASSIFY
 from edge.runtime.policy import RuntimeOptions, open_classifier
 from edge.runtime.postprocess import DecodeOptions, FrameResult, parse_classes
 from edge.sinks import LabelSink, SinkOptions, open_sinks
