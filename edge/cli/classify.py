@@ -7,7 +7,7 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, get_board
 from edge.camera.files import expand_images
@@ -25,13 +25,15 @@ from edge.cli.common import (
     run_command,
 )
 from edge.cli.kind_args import add_kind_args, decode_options_from_args, unit
-from edge.cli.mask_files import MaskWriter
 from edge.errors import ImageError, PreprocessError, one_line
 from edge.events import CLASSIFY, DETECT, POSE, SEGMENT
 from edge.runtime import Classification, Classifier
 from edge.runtime.policy import open_classifier
 from edge.runtime.postprocess import DecodeOptions, result_dict
 from edge.runtime.preprocess import RESIZE_MODES, raw_input_tensor
+
+if TYPE_CHECKING:
+    from edge.cli.mask_files import MaskWriter
 
 PROG = "edge-classify"
 EXAMPLES = (
@@ -119,8 +121,7 @@ def _run(args: argparse.Namespace) -> int:
                          resize=args.resize, mean=args.mean, std=args.std,
                          kind=args.kind) as classifier:
         options = decode_options_from_args(args, args.top_k)
-        masks = MaskWriter(args.masks) if args.masks and classifier.kind.kind == SEGMENT \
-            else None
+        masks = _mask_writer(args.masks) if classifier.kind.kind == SEGMENT else None
         reports = [{"image": str(image), "error": problem} if problem
                    else _label_file(classifier, image, args, options, masks)
                    for image, problem in checked]
@@ -132,6 +133,15 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 print(_format(args.model, setup, reports))
     return _report_failures(failures)
+
+
+def _mask_writer(folder: str | None) -> MaskWriter | None:
+    """The ``--masks`` writer, imported only when asked for (it draws with OpenCV)."""
+    if not folder:
+        return None
+    from edge.cli.mask_files import MaskWriter
+
+    return MaskWriter(folder)
 
 
 def _check(image: Path, max_pixels: int) -> str | None:

@@ -115,7 +115,8 @@ def open_classifier(model: str | Path, asked: RuntimeOptions, board: BoardProfil
                             edgetpu_compiled=read.edgetpu_compiled)
     if choice.warning:
         log.warning("%s", choice.warning)
-    return Classifier.open(str(model), threads=choice.threads, backend=choice.backend,
+    # The model read once: Classifier.open takes it as it is (the device is in the choice).
+    return Classifier.open(read, threads=choice.threads, backend=choice.backend,
                            delegate=choice.delegate, device=choice.device, labels=labels,
                            resize=resize, mean=mean, std=std,
                            max_activation_mb=choice.max_activation_mb, kind=kind)
