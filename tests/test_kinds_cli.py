@@ -163,3 +163,40 @@ def test_on_change_compares_labels_and_counts():
                                   ["person", "dog"], ["dog", "person"], []]):
         on_change.write(event(seq, labels))
     assert [e.seq for e in sink.events] == [0, 2, 3, 4, 6]
+
+
+@pytest.mark.parametrize(("meta", "needle"), [
+    ({"task": "pose", "names": {0: "person"}}, "Ultralytics task 'pose'"),
+    ({"task": "detect", "names": {0: "person"}, "end2end": True}, "NMS inside"),
+])
+def test_ultralytics_metadata_refuses_heads_edge_does_not_read(meta, needle, tmp_path, capsys):
+    import io
+    import zipfile
+
+    content = YOLO.read_bytes()
+    flatbuffer = content[:content.rfind(b"PK\x03\x04")]  # without Ultralytics' own archive
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("temp_meta.txt", repr(meta))
+    path = tmp_path / "exported.tflite"
+    path.write_bytes(flatbuffer + archive.getvalue())
+    assert classify.main(["--model", str(path), str(GRACE)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and needle in err[0] and "nms=False" in err[0]
+
+
+def test_ultralytics_names_are_the_labels(tmp_path, capsys):
+    import io
+    import zipfile
+
+    content = YOLO.read_bytes()
+    flatbuffer = content[:content.rfind(b"PK\x03\x04")]  # without Ultralytics' own archive
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("metadata.json", repr({"task": "detect", "names": {
+            i: f"thing{i}" for i in range(80)}}))
+    path = tmp_path / "renamed.tflite"
+    path.write_bytes(flatbuffer + archive.getvalue())
+    doc = classify_json(capsys, "--model", str(path), str(GRACE))
+    assert doc["labels"] == "embedded"
+    assert [d["label"] for d in doc["images"][0]["detections"]] == ["thing0", "thing27"]

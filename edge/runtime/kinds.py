@@ -63,8 +63,9 @@ USE_INSTEAD = {
                  "vectors with your own code, or force it with --kind classify",
     "single-score": "export the classifier with one score per class (a 2-class softmax), or "
                     "force it with --kind classify",
-    "yolo-task": "export an Ultralytics detection model (task detect); its segmentation, pose "
-                 "and oriented-box heads are not read by edge (docs/detect.md)",
+    "yolo-task": "export an Ultralytics detection model (task detect) with nms=False (and "
+                 "end2end=False for YOLO26): edge reads the raw head and does the NMS itself; "
+                 "segmentation, pose and oriented-box heads are not read (docs/detect.md)",
 }
 
 
@@ -116,6 +117,9 @@ def model_kind(model: Model, asked: str | None = None) -> ModelKind:
     task = ULTRALYTICS_TASKS.get(str(meta.get("task", "")), DETECT) if meta else None
     if task is not None and task not in KINDS:
         return ModelKind("yolo-task", f"Ultralytics task {meta['task']!r}; outputs "
+                         f"{_list(outputs)}")
+    if meta.get("end2end") or meta.get("nms"):  # [1, 300, 6] boxes after NMS, not a head
+        return ModelKind("yolo-task", f"exported with NMS inside (end2end); outputs "
                          f"{_list(outputs)}")
     return found[0] if found else _refused(graph, outputs, meta)
 
