@@ -100,9 +100,11 @@ class Classifier:
         self._delegate = delegate
         self._preprocessor = Preprocessor(spec, resize)
         self._input_index = int(interpreter.get_input_details()[0]["index"])
-        details = {int(d["index"]): d for d in interpreter.get_output_details()}
-        wanted = self.kind.outputs or (next(iter(details)),)
-        read = [details[i] for i in wanted]  # the layout's roles, in order
+        # The layout's outputs in its role order, by their place in the model's output list
+        # (the interpreter lists its outputs in that order; TFLM's indices are not tensors').
+        details = interpreter.get_output_details()
+        places = {tensor: place for place, tensor in enumerate(model.main.outputs)}
+        read = [details[places[t]] for t in self.kind.outputs] or [details[0]]
         self._read_indices = [int(d["index"]) for d in read]
         self._output_index = self._read_indices[0]
         self._output_scale = float(read[0]["quantization"][0])
