@@ -81,7 +81,7 @@ def fit_frame_to_input(frame_size: tuple[int, int], input_size: tuple[int, int],
         return Fit(frame_size, input_size, sx, sy, -left * sx, -top * sy, (0, 0, iw, ih))
     if mode == LETTERBOX:
         r = min(iw / w, ih / h)
-        nw, nh = round(w * r), round(h * r)
+        nw, nh = max(1, round(w * r)), max(1, round(h * r))  # a 1000x3 strip keeps a row
         left, top = round((iw - nw) / 2 - 0.1), round((ih - nh) / 2 - 0.1)
         return Fit(frame_size, input_size, r, r, float(left), float(top), (left, top, nw, nh))
     raise ValueError(f"fit (={mode!r}) must be one of {', '.join(FITS)}")
