@@ -200,3 +200,25 @@ def test_ultralytics_names_are_the_labels(tmp_path, capsys):
     doc = classify_json(capsys, "--model", str(path), str(GRACE))
     assert doc["labels"] == "embedded"
     assert [d["label"] for d in doc["images"][0]["detections"]] == ["thing0", "thing27"]
+
+
+def test_tflite_metadata_is_read(tiny, tmp_path):
+    from edge.model import read_model
+    from edge.model.tflite_metadata import read_notes
+    from edge.runtime.kinds import model_kind
+    from tests.metadata_models import metadata_buffer, with_metadata
+
+    # MediaPipe's own metadata, as shipped
+    notes = read_notes(read_model(MODELS / "face_detection_short_range.tflite").metadata)
+    assert notes is not None and notes.name == "Short Range Face Detection"
+    assert [n.name for n in notes.outputs] == ["raw boxes/keypoints", "scores"]
+    # a feature map is a segmenter when the metadata calls it masks, and stays refused otherwise
+    plain = tiny["dense"].read_bytes()
+    masks = with_metadata(plain, metadata_buffer("seg", [("segmentation_masks", "classes")]))
+    other = with_metadata(plain, metadata_buffer("x", [("features", "embedding grid")]))
+    assert model_kind(read_model(masks)).kind == "segment"
+    assert model_kind(read_model(other)).kind == "dense"
+    # damaged metadata is no metadata
+    broken = with_metadata(plain, b"\xff" * 40)
+    assert read_notes(read_model(broken).metadata) is None
+    assert model_kind(read_model(broken)).kind == "dense"

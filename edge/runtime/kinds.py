@@ -16,7 +16,8 @@ anchors             two outputs ``[1, A, 4+2K]`` and ``[1, A, 1]`` whose A match
                     SSD anchors for the input size (BlazeFace: 896 at 128x128)
 pose                one output ``[1, 1, 17, 3]`` (MoveNet single pose)
 segment             one output of integer class indices ``[1, H, W]`` (ARG_MAX inside, DeepLab),
-                    or per-class scores ``[1, H, W, C]`` at the input's size
+                    or per-class scores ``[1, H, W, C]`` at the input's size (any size when
+                    TFLite metadata calls the output a segmentation mask, as TF Hub's do)
 classes             one row of class scores ``[N]``, ``[1, N]``, ``[1, 1, 1, N]`` (N >= 2) made by
                     a classification layer
 ==================  ===============================================================================
@@ -40,6 +41,7 @@ from edge.decode.ssd_postprocess import ROLES
 from edge.decode.yolo import yolo_spec
 from edge.events import CLASSIFY, DETECT, KINDS, POSE, SEGMENT
 from edge.model.labels import ZIP_END_MAGIC, embedded_file
+from edge.model.tflite_metadata import ModelNotes, read_notes
 from edge.model.types import Model, Subgraph, Tensor
 
 CLASSIFIER = CLASSIFY  # the name older callers use
@@ -108,7 +110,9 @@ def model_kind(model: Model, asked: str | None = None) -> ModelKind:
     outputs = [graph.tensors[i] for i in graph.outputs]
     meta = ultralytics_metadata(model.content)
     names = _names(meta)
-    found = _layouts(model, graph, outputs, names, loose=asked is not None)
+    notes = read_notes(model.metadata)
+    found = _layouts(model, graph, outputs, names, loose=asked is not None,
+                     masks=_says_masks(notes))
     if asked is not None:
         for kind in found:
             if kind.kind == asked:
@@ -125,7 +129,7 @@ def model_kind(model: Model, asked: str | None = None) -> ModelKind:
 
 
 def _layouts(model: Model, graph: Subgraph, outputs: list[Tensor], names: tuple[str, ...],
-             *, loose: bool) -> list[ModelKind]:
+             *, loose: bool, masks: bool) -> list[ModelKind]:
     """Every layout the outputs fit, most specific first."""
     found: list[ModelKind] = []
     ssd = _postprocess_outputs(model, graph)
@@ -141,12 +145,14 @@ def _layouts(model: Model, graph: Subgraph, outputs: list[Tensor], names: tuple[
                                        (boxes.index, scores.index)))
                 break
     if len(outputs) == 1:
-        found.extend(_single_output_layouts(model, graph, outputs[0], names, loose=loose))
+        found.extend(_single_output_layouts(model, graph, outputs[0], names, loose=loose,
+                                            masks=masks))
     return found
 
 
 def _single_output_layouts(model: Model, graph: Subgraph, output: Tensor,
-                           names: tuple[str, ...], *, loose: bool) -> list[ModelKind]:
+                           names: tuple[str, ...], *, loose: bool, masks: bool
+                           ) -> list[ModelKind]:
     found = []
     shape, where = output.shape, (output.index,)
     yolo = yolo_spec(shape, len(names) or None)
@@ -158,7 +164,7 @@ def _single_output_layouts(model: Model, graph: Subgraph, output: Tensor,
     seg = segment_layout(shape, output.dtype)
     size = _input_size(model)
     at_input_size = size is not None and tuple(shape[1:3]) == (size[1], size[0])
-    if seg is not None and (seg == "index" or at_input_size or loose):
+    if seg is not None and (seg == "index" or at_input_size or loose or masks):
         found.append(ModelKind(SEGMENT, f"{seg} map {describe(output)}", 0, "segment", where))
     wide = [d for d in shape if d != 1]
     if len(wide) <= 1:
@@ -172,6 +178,14 @@ def _single_output_layouts(model: Model, graph: Subgraph, output: Tensor,
             found.append(ModelKind(CLASSIFY, f"output {describe(output)}", output.size,
                                    "classes", where))
     return found
+
+
+def _says_masks(notes: ModelNotes | None) -> bool:
+    """Whether TFLite metadata calls the (single) output a segmentation mask."""
+    if notes is None or len(notes.outputs) != 1:
+        return False
+    text = f"{notes.outputs[0].name} {notes.outputs[0].description}".lower()
+    return "segment" in text or "mask" in text
 
 
 def _refused(graph: Subgraph, outputs: list[Tensor], meta: dict[str, Any]) -> ModelKind:
