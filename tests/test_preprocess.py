@@ -246,8 +246,8 @@ def test_letterbox_is_ultralytics_letterbox(size):
     nw, nh = max(1, round(size[0] * r)), max(1, round(size[1] * r))  # (ours: at least 1)
     dw, dh = (64 - nw) / 2, (48 - nh) / 2
     resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    expected = cv2.copyMakeBorder(resized, int(round(dh - 0.1)), int(round(dh + 0.1)),
-                                  int(round(dw - 0.1)), int(round(dw + 0.1)),
+    expected = cv2.copyMakeBorder(resized, round(dh - 0.1), round(dh + 0.1),
+                                  round(dw - 0.1), round(dw + 0.1),
                                   cv2.BORDER_CONSTANT, value=(114, 114, 114))
     assert np.array_equal(tensor, expected)
     grey = Preprocessor(spec, "letterbox")(frame[:, :, 0], color="rgb")[0]  # grayscale frame
