@@ -46,15 +46,3 @@ def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     out[:, 2] = xywh[:, 0] + half_w
     out[:, 3] = xywh[:, 1] + half_h
     return out
-
-
-def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """``scale * (q - zero_point)`` as float32, shape kept; a ``scale`` of 0 means float."""
-    if not scale:
-        return np.asarray(values, np.float32)
-    return (np.asarray(values).astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
-
-
-def quantize_threshold(threshold: float, scale: float, zero_point: int) -> float:
-    """The raw value a score must exceed to be above ``threshold`` after dequantization."""
-    return threshold / scale + zero_point if scale else threshold

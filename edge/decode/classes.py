@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.decode.quantization import dequantize
+
 
 def dequantize_flat(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Real values ``scale * (q - zero_point)`` as float32, flattened.
-
-    The integers are widened to int64 before the zero point is subtracted, so uint8 outputs with
-    a non-zero zero point do not wrap around. A ``scale`` of 0 means the output is not quantized.
-    """
-    flat = np.asarray(values).reshape(-1)
-    if not scale:
-        return flat.astype(np.float32)
-    shifted = flat.astype(np.int64) - np.int64(zero_point)
-    return shifted.astype(np.float32) * np.float32(scale)
+    """:func:`edge.decode.quantization.dequantize`, flattened (one row of scores)."""
+    return dequantize(values, scale, zero_point).reshape(-1)
 
 
 def top_k(scores: np.ndarray, k: int, threshold: float = 0.0) -> list[tuple[int, float]]:

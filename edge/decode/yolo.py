@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.decode.boxes import BoxSet, dequantize, empty_boxes, quantize_threshold, xywh_to_xyxy
+from edge.decode.boxes import BoxSet, empty_boxes, xywh_to_xyxy
 from edge.decode.nms import nms
+from edge.decode.quantization import dequantize, quantize_threshold
 
 V8 = "v8"
 V5 = "v5"
