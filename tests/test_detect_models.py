@@ -4,9 +4,10 @@ in this file from each model's own documentation (../shared/data/README.md gives
 * YOLOv8n (Ultralytics): LetterBox with grey 114, RGB / 255 quantized by the input's own
   parameters; output [1, 84, 8400] = centre x, y, w, h normalised + 80 sigmoid scores; per
   candidate its best class; class-wise greedy NMS at IoU 0.45; scale_boxes back.
-* BlazeFace short range (MediaPipe): [-1, 1] input, 896 anchors (strides 8, 16, 16, 16),
-  offsets / 128 around the anchor, sigmoid scores >= 0.5, NMS at 0.3.
-* DeepLabV3 (class index per pixel) and MoveNet (y, x, score normalised to the input).
+* BlazeFace short range (MediaPipe): bilinear resize, [-1, 1] input, 896 anchors (strides 8,
+  16, 16, 16), offsets / 128 around the anchor, sigmoid scores >= 0.5, NMS at 0.3.
+* DeepLabV3 (class index per pixel) and MoveNet (y, x, score normalised to the input), fed
+  bilinearly resized pixels as TF's resize does.
 
 Besides the shared photos, the tests make photos of their own: mirrored, pasted onto a larger
 canvas at an offset, shrunk, cropped; boxes must move the way the photo did.
@@ -152,7 +153,7 @@ def test_yolov8n_options_filter_and_limit(yolo_model):
 def blazeface_reference(image_bgr: np.ndarray) -> list[list[float]]:
     model = MODELS / "face_detection_short_range.tflite"
     h, w = image_bgr.shape[:2]
-    rgb = cv2.resize(image_bgr, (128, 128), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+    rgb = cv2.resize(image_bgr, (128, 128), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
     tensor = ((rgb.astype(np.float32) - 127.5) / 127.5)[None]
     outputs = invoke(model, tensor)
     raw = next(o for o in outputs if o.shape[-1] == 16)[0]
@@ -193,7 +194,7 @@ def test_deeplab_finds_the_persons_pixels():
     with Classifier.open(model, labels=labels) as clf:
         assert (clf.kind.kind, clf.kind.layout) == ("segment", "segment")
         result = clf.label(image, color="bgr")
-        squashed = cv2.resize(image, (513, 513), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+        squashed = cv2.resize(image, (513, 513), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
         reference = invoke(model, np.ascontiguousarray(squashed)[None])[0][0]
         shares = {s.label: s.share for s in result.segments}
         assert shares["person"] == pytest.approx(np.mean(reference == 15), abs=1e-9)
@@ -212,7 +213,7 @@ def test_movenet_finds_17_keypoints_on_the_person():
     h, w = image.shape[:2]
     with Classifier.open(model) as clf:
         result = clf.label(image, color="bgr")
-    squashed = cv2.resize(image, (192, 192), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+    squashed = cv2.resize(image, (192, 192), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
     reference = invoke(model, np.ascontiguousarray(squashed)[None])[0].reshape(17, 3)
     assert len(result.keypoints) == 17 and result.kind == "pose"
     for point, (y, x, score) in zip(result.keypoints, reference, strict=True):

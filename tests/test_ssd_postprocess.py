@@ -46,8 +46,9 @@ def picture(width: int, height: int, seed: int) -> np.ndarray:
 
 def kernel_detections(path: Path, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
     """LiteRT's own kernel on the documented float input ((pixels - 127.5) / 127.5, squashed
-    with INTER_AREA), its outputs read by the signature's names, not by position."""
-    rgb = cv2.resize(image_bgr, (SIZE, SIZE), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+    bilinearly, as TF's Object Detection API does), its outputs read by the signature's names,
+    not by position."""
+    rgb = cv2.resize(image_bgr, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
     tensor = ((rgb.astype(np.float32) - 127.5) / 127.5)[None]
     interpreter = litert.Interpreter(model_path=str(path), num_threads=1)
     out = interpreter.get_signature_runner()(x=tensor)

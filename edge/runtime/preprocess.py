@@ -19,7 +19,9 @@ them inside, e.g. MoveNet) does not say how pixels map to it: it is accepted whe
 gives ``mean`` and ``std`` (``q = round((x - mean) / std)``, so ``0`` and ``1`` feed raw
 pixels), and refused otherwise with a message naming the flags.
 
-Resizing uses ``cv2.INTER_AREA`` (see docs/runtime.md for the measurements behind the choice).
+Classifiers are resized with ``cv2.INTER_AREA`` (see docs/runtime.md for the measurements behind
+the choice); detectors, segmenters and pose models bilinearly, as their own pipelines do
+(docs/detect.md).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ RESIZE_MODES = ("squash", "crop", "letterbox")
 COLOR_ORDERS = ("rgb", "bgr")
 INTERPOLATION = cv2.INTER_AREA
 LETTERBOX_INTERPOLATION = cv2.INTER_LINEAR  # Ultralytics' LetterBox
+DETECTOR_INTERPOLATION = cv2.INTER_LINEAR  # what detection/segmentation/pose pipelines use
 # A quantized input whose real range is at least this wide takes pixel values (0..255) itself.
 PIXEL_RANGE_MIN_SPAN = 32.0
 FLOAT_MEAN = 127.5
