@@ -51,7 +51,8 @@ def test_good_files_are_read_with_nested_folders_and_empty_labels(tmp_path: Path
 
 def test_bad_labels_are_listed_with_file_and_line_and_their_images_skipped(
         tmp_path: Path) -> None:
-    root = _layout(tmp_path / "d", {"ok": "0 0.5 0.5 0.1 0.1", "range": "0 .5 .5 .1 .1\n2 .5 .5 .1 .1",
+    root = _layout(tmp_path / "d", {"ok": "0 0.5 0.5 0.1 0.1",
+                                     "range": "0 .5 .5 .1 .1\n2 .5 .5 .1 .1",
                                      "outside": "1 1.2 0.5 0.1 0.1", "short": "1 0.5 0.5",
                                      "words": "x y z w h", "missing": None})
     data = scan_yolo(root)
@@ -77,7 +78,7 @@ def test_class_names_from_data_yaml_as_list_or_mapping(tmp_path: Path) -> None:
     (tmp_path / "data.yaml").write_text("names:\n  1: b\n  0: a\n")
     assert read_class_names(tmp_path) == ("a", "b")
     (tmp_path / "data.yaml").write_text("names:\n  0: a\n  2: c\n")
-    with pytest.raises(TrainingError, match="0..1"):
+    with pytest.raises(TrainingError, match=r"0\.\.1"):
         read_class_names(tmp_path)
     (tmp_path / "data.yaml").write_text("names: [a\n")
     with pytest.raises(TrainingError, match="not valid YAML"):
@@ -88,7 +89,7 @@ def test_not_the_layout_and_nothing_usable_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="not the YOLO layout"):
         scan_yolo(tmp_path)
     root = _layout(tmp_path / "d", {"a": "9 .5 .5 .1 .1"})
-    with pytest.raises(TrainingError, match="no usable labelled images .*class 9"):
+    with pytest.raises(TrainingError, match=r"no usable labelled images .*class 9"):
         scan_yolo(root)
 
 

@@ -46,11 +46,14 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+Label = tuple[int, float, float, float, float]
+
+
 def make_image(rng: np.random.Generator, kinds: list[str], width: int, height: int,
-               size: tuple[int, int]) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
+               size: tuple[int, int]) -> tuple[np.ndarray, list[Label]]:
     """One image (BGR) and its labels ``(class, cx, cy, w, h)`` normalised."""
     image = _background(rng, width, height)
-    boxes: list[tuple[int, float, float, float, float]] = []
+    boxes: list[Label] = []
     placed: list[tuple[int, int, int]] = []
     for _ in range(int(rng.integers(1, 5))):
         for _try in range(20):

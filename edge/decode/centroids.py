@@ -89,20 +89,19 @@ def decode_regions(grid: np.ndarray, spec: CentroidSpec) -> list[Region]:
         raise ValueError(f"a centroid output is [1, H, W, K] with K >= 2, not {list(grid.shape)}")
     if spec.max_detections <= 0:
         return []
-    height, width, _ = cells.shape
     winner = np.argmax(cells, axis=2)  # first maximum: ties go to the lower channel
     best = np.take_along_axis(cells, winner[..., None], axis=2)[..., 0]
     on = (winner != BACKGROUND) & (best >= quantize_threshold(spec.threshold, spec.scale,
                                                               spec.zero_point))
     regions: list[Region] = []
     for channel in np.unique(winner[on]):
-        regions.extend(_channel_regions(winner == channel, on, best, int(channel), width))
+        regions.extend(_channel_regions(winner == channel, on, best, int(channel)))
     regions.sort(key=lambda r: (-r.value, r.first))
     return regions[:spec.max_detections]
 
 
-def _channel_regions(of_channel: np.ndarray, on: np.ndarray, best: np.ndarray, channel: int,
-                     width: int) -> list[Region]:
+def _channel_regions(of_channel: np.ndarray, on: np.ndarray, best: np.ndarray,
+                     channel: int) -> list[Region]:
     mask = (of_channel & on).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     flat = labels.reshape(-1)
