@@ -123,3 +123,23 @@ def test_centroid_matching_counts_hits_misses_and_false_alarms() -> None:
     assert (summed[-1].tp, summed[-1].fp, summed[-1].fn) == (2, 4, 2)
     assert summed[-1].precision == pytest.approx(2 / 6) and summed[-1].recall == 0.5
     assert summed[-1].f1 == pytest.approx(2 * (1 / 3) * 0.5 / (1 / 3 + 0.5))
+
+
+def test_augmented_cells_move_with_their_objects() -> None:
+    """After mirroring and whole-cell shifts, each target cell still holds its object's pixels."""
+    from edge.modelbuild.detect import STRIDE, augment_cells
+
+    rng = np.random.default_rng(3)
+    pixels = np.zeros((8, 32, 32, 3), np.uint8)
+    targets = np.zeros((8, 4, 4), np.int32)
+    for n in range(8):
+        y, x = divmod(n, 4)
+        pixels[n, y * STRIDE:(y + 1) * STRIDE, x * STRIDE:(x + 1) * STRIDE] = 255
+        targets[n, y, x] = 1 + n % 2
+    out, cells = augment_cells(rng, pixels, targets)
+    assert sorted(np.unique(cells).tolist()) == [0, 1, 2]
+    for n in range(8):
+        ((y, x),) = np.argwhere(cells[n] > 0)
+        patch = out[n, y * STRIDE:(y + 1) * STRIDE, x * STRIDE:(x + 1) * STRIDE]
+        assert patch.mean() > 150 > out[n].mean()  # bright square there, dark elsewhere
+        assert cells[n, y, x] == targets[n].max()

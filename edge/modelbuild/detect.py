@@ -135,3 +135,27 @@ def total(scores: Sequence[Sequence[CentroidScore]], classes: int) -> list[Centr
     overall = CentroidScore(sum(s.tp for s in per_class), sum(s.fp for s in per_class),
                             sum(s.fn for s in per_class))
     return [*per_class, overall]
+
+
+def augment_cells(rng: np.random.Generator, pixels: np.ndarray, targets: np.ndarray,
+                  max_shift_cells: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Randomly mirrored, shifted (by whole cells, wrapping) and recoloured copies of a batch.
+
+    Shifting by whole cells moves every object's centre cell exactly with it, so the per-cell
+    targets stay right without going back to the boxes; colours get a per-channel gain and
+    offset so the model learns shapes rather than the colours of a small data set.
+    """
+    out = pixels.copy()
+    cells = targets.copy()
+    for n in range(len(out)):
+        if rng.random() < 0.5:
+            out[n], cells[n] = out[n, :, ::-1], cells[n, :, ::-1]
+        if rng.random() < 0.5:
+            out[n], cells[n] = out[n, ::-1], cells[n, ::-1]
+        dy, dx = rng.integers(-max_shift_cells, max_shift_cells + 1, size=2)
+        out[n] = np.roll(out[n], (dy * STRIDE, dx * STRIDE), axis=(0, 1))
+        cells[n] = np.roll(cells[n], (dy, dx), axis=(0, 1))
+    gain = rng.uniform(0.75, 1.25, size=(len(out), 1, 1, 3))
+    offset = rng.uniform(-25, 25, size=(len(out), 1, 1, 3))
+    out = np.clip(out.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    return out, cells
