@@ -14,7 +14,7 @@ This decoder is the one rule, in integers so that the C twin in
 4. Detections are ordered by score, best first; equal scores keep the raster order of each
    region's first cell (row by row, left to right), then at most ``max_detections`` are kept.
 
-Pure numpy and OpenCV's connected components; no Python loop per cell.
+Pure numpy; no Python loop per cell (regions grow by whole-grid steps).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from edge.events import Detection
@@ -93,32 +92,48 @@ def decode_regions(grid: np.ndarray, spec: CentroidSpec) -> list[Region]:
     best = np.take_along_axis(cells, winner[..., None], axis=2)[..., 0]
     on = (winner != BACKGROUND) & (best >= quantize_threshold(spec.threshold, spec.scale,
                                                               spec.zero_point))
-    regions: list[Region] = []
-    for channel in np.unique(winner[on]):
-        regions.extend(_channel_regions(winner == channel, on, best, int(channel)))
-    regions.sort(key=lambda r: (-r.value, r.first))
-    return regions[:spec.max_detections]
+    return _regions(winner, best, on)[:spec.max_detections]
 
 
-def _channel_regions(of_channel: np.ndarray, on: np.ndarray, best: np.ndarray,
-                     channel: int) -> list[Region]:
-    mask = (of_channel & on).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    flat = labels.reshape(-1)
-    inside = flat > 0
-    ids = flat[inside]
-    values = best.reshape(-1)[inside].astype(np.float64)
-    positions = np.flatnonzero(inside)
+def _regions(winner: np.ndarray, best: np.ndarray, on: np.ndarray) -> list[Region]:
+    """Label touching cells of one class by spreading the smallest raster index among them
+    until nothing changes (a region's label is then its first cell), then gather each region's
+    class, largest value and box with unbuffered numpy reductions."""
+    height, width = winner.shape
+    none = height * width
+    label = np.where(on, np.arange(none).reshape(height, width), none)
+    channel = np.where(on, winner, -1)
+    padded_channel = np.pad(channel, 1, constant_values=-1)
+    while True:
+        padded = np.pad(label, 1, constant_values=none)
+        spread = label.copy()
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                same = on & (padded_channel[dy:dy + height, dx:dx + width] == channel)
+                spread = np.where(same, np.minimum(spread, padded[dy:dy + height, dx:dx + width]),
+                                  spread)
+        if np.array_equal(spread, label):
+            break
+        label = spread
+    ids = label[on]
+    ys, xs = np.nonzero(on)
+    firsts = np.unique(ids)
+    slot = np.searchsorted(firsts, ids)
+    count = len(firsts)
     top = np.full(count, -np.inf)
-    np.maximum.at(top, ids, values)
-    first = np.full(count, np.iinfo(np.int64).max)
-    np.minimum.at(first, ids, positions)
-    return [Region(channel, float(top[i]), int(stats[i, cv2.CC_STAT_LEFT]),
-                   int(stats[i, cv2.CC_STAT_TOP]),
-                   int(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH]),
-                   int(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT]),
-                   int(first[i]), int(stats[i, cv2.CC_STAT_AREA]))
-            for i in range(1, count)]
+    np.maximum.at(top, slot, best[on].astype(np.float64))
+    x0, y0 = np.full(count, width), np.full(count, height)
+    x1, y1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    np.minimum.at(x0, slot, xs)
+    np.minimum.at(y0, slot, ys)
+    np.maximum.at(x1, slot, xs + 1)
+    np.maximum.at(y1, slot, ys + 1)
+    cells = np.bincount(slot, minlength=count)
+    classes = winner.reshape(-1)[firsts]
+    regions = [Region(int(classes[i]), float(top[i]), int(x0[i]), int(y0[i]), int(x1[i]),
+                      int(y1[i]), int(firsts[i]), int(cells[i])) for i in range(count)]
+    regions.sort(key=lambda r: (-r.value, r.first))
+    return regions
 
 
 def score_of(region: Region, spec: CentroidSpec) -> float:
