@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.cache import CACHE_ENV
 from edge.demo import model_path
 from edge.errors import InterpreterError
 from edge.runtime import first_load
@@ -24,7 +25,7 @@ from tests.model_mutants import named_mutants, tiny_model
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(first_load.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache" / "loaded"
 
 
@@ -100,7 +101,7 @@ def test_commands_survive_a_litert_crash(command: str, crashing: bytes, tmp_path
     cv2.imwrite(str(image), np.zeros((96, 96, 3), np.uint8))
     args = (["--model", str(model), str(image)] if command == "classify"
             else ["--camera", "demo", "--model", str(model), "--max-frames", "1"])
-    env = {**os.environ, "PYTHONPATH": str(ROOT), first_load.CACHE_ENV: str(tmp_path / "cache")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), CACHE_ENV: str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", _WITHOUT_SEMANTICS.format(module=command),
                            *args], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 2, done.stderr
