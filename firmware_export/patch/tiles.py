@@ -205,12 +205,13 @@ def tiled_macs(tiles: Iterable[Tile]) -> int:
 
 
 def candidate_grids(shape: Shape, max_side: int = 4) -> list[tuple[int, int]]:
-    """Grids worth trying over a split tensor of ``shape`` (square-ish, at least 2 tiles)."""
+    """Grids worth trying over a split tensor of ``shape``: at least 2 x 2, square or one
+    column more than rows (tiles are then closest to square on square images)."""
     height, width, _ = shape
     grids = []
-    for rows in range(1, min(max_side, height, MAX_GRID) + 1):
-        for cols in range(1, min(max_side, width, MAX_GRID) + 1):
-            if rows * cols > 1 and abs(rows - cols) <= 1:
+    for rows in range(2, min(max_side, height, MAX_GRID) + 1):
+        for cols in (rows, rows + 1):
+            if cols <= min(max_side, width, MAX_GRID):
                 grids.append((rows, cols))
     return grids
 
@@ -227,7 +228,8 @@ class Option:
 
 def search(layers: Sequence[Layer], shapes: dict[int, Shape], splits: Sequence[int],
            model_macs: int, arena: Callable[[int, tuple[int, int]], int],
-           max_overhead: float = 0.25, max_side: int = 4) -> tuple[Option | None, list[Option]]:
+           max_overhead: float = 0.25, max_side: int = 4,
+           grids: Sequence[tuple[int, int]] | None = None) -> tuple[Option | None, list[Option]]:
     """The split and grid with the smallest ``arena`` whose MAC overhead is within budget.
 
     Args:
@@ -238,6 +240,7 @@ def search(layers: Sequence[Layer], shapes: dict[int, Shape], splits: Sequence[i
         arena: predicted arena bytes of the model rewritten at (split, grid).
         max_overhead: the largest extra fraction of multiply-adds allowed.
         max_side: the largest number of tiles along one side tried.
+        grids: the grids to try instead of :func:`candidate_grids`.
 
     Returns:
         The best option (None if no option is within budget) and every option tried.
@@ -246,7 +249,10 @@ def search(layers: Sequence[Layer], shapes: dict[int, Shape], splits: Sequence[i
     for split in splits:
         chain = layers[: split + 1]
         base = untiled_macs(chain, shapes)
-        for grid in candidate_grids(shapes[chain[-1].output], max_side):
+        shape = shapes[chain[-1].output]
+        for grid in grids or candidate_grids(shape, max_side):
+            if grid[0] > shape[0] or grid[1] > shape[1]:
+                continue
             extra = tiled_macs(plan_tiles(chain, shapes, grid)) - base
             overhead = extra / model_macs if model_macs else math.inf
             if overhead > max_overhead:

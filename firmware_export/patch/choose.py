@@ -1,0 +1,161 @@
+"""``--patch auto|off|RxC``: which split and grid, and the predicted arena before and after.
+
+``auto`` asks :func:`firmware_export.patch.tiles.search` for the smallest predicted arena within
+the multiply-add budget, over cut points where the model's tensor is at a local minimum (the end
+of a block: the smallest tensor to concatenate) before the layer-by-layer peak is behind, and
+square-ish grids up to 4 x 4. Each option is rewritten and planned with the same arena model as
+the export (TFLM's greedy plan, or the offline plan when ``--offline-plan auto`` finds a better
+one), so the number it reports is the one ``kTensorArenaSize`` is built from.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from edge.errors import ExportError
+from edge.model.analysis import live_bytes_per_op
+from edge.model.types import Model
+from firmware_export.patch.rewrite import Chain, Rewrite, describe_chain, rewrite_model
+from firmware_export.patch.tiles import search
+from firmware_export.plan.abi import Abi
+from firmware_export.plan.arena import plan_arena
+from firmware_export.plan.offline import find_offline_plan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_OVERHEAD = 0.25
+PATCH_HELP = "off, auto or RxC (e.g. 3x3)"
+_GRID = re.compile(r"^([1-9][0-9]?)x([1-9][0-9]?)$")
+
+
+@dataclass(frozen=True)
+class PatchChoice:
+    """The rewrite chosen and what it does to the arena."""
+
+    rewrite: Rewrite
+    before: int  # predicted minimum arena of the untiled model
+    after: int  # of the rewritten one
+    tried: int  # options planned
+    seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.after / self.before if self.before else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.rewrite.to_dict(), "arena_before": self.before,
+                "arena_after": self.after, "ratio": round(self.ratio, 4),
+                "options_tried": self.tried, "search_seconds": round(self.seconds, 2)}
+
+    def summary(self) -> str:
+        r = self.rewrite
+        return (f"patch {r.grid[0]}x{r.grid[1]} over operators {r.ops[0]}-{r.ops[1]} "
+                f"(split at {r.split_tensor[:60]!r}): arena {self.before:,} -> {self.after:,} B "
+                f"({self.ratio:.3f}x), MAC overhead {r.overhead:+.1%}, "
+                f"{self.tried} option(s) planned in {self.seconds:.1f} s")
+
+
+def parse_patch(text: str) -> str | tuple[int, int]:
+    """``off``, ``auto`` or a grid ``(rows, cols)``.
+
+    Raises:
+        ExportError: anything else.
+    """
+    value = text.strip().lower()
+    if value in ("off", "auto"):
+        return value
+    match = _GRID.match(value)
+    if not match or (match.group(1), match.group(2)) == ("1", "1"):
+        raise ExportError(f"--patch (={text!r}) must be {PATCH_HELP}, with at most 10 tiles a "
+                          "side and more than one tile")
+    return int(match.group(1)), int(match.group(2))
+
+
+def predicted_minimum(model: Model, kernels: str, abi: Abi, offline_plan: str) -> int:
+    """The arena TFLM needs for ``model`` as the export will ship it."""
+    offsets = None
+    if offline_plan == "auto" and len(model.subgraphs) == 1:
+        plan = find_offline_plan(model, kernels)
+        offsets = list(plan.offsets) if plan is not None else None
+    return plan_arena(model, abi.pointer_size, kernels, offline=offsets, abi=abi).minimum
+
+
+def cut_candidates(model: Model, chain: Chain) -> list[int]:
+    """Cut points worth trying: block ends (tensor smaller than the next) before the peak's end.
+
+    The search stops one candidate after the first cut behind which no operator of the untiled
+    model holds a quarter of the peak before it.
+    """
+    live = live_bytes_per_op(model.main)
+    tensors = model.main.tensors
+    found: list[int] = []
+    past = 0  # candidates after the peak is behind (one more stage may still pay off)
+    for k in chain.splits:
+        layer = chain.layers[k]
+        size = tensors[layer.output].nbytes
+        following = model.main.operators[layer.op + 1:layer.op + 2]
+        windows = any(chain.layers[j].window is not None for j in range(k + 1))
+        if not windows or (following and tensors[following[0].outputs[0]].nbytes < size):
+            continue
+        found.append(k)
+        if max(live[layer.op + 1:], default=0) < max(live[: layer.op + 1]) / 4:
+            past += 1
+            if past == 2:
+                break
+    return found
+
+
+def choose_patch(model: Model, patch: str | tuple[int, int], kernels: str, abi: Abi,
+                 offline_plan: str = "auto", max_overhead: float = DEFAULT_MAX_OVERHEAD
+                 ) -> PatchChoice | None:
+    """The rewrite ``patch`` asks for (None for ``off``).
+
+    Raises:
+        ExportError: the model cannot be patched, the grid does not fit it, or ``auto`` finds
+            no option within ``max_overhead``.
+    """
+    if patch == "off":
+        return None
+    if not 0 <= max_overhead <= 10:
+        raise ExportError(f"--max-overhead (={max_overhead}) must be between 0 and 10 "
+                          "(a fraction of the model's multiply-adds)")
+    started = time.monotonic()
+    chain = describe_chain(model)
+    if not chain.splits:
+        raise ExportError(f"{model.source}: no operator from the input on can run on tiles "
+                          f"(first operator: {model.main.operators[0].opcode}); use --patch off")
+    before = predicted_minimum(model, kernels, abi, offline_plan)
+    fixed = isinstance(patch, tuple)
+    rewrites: dict[tuple[int, tuple[int, int]], Rewrite] = {}
+
+    def arena(split: int, grid: tuple[int, int]) -> int:
+        rewrite = rewrite_model(model, chain, split, grid)
+        rewrites[(split, grid)] = rewrite
+        return predicted_minimum(rewrite.model, kernels, abi, offline_plan)
+
+    best, tried = search(chain.layers, chain.shapes, cut_candidates(model, chain),
+                         chain.model_macs, arena, math.inf if fixed else max_overhead,
+                         grids=[patch] if isinstance(patch, tuple) else None)
+    if best is None and fixed:
+        raise ExportError(f"{model.source}: no cut point is at least {patch[0]}x{patch[1]} "
+                          "pixels; use a smaller grid")
+    if best is None:
+        raise ExportError(f"{model.source}: no tile grid stays within --max-overhead "
+                          f"{max_overhead:.0%} of extra multiply-adds; raise it or use "
+                          "--patch off")
+    for option in tried:
+        log.info("patch option: cut after operator %d, %dx%d: arena %d B, MAC overhead %.1f%%",
+                 chain.layers[option.split].op, *option.grid, option.arena,
+                 100 * option.overhead)
+    if best.arena >= before and not fixed:
+        log.info("no tile grid makes the arena smaller than %d B: the model stays untiled",
+                 before)
+        return None
+    return PatchChoice(rewrites[(best.split, best.grid)], before, best.arena, len(tried),
+                       time.monotonic() - started)
+
