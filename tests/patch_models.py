@@ -45,3 +45,37 @@ def mobilenet_v2(alpha: float, resolution: int, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, quantize_keras(net, frames))
     return path
+
+
+def explicit_pad_net(resolution: int, seed: int = 1) -> Path:
+    """PyTorch-style padding: symmetric ZeroPadding2D + VALID convolutions (stride 2 included),
+    which the converter keeps as PAD operators, and a residual block; int8, cached."""
+    key = hashlib.sha256(f"{RECIPE}:pad:{resolution}:{seed}".encode()).hexdigest()[:16]
+    path = artefact_cache("patch-models") / f"padnet_{resolution}_{key}.tflite"
+    if path.is_file():
+        return path
+    import tensorflow as tf
+
+    from edge.modelbuild.quantize import quantize_keras
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((resolution, resolution, 3))
+    x = layers.Rescaling(1 / 127.5, -1.0)(inputs)
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.Conv2D(16, 3, strides=2, activation="relu6")(x)
+    y = layers.ZeroPadding2D(((2, 1), (1, 2)))(x)
+    y = layers.DepthwiseConv2D(4, activation="relu6")(y)
+    y = layers.Conv2D(16, 1)(y)
+    x = layers.Add()([x, y])
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.DepthwiseConv2D(3, strides=2, activation="relu6")(x)
+    x = layers.Conv2D(24, 1, activation="relu6")(x)
+    x = layers.Dense(5)(layers.GlobalAveragePooling2D()(x))
+    net = tf.keras.Model(inputs, layers.Softmax()(x))
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)
+              for _ in range(4)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, quantize_keras(net, frames))
+    return path

@@ -43,7 +43,8 @@ class _AlignedBufferT(fb.BufferT):  # type: ignore[misc]
             builder.StartVector(1, len(array), BUFFER_ALIGNMENT)
             builder.head = builder.head - len(array)
             builder.Bytes[builder.head:builder.head + len(array)] = array.tobytes()
-            data = builder.EndVector(len(array))
+            builder.vectorNumElems = len(array)
+            data = builder.EndVector()
         fb.BufferStart(builder)
         if data is not None:
             fb.BufferAddData(builder, data)
@@ -111,6 +112,6 @@ def add_buffer(model: Any, data: bytes | None = None) -> int:
     """Append a buffer (empty for activations) and return its index."""
     buffer = _AlignedBufferT()
     if data:
-        buffer.data = np.frombuffer(data, dtype=np.uint8).copy()
+        buffer.data = np.frombuffer(data, dtype=np.uint8).copy()  # type: ignore[assignment]
     model.buffers.append(buffer)
     return len(model.buffers) - 1

@@ -21,7 +21,7 @@ from edge.errors import ExportError
 from edge.model.analysis import live_bytes_per_op
 from edge.model.types import Model
 from firmware_export.patch.rewrite import Chain, Rewrite, describe_chain, rewrite_model
-from firmware_export.patch.tiles import search
+from firmware_export.patch.tiles import MAX_GRID, search
 from firmware_export.plan.abi import Abi
 from firmware_export.plan.arena import plan_arena
 from firmware_export.plan.offline import find_offline_plan
@@ -70,10 +70,11 @@ def parse_patch(text: str) -> str | tuple[int, int]:
     if value in ("off", "auto"):
         return value
     match = _GRID.match(value)
-    if not match or (match.group(1), match.group(2)) == ("1", "1"):
+    grid = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if not match or grid == (1, 1) or max(grid) > MAX_GRID:
         raise ExportError(f"--patch (={text!r}) must be {PATCH_HELP}, with at most 10 tiles a "
                           "side and more than one tile")
-    return int(match.group(1)), int(match.group(2))
+    return grid
 
 
 def predicted_minimum(model: Model, kernels: str, abi: Abi, offline_plan: str) -> int:

@@ -51,6 +51,7 @@ PADS = ("PAD", "PADV2")
 ELEMENTWISE = ("QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH",
                "HARD_SWISH", "LEAKY_RELU")
 BINARY = ("ADD", "MUL", "SUB")
+SLICEABLE = ("float32", "int8", "int16", "int32")  # what TFLM's SLICE, PAD, CONCATENATION take
 DROPPED_METADATA = ("OfflineMemoryAllocation",)  # tensor indices change: TFLM must replan
 
 
@@ -183,18 +184,33 @@ def describe_chain(model: Model) -> Chain:
     if len(graph.inputs) != 1 or _spatial(tensors[graph.inputs[0]]) is None:
         raise ExportError(f"{model.source}: patch-based inference needs one image input "
                           "(1 x height x width x channels)")
-    shapes: dict[int, Shape] = {graph.inputs[0]: _spatial(tensors[graph.inputs[0]])}  # type: ignore[dict-item]
+    start = _untiled_prefix(model)
+    source = graph.operators[start - 1].outputs[0] if start else graph.inputs[0]
+    shapes: dict[int, Shape] = {source: _spatial(tensors[source])}  # type: ignore[dict-item]
     layers: list[Layer] = []
-    for op in graph.operators:
+    for op in graph.operators[start:]:
         layer = _layer(op, tensors, shapes)
         if layer is None:
             break
         layers.append(layer)
         shapes[layer.output] = _spatial(tensors[layer.output])  # type: ignore[assignment]
-    return Chain(tuple(layers), shapes, _cut_points(model, layers), model_macs)
+    return Chain(tuple(layers), shapes, _cut_points(model, layers, source), model_macs)
 
 
-def _cut_points(model: Model, layers: Sequence[Layer]) -> tuple[int, ...]:
+def _untiled_prefix(model: Model) -> int:
+    """Operators run untiled before the tiles: a QUANTIZE of a uint8 input (TFLM's SLICE and
+    PAD take no uint8), after which the int8 image is the tiles' input."""
+    graph = model.main
+    first = graph.operators[0] if graph.operators else None
+    if (first is not None and first.opcode in ELEMENTWISE and first.inputs == graph.inputs
+            and graph.tensors[graph.inputs[0]].dtype not in SLICEABLE
+            and len(first.outputs) == 1
+            and graph.tensors[first.outputs[0]].dtype in SLICEABLE):
+        return 1
+    return 0
+
+
+def _cut_points(model: Model, layers: Sequence[Layer], source: int) -> tuple[int, ...]:
     graph = model.main
     last_reader: dict[int, int] = {}
     for op in graph.operators:
@@ -203,12 +219,12 @@ def _cut_points(model: Model, layers: Sequence[Layer]) -> tuple[int, ...]:
     for t in graph.outputs:
         last_reader[t] = len(graph.operators)
     cuts = []
-    live = {graph.inputs[0]}
+    live = {source}
     for k, layer in enumerate(layers):
         live.add(layer.output)
         live = {t for t in live if last_reader.get(t, -1) > layer.op}
         height, width, _ = _spatial(graph.tensors[layer.output]) or (0, 0, 0)
-        if live == {layer.output} and height > 1 and width > 1 and layer.op == k:
+        if live == {layer.output} and height > 1 and width > 1:
             cuts.append(k)
     return tuple(cuts)
 
@@ -244,9 +260,10 @@ def rewrite_model(model: Model, chain: Chain, split: int, grid: tuple[int, int])
         ExportError: ``split`` is not a cut point, or the grid does not fit the split tensor.
     """
     if split not in chain.splits:
-        raise ExportError(f"{model.source}: the model cannot be cut after operator "
-                          f"{chain.layers[split].op if 0 <= split < len(chain.layers) else split}"
-                          f" (cut points: {', '.join(str(chain.layers[s].op) for s in chain.splits)})")
+        where = chain.layers[split].op if 0 <= split < len(chain.layers) else split
+        cuts = ", ".join(str(chain.layers[s].op) for s in chain.splits)
+        raise ExportError(f"{model.source}: the model cannot be cut after operator {where} "
+                          f"(cut points: {cuts})")
     layers = chain.layers[: split + 1]
     try:
         tiles = plan_tiles(layers, chain.shapes, grid)
@@ -254,7 +271,7 @@ def rewrite_model(model: Model, chain: Chain, split: int, grid: tuple[int, int])
         raise ExportError(f"{model.source}: grid {grid[0]}x{grid[1]}: {e}") from None
     writer = _Writer(model, unpack_model(model.content))
     writer.emit(layers, tiles, grid)
-    content = writer.finish(len(layers))
+    content = writer.finish(layers[0].op, layers[-1].op + 1)
     rewritten = read_model(content, f"{model.source} (patched {grid[0]}x{grid[1]})")
     macs = sum(op_macs(op, rewritten.main.tensors) for op in rewritten.main.operators)
     split_tensor = model.main.tensors[layers[-1].output].name
@@ -368,8 +385,8 @@ class _Writer:
                  fb.BuiltinOptions.ConcatenationOptions, options)
 
     def _name(self, tensor: int) -> str:
-        name = self.graph.tensors[tensor].name
-        return name.decode() if isinstance(name, bytes) else str(name)
+        """A short name (the original's can be hundreds of bytes; each tile would copy it)."""
+        return f"patch/t{tensor}"
 
     def _emit_tile(self, tile: Tile) -> int:
         """Emit one tile's operators; return the tensor holding its part of the split."""
@@ -417,9 +434,11 @@ class _Writer:
         reads[key] = source
         return source
 
-    def finish(self, patched_ops: int) -> bytes:
-        """Append the untouched rest, drop what is no longer used, and pack."""
-        self.graph.operators = self.ops + list(self.graph.operators[patched_ops:])
+    def finish(self, first: int, end: int) -> bytes:
+        """Put the tiles in place of operators ``[first, end)``, drop what is no longer used,
+        and pack."""
+        original = list(self.graph.operators)
+        self.graph.operators = original[:first] + self.ops + original[end:]
         _compact(self.obj)
         self.obj.metadata = [m for m in self.obj.metadata or []
                              if _text(m.name) not in DROPPED_METADATA]
