@@ -34,11 +34,10 @@ from firmware_export.codegen.project import (
 )
 from firmware_export.codegen.tflm_sources import TflmSelection, choose_tree, select_files
 from firmware_export.image import build_image
-from firmware_export.patch.choose import DEFAULT_MAX_OVERHEAD, PatchChoice, choose_patch
-from firmware_export.plan.abi import default_abi
+from firmware_export.patch.choose import DEFAULT_MAX_OVERHEAD, PatchChoice
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan
 from firmware_export.plan.budget import Budget, check_budget, mcu_spec
-from firmware_export.plan.fit import check_exportable, plan_for_board
+from firmware_export.plan.fit import check_exportable, patch_model, plan_for_board
 from firmware_export.plan.offline import OfflinePlan
 
 log = logging.getLogger(__name__)
@@ -137,11 +136,7 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
         library = library_for(spec.kernels)
         check_operators(library, model.opcodes)
     labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
-    patched = choose_patch(model, patch, spec.kernels,
-                           default_abi(spec.pointer_size, profile.cpu), offline_plan, max_overhead)
-    if patched is not None:
-        log.info("%s", patched.summary())
-        model = patched.rewrite.model
+    model, patched = patch_model(model, patch, profile, offline_plan, max_overhead)
     model, offline, arena = plan_for_board(model, profile, offline_plan, margin)
     slot_image = (build_image(model.content, labels, arena.size, profile.name)
                   if model_slot else None)
