@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -241,6 +241,7 @@ class Rewrite:
     split_tensor: str
     macs: int  # the rewritten model's multiply-adds
     model_macs: int  # the original's
+    original: bytes = field(default=b"", repr=False)  # the untiled model's file
 
     @property
     def overhead(self) -> float:
@@ -276,7 +277,7 @@ def rewrite_model(model: Model, chain: Chain, split: int, grid: tuple[int, int])
     macs = sum(op_macs(op, rewritten.main.tensors) for op in rewritten.main.operators)
     split_tensor = model.main.tensors[layers[-1].output].name
     return Rewrite(content, rewritten, split, grid, (layers[0].op, layers[-1].op), split_tensor,
-                   macs, chain.model_macs)
+                   macs, chain.model_macs, model.content)
 
 
 class _Writer:
