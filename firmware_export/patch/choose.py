@@ -14,7 +14,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from edge.errors import ExportError
@@ -33,11 +33,30 @@ PATCH_HELP = "off, auto or RxC (e.g. 3x3)"
 _GRID = re.compile(r"^([1-9][0-9]?)x([1-9][0-9]?)$")
 
 
+TWO_STAGE_GRIDS = ((3, 3), (4, 4))  # first stage of a two-stage patch
+SECOND_STAGE_GRIDS = ((2, 2), (3, 3))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One tiled part of the model, in the original model's operator numbers."""
+
+    grid: tuple[int, int]
+    ops: tuple[int, int]
+    split_tensor: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"grid": f"{self.grid[0]}x{self.grid[1]}", "operators": list(self.ops),
+                "split_tensor": self.split_tensor}
+
+
 @dataclass(frozen=True)
 class PatchChoice:
-    """The rewrite chosen and what it does to the arena."""
+    """The rewrite chosen (one or two tiled stages) and what it does to the arena."""
 
-    rewrite: Rewrite
+    rewrite: Rewrite  # the final model (its ``original`` is the untiled file)
+    stages: tuple[Stage, ...]
+    model_macs: int
     before: int  # predicted minimum arena of the untiled model
     after: int  # of the rewritten one
     tried: int  # options planned
@@ -47,17 +66,34 @@ class PatchChoice:
     def ratio(self) -> float:
         return self.after / self.before if self.before else 0.0
 
+    @property
+    def overhead(self) -> float:
+        return self.rewrite.macs / self.model_macs - 1 if self.model_macs else 0.0
+
+    @property
+    def grid(self) -> str:
+        return "+".join(s.to_dict()["grid"] for s in self.stages)
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.rewrite.to_dict(), "arena_before": self.before,
-                "arena_after": self.after, "ratio": round(self.ratio, 4),
-                "options_tried": self.tried, "search_seconds": round(self.seconds, 2)}
+        return {"grid": self.grid, "operators": [self.stages[0].ops[0], self.stages[-1].ops[1]],
+                "stages": [s.to_dict() for s in self.stages],
+                "mac_overhead": round(self.overhead, 4), "macs": self.rewrite.macs,
+                "model_macs": self.model_macs, "model_bytes": len(self.rewrite.content),
+                "arena_before": self.before, "arena_after": self.after,
+                "ratio": round(self.ratio, 4), "options_tried": self.tried,
+                "search_seconds": round(self.seconds, 2)}
 
     def summary(self) -> str:
-        r = self.rewrite
-        return (f"patch {r.grid[0]}x{r.grid[1]} over operators {r.ops[0]}-{r.ops[1]} "
-                f"(split at {r.split_tensor[:60]!r}): arena {self.before:,} -> {self.after:,} B "
-                f"({self.ratio:.3f}x), MAC overhead {r.overhead:+.1%}, "
-                f"{self.tried} option(s) planned in {self.seconds:.1f} s")
+        parts = " then ".join(f"{s.grid[0]}x{s.grid[1]} over operators {s.ops[0]}-{s.ops[1]}"
+                              for s in self.stages)
+        return (f"patch {parts} (split at {self.stages[-1].split_tensor[:50]!r}): arena "
+                f"{self.before:,} -> {self.after:,} B ({self.ratio:.3f}x), MAC overhead "
+                f"{self.overhead:+.1%}, {self.tried} option(s) planned in {self.seconds:.1f} s")
+
+
+def _stage(rewrite: Rewrite, offset: int = 0) -> Stage:
+    return Stage(rewrite.grid, (rewrite.ops[0] + offset, rewrite.ops[1] + offset),
+                 rewrite.split_tensor)
 
 
 def parse_patch(text: str) -> str | tuple[int, int]:
@@ -157,6 +193,60 @@ def choose_patch(model: Model, patch: str | tuple[int, int], kernels: str, abi: 
         log.info("no tile grid makes the arena smaller than %d B: the model stays untiled",
                  before)
         return None
-    return PatchChoice(rewrites[(best.split, best.grid)], before, best.arena, len(tried),
-                       time.monotonic() - started)
+    single = rewrites[(best.split, best.grid)]
+    choice = PatchChoice(single, (_stage(single),), chain.model_macs, before, best.arena,
+                         len(tried), 0.0)
+    if not fixed:
+        choice = _two_stages(model, chain, choice, rewrites, kernels, abi, offline_plan,
+                             max_overhead)
+    return replace(choice, seconds=time.monotonic() - started)
+
+
+def _two_stages(model: Model, chain: Chain, best: PatchChoice,
+                rewrites: dict[tuple[int, tuple[int, int]], Rewrite], kernels: str, abi: Abi,
+                offline_plan: str, max_overhead: float) -> PatchChoice:
+    """Better: a fine grid over the largest stages, then a coarser one up to the same cut?
+
+    Each tile duplicates its operators' per-channel data in TFLM's tail, so the stages after
+    the largest need fewer tiles than the largest themselves.
+    """
+    end = best.rewrite.split
+    end_op = chain.layers[end].op
+    tried = best.tried
+    for first in cut_candidates(model, chain):
+        if first >= end:
+            break
+        for grid in TWO_STAGE_GRIDS:
+            stage1 = rewrites.get((first, grid))
+            if stage1 is None:
+                continue
+            after1 = stage1.model
+            split_name = model.main.tensors[chain.layers[first].output].name
+            index = next(t.index for t in after1.main.tensors if t.name == split_name)
+            start = next(op.index for op in after1.main.operators if index in op.inputs)
+            offset = chain.layers[first].op + 1 - start  # original op = rewritten op + offset
+            try:
+                chain2 = describe_chain(after1, start)
+            except ExportError:
+                continue
+            cuts = [k for k in chain2.splits if chain2.layers[k].op + offset == end_op]
+            if not cuts:
+                continue
+            for grid2 in SECOND_STAGE_GRIDS:
+                try:
+                    stage2 = rewrite_model(after1, chain2, cuts[0], grid2)
+                except ExportError:
+                    continue
+                tried += 1
+                overhead = stage2.macs / chain.model_macs - 1
+                if overhead > max_overhead:
+                    continue
+                arena = predicted_minimum(stage2.model, kernels, abi, offline_plan)
+                log.info("patch option: %dx%d to operator %d, then %dx%d to %d: arena %d B",
+                         *grid, chain.layers[first].op, *grid2, end_op, arena)
+                if arena < best.after:
+                    final = replace(stage2, original=model.content)
+                    best = PatchChoice(final, (_stage(stage1), _stage(stage2, offset)),
+                                       chain.model_macs, best.before, arena, tried, 0.0)
+    return replace(best, tried=tried)
 

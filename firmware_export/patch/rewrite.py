@@ -171,12 +171,13 @@ def _pad_layer(op: Operator, tensors: Sequence[Tensor], source: Shape, out: Shap
     return Layer(op.index, (op.inputs[0],), op.outputs[0], window, 0)
 
 
-def describe_chain(model: Model) -> Chain:
-    """The model's patchable first stages and where it can be cut.
+def describe_chain(model: Model, start: int | None = None) -> Chain:
+    """The model's patchable stages from operator ``start`` (default: the input) on, and where
+    the model can be cut.
 
     Raises:
-        ExportError: the model has no single 4-D input of batch 1, or its first operator cannot
-            run on tiles.
+        ExportError: the model has no single 4-D input of batch 1, or more than the one tensor
+            ``start`` reads is alive before it.
     """
     graph = model.main
     tensors = graph.tensors
@@ -184,8 +185,14 @@ def describe_chain(model: Model) -> Chain:
     if len(graph.inputs) != 1 or _spatial(tensors[graph.inputs[0]]) is None:
         raise ExportError(f"{model.source}: patch-based inference needs one image input "
                           "(1 x height x width x channels)")
-    start = _untiled_prefix(model)
-    source = graph.operators[start - 1].outputs[0] if start else graph.inputs[0]
+    if start is None:
+        start = _untiled_prefix(model)
+        source = graph.operators[start - 1].outputs[0] if start else graph.inputs[0]
+    else:
+        source = graph.operators[start].inputs[0]
+        if _live_before(model, start) != {source} or _spatial(tensors[source]) is None:
+            raise ExportError(f"{model.source}: the model cannot be tiled from operator "
+                              f"{start} on (more than its input is alive there)")
     shapes: dict[int, Shape] = {source: _spatial(tensors[source])}  # type: ignore[dict-item]
     layers: list[Layer] = []
     for op in graph.operators[start:]:
@@ -195,6 +202,15 @@ def describe_chain(model: Model) -> Chain:
         layers.append(layer)
         shapes[layer.output] = _spatial(tensors[layer.output])  # type: ignore[assignment]
     return Chain(tuple(layers), shapes, _cut_points(model, layers, source), model_macs)
+
+
+def _live_before(model: Model, start: int) -> set[int]:
+    graph = model.main
+    produced = set(graph.inputs)
+    for op in graph.operators[:start]:
+        produced.update(op.outputs)
+    later = {t for op in graph.operators[start:] for t in op.inputs} | set(graph.outputs)
+    return {t for t in produced & later if not graph.tensors[t].is_constant}
 
 
 def _untiled_prefix(model: Model) -> int:
