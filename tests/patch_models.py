@@ -79,3 +79,35 @@ def explicit_pad_net(resolution: int, seed: int = 1) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, quantize_keras(net, frames))
     return path
+
+
+def nchw_input_net(resolution: int, seed: int = 2) -> Path:
+    """A PyTorch-style NCHW input: TRANSPOSE to NHWC first (not tileable), then convolutions
+    with explicit PADs and a residual; int8, cached."""
+    key = hashlib.sha256(f"{RECIPE}:nchw:{resolution}:{seed}".encode()).hexdigest()[:16]
+    path = artefact_cache("patch-models") / f"nchw_{resolution}_{key}.tflite"
+    if path.is_file():
+        return path
+    import tensorflow as tf
+
+    from edge.modelbuild.quantize import quantize_keras
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((3, resolution, resolution))
+    x = layers.Permute((2, 3, 1))(inputs)
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.Conv2D(16, 3, strides=2, activation="relu6")(x)
+    y = layers.Conv2D(32, 1, activation="relu6")(x)
+    y = layers.ZeroPadding2D(1)(y)
+    y = layers.DepthwiseConv2D(3, activation="relu6")(y)
+    x = layers.Add()([x, layers.Conv2D(16, 1)(y)])
+    x = layers.Conv2D(24, 3, strides=2, padding="same", activation="relu6")(x)
+    x = layers.Dense(3)(layers.GlobalAveragePooling2D()(x))
+    net = tf.keras.Model(inputs, layers.Softmax()(x))
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(0, 256, (3, resolution, resolution), dtype=np.uint8)
+              for _ in range(4)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, quantize_keras(net, frames))
+    return path

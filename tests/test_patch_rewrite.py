@@ -30,7 +30,8 @@ DEMO_MODEL = ROOT / "edge" / "demo" / "demo_model.tflite"
 PIP = get_abi("pip")
 TFLM_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "SUB", "PAD", "PADV2", "SLICE",
             "CONCATENATION", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "MEAN", "SOFTMAX",
-            "FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D", "LOGISTIC", "MAX_POOL_2D"}
+            "FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D", "LOGISTIC", "MAX_POOL_2D",
+            "TRANSPOSE"}
 
 
 def check_exact(original: Path, content: bytes, tmp_path: Path, samples: int = 3

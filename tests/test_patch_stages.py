@@ -57,3 +57,16 @@ def test_describe_chain_refuses_a_start_inside_a_block() -> None:
     model = read_model(shared_file("models/tf2_mobilenet_v2_1.0_224_ptq.tflite"))
     with pytest.raises(ExportError, match="cannot be tiled from operator 8"):
         describe_chain(model, 8)  # the residual block's input is alive beside the expand
+
+
+@pytest.mark.slow
+def test_tiles_start_after_a_leading_transpose(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow", reason="building models needs tensorflow")
+    from tests.patch_models import nchw_input_net
+
+    path = nchw_input_net(48)
+    model = read_model(path)
+    assert model.main.operators[0].opcode == "TRANSPOSE"
+    choice = choose_patch(model, (2, 2), "reference", get_abi("pip"), offline_plan="off")
+    assert choice is not None and choice.stages[0].ops[0] >= 1
+    check_exact(path, choice.rewrite.content, tmp_path)

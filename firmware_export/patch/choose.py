@@ -147,6 +147,26 @@ def cut_candidates(model: Model, chain: Chain) -> list[int]:
     return found
 
 
+MAX_UNTILED_PREFIX = 4  # operators tried before the tiles (a TRANSPOSE from NCHW, a QUANTIZE)
+
+
+def _first_chain(model: Model) -> Chain | None:
+    """The patchable stages from the input, or after a few leading operators that cannot run
+    on tiles (converters from NCHW frameworks start with a TRANSPOSE); None if there are none."""
+    candidates: list[int | None] = [None, *range(1, min(MAX_UNTILED_PREFIX,
+                                                        len(model.main.operators)))]
+    for start in candidates:
+        try:
+            chain = describe_chain(model, start)
+        except ExportError:
+            if start is None:
+                raise
+            continue
+        if any(layer.window is not None for layer in chain.layers) and chain.splits:
+            return chain
+    return None
+
+
 def choose_patch(model: Model, patch: str | tuple[int, int], kernels: str, abi: Abi,
                  offline_plan: str = "auto", max_overhead: float = DEFAULT_MAX_OVERHEAD
                  ) -> PatchChoice | None:
@@ -162,10 +182,14 @@ def choose_patch(model: Model, patch: str | tuple[int, int], kernels: str, abi: 
         raise ExportError(f"--max-overhead (={max_overhead}) must be between 0 and 10 "
                           "(a fraction of the model's multiply-adds)")
     started = time.monotonic()
-    chain = describe_chain(model)
-    if not chain.splits:
-        raise ExportError(f"{model.source}: no operator from the input on can run on tiles "
-                          f"(first operator: {model.main.operators[0].opcode}); use --patch off")
+    chain = _first_chain(model)
+    if chain is None:
+        reason = (f"{model.source}: no operator near the input can run on tiles (first "
+                  f"operator: {model.main.operators[0].opcode if model.main.operators else '-'})")
+        if patch == "auto":
+            log.info("%s: the model stays untiled", reason)
+            return None
+        raise ExportError(f"{reason}; use --patch off")
     before = predicted_minimum(model, kernels, abi, offline_plan)
     fixed = isinstance(patch, tuple)
     rewrites: dict[tuple[int, tuple[int, int]], Rewrite] = {}
