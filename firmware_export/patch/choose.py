@@ -184,8 +184,11 @@ def choose_patch(model: Model, patch: str | tuple[int, int], kernels: str, abi: 
     started = time.monotonic()
     chain = _first_chain(model)
     if chain is None:
-        reason = (f"{model.source}: no operator near the input can run on tiles (first "
-                  f"operator: {model.main.operators[0].opcode if model.main.operators else '-'})")
+        first = model.main.operators[0] if model.main.operators else None
+        why = (f"first operator: {first.opcode}" if first is not None else "no operators")
+        if first is not None and model.main.tensors[first.outputs[0]].dtype == "uint8":
+            why = "its activations are uint8, which TFLM's SLICE, PAD and CONCATENATION refuse"
+        reason = f"{model.source}: no operator near the input can run on tiles ({why})"
         if patch == "auto":
             log.info("%s: the model stays untiled", reason)
             return None

@@ -102,6 +102,8 @@ def _layer(op: Operator, tensors: Sequence[Tensor], shapes: dict[int, Shape]) ->
     out = _spatial(tensors[op.outputs[0]]) if len(op.outputs) == 1 else None
     if out is None or not op.inputs or op.inputs[0] not in shapes:
         return None
+    if tensors[op.outputs[0]].dtype not in SLICEABLE:
+        return None  # a uint8 model: TFLM's SLICE, PAD and CONCATENATION cannot carry it
     source = shapes[op.inputs[0]]
     if op.opcode in WINDOWED:
         return _window_layer(op, tensors, source, out)
