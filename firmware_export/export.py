@@ -128,15 +128,15 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     source = Path(model_path)
     model = read_model(source)
     check_exportable(model)
-    selection = library = None
+    labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
+    model, patched = patch_model(model, patch, profile, offline_plan, max_overhead)
+    selection = library = None  # chosen for the operators the firmware runs (the tiles' too)
     trees = [tflm] if isinstance(tflm, (str, Path)) else list(tflm)
     if trees:
         selection = select_files(choose_tree(trees, spec.kernels), model.opcodes)
     else:
         library = library_for(spec.kernels)
         check_operators(library, model.opcodes)
-    labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
-    model, patched = patch_model(model, patch, profile, offline_plan, max_overhead)
     model, offline, arena = plan_for_board(model, profile, offline_plan, margin)
     slot_image = (build_image(model.content, labels, arena.size, profile.name)
                   if model_slot else None)
