@@ -44,6 +44,14 @@ def leave(header: dict[str, Any], arrays: list[np.ndarray]) -> Answer:
     os._exit(3)
 
 
+def fits(header: dict[str, Any], arrays: list[np.ndarray]) -> Answer:
+    """A stand-in for TFLM's allocation: segfaults below 1,000 B, fits from 1,500 B."""
+    arena = int(header["arena"])
+    if arena < 1000:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return {"fits": arena >= 1500}, ()
+
+
 def hang(header: dict[str, Any], arrays: list[np.ndarray]) -> Answer:
     time.sleep(60)
     return {}, ()
@@ -51,4 +59,4 @@ def hang(header: dict[str, Any], arrays: list[np.ndarray]) -> Answer:
 
 if __name__ == "__main__":
     sys.exit(serve({"echo": echo, "refuse": refuse, "missing": missing, "crash": crash,
-                    "leave": leave, "hang": hang}))
+                    "leave": leave, "hang": hang, "fits": fits}))

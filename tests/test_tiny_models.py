@@ -55,20 +55,32 @@ def test_the_models_are_what_they_claim(models: dict[str, Path]) -> None:
     assert len(mcu_boards()) >= 6
 
 
-def test_a_crash_while_bisecting_is_does_not_fit(models: dict[str, Path],
-                                                caplog: pytest.LogCaptureFixture) -> None:
-    """The sizes below the minimum refuse or crash the child; neither is the answer."""
+def test_a_crash_while_bisecting_is_does_not_fit(models: dict[str, Path]) -> None:
+    """From 0 the bisection goes through sizes where TFLM segfaults (1,957 B for hello_world
+    on the pip package): each is "does not fit", and the answer is the real minimum."""
     model = read_model(models["hello"])
     planned = pip_arena(model)
-    with caplog.at_level(logging.DEBUG, logger="edge.runtime.tflm"):
-        minimum = minimum_arena(model, planned.size, low=0)  # from 0: through crashing sizes
-    crashes = [r.getMessage() for r in caplog.records if "crashed at an arena" in r.getMessage()]
-    assert crashes and "SIGSEGV" in crashes[0]  # (pip tflite-micro: just under the minimum)
+    minimum = minimum_arena(model, planned.size, low=0)
     assert 0 < minimum <= planned.size
     with TflmInterpreter(model, minimum) as interpreter:
         assert interpreter.get_output_details()[0]["shape"].tolist() == [1, 1]
     with pytest.raises(InterpreterError):
         TflmInterpreter(model, minimum - 16).close()
+
+
+def test_a_child_that_dies_while_bisecting_is_replaced(models: dict[str, Path],
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """The backstop: a child killed by a signal at one size counts "does not fit" there and a
+    new child answers the next size (tests/child_fixture.py: SIGSEGV below 1,000 B, fits from
+    1,500 B)."""
+    from edge.runtime import tflm
+
+    monkeypatch.setattr(tflm, "CHILD_MODULE", "tests.child_fixture")
+    with caplog.at_level(logging.DEBUG, logger="edge.runtime.tflm"):
+        assert tflm.minimum_arena(read_model(models["hello"]), 1500, low=0) == 1500
+    crashes = [r.getMessage() for r in caplog.records if "crashed at an arena" in r.getMessage()]
+    assert crashes and all("SIGSEGV (Segmentation fault)" in c for c in crashes), crashes
 
 
 def check_pip_step(report: VerifyReport, what: str) -> None:
