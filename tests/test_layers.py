@@ -29,6 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("edge.demo.clip",),  # a tool: its main() uses the CLI conventions of edge.cli.common
     ("firmware_export", "firmware_export.image"),
     ("firmware_export.plan",),
+    ("firmware_export.patch",),
+    ("firmware_export.plan.fit",),  # the entry point: plans, and chooses a patch rewrite
     ("firmware_export.tflm",),
     ("firmware_export.codegen",),
     ("firmware_export.export",),
