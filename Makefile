@@ -9,12 +9,22 @@ DEMO_FRAMES ?= 300
 
 # On Raspberry Pi OS picamera2 comes from apt (python3-picamera2) into the system Python, which a
 # plain venv cannot see: where $(PYTHON) can import it, the venv sees the system's packages
-# (--system-site-packages) and says so. Elsewhere a plain venv.
+# (--system-site-packages) and says so. Its compiled parts (simplejpeg) are built against the
+# system's numpy 1.x, which a pip-installed numpy 2 (newer OpenCV wheels require it) would hide:
+# the venv's pip.conf pins numpy to the system's version, so pip picks an OpenCV that accepts it.
+# Elsewhere a plain venv.
 SYSTEM_HAS_PICAMERA2 := import importlib.util, sys; sys.exit(importlib.util.find_spec("picamera2") is None)
+SYSTEM_NUMPY := import importlib.metadata as m; print(m.version("numpy"))
 $(PY):
 	@if $(PYTHON) -c '$(SYSTEM_HAS_PICAMERA2)' 2>/dev/null; then \
 	  echo "$(PYTHON) has picamera2 (python3-picamera2): creating $(VENV) with --system-site-packages so the venv can use the CSI camera"; \
-	  $(PYTHON) -m venv --system-site-packages $(VENV); \
+	  $(PYTHON) -m venv --system-site-packages $(VENV) || exit 1; \
+	  numpy=$$($(PYTHON) -c '$(SYSTEM_NUMPY)' 2>/dev/null); \
+	  if [ -n "$$numpy" ]; then \
+	    echo "numpy==$$numpy" > $(VENV)/system-numpy.txt; \
+	    printf '[global]\nconstraint = %s\n' "$$(cd $(VENV) && pwd)/system-numpy.txt" > $(VENV)/pip.conf; \
+	    echo "$(VENV)/pip.conf keeps the system's numpy $$numpy (picamera2's compiled parts are built against it)"; \
+	  fi; \
 	else \
 	  $(PYTHON) -m venv $(VENV); \
 	fi

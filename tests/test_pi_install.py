@@ -24,6 +24,7 @@ from edge.camera.picamera2 import APT_PACKAGE, VENV_FLAG, install_advice
 from tests.conftest import ROOT, need_tool
 
 STUB = "PICAMERA2_STUB = True\n"
+SYSTEM_NUMPY = "1.24.2"  # bookworm's python3-numpy
 
 
 def _fake_system_python(prefix: Path, with_picamera2: bool) -> Path:
@@ -52,6 +53,11 @@ def _fake_system_python(prefix: Path, with_picamera2: bool) -> Path:
         for name in ("picamera2", "libcamera"):
             (site_dir / name).mkdir()
             (site_dir / name / "__init__.py").write_text(STUB)
+        # Raspberry Pi OS's numpy (python3-numpy), which picamera2's compiled parts need.
+        info = site_dir / f"numpy-{SYSTEM_NUMPY}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: numpy\n"
+                                       f"Version: {SYSTEM_NUMPY}\n")
     return python
 
 
@@ -84,6 +90,12 @@ def test_make_sees_the_system_picamera2_and_says_so(tmp_path: Path) -> None:
     assert "has picamera2" in done.stdout and VENV_FLAG in done.stdout
     assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
     assert _imports_picamera2(venv)
+    # pip in that venv keeps the system's numpy: it reads the venv's pip.conf.
+    assert f"keeps the system's numpy {SYSTEM_NUMPY}" in done.stdout
+    assert (venv / "system-numpy.txt").read_text() == f"numpy=={SYSTEM_NUMPY}\n"
+    config = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "config", "list"],
+                            capture_output=True, text=True, check=True, env=_clean_env())
+    assert f"global.constraint='{venv / 'system-numpy.txt'}'" in config.stdout
 
 
 @pytest.mark.slow
@@ -95,6 +107,7 @@ def test_elsewhere_make_creates_a_plain_venv_silently(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     assert not _imports_picamera2(venv)
+    assert not (venv / "pip.conf").exists()
 
 
 @pytest.mark.slow
