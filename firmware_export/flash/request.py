@@ -101,6 +101,12 @@ def resolve_arena_size(requested: int | None, model: Model, planned: int, board:
     """
     if requested is not None and not 0 < requested < 2**32:
         raise FlashError(f"--arena-size (={requested}) must be in [1...{2**32 - 1}]")
+    if requested is not None and requested < planned:
+        raise FlashError(
+            f"--arena-size {requested:,} is below the {planned:,} B {model.source} needs on "
+            f"{board.name} (edge-export's plan): the image would understate it and the "
+            f"firmware's arena check could not refuse it; omit --arena-size or give at least "
+            f"{planned:,}")
     arena = requested if requested is not None else planned
     check_arena_fits(board, arena, flash_steps.mcu_of(board).pointer_size)
     if firmware is not None and arena > firmware.arena_size:
@@ -126,11 +132,59 @@ def check_project(firmware: ExportedProject | None, board: BoardProfile, image: 
     if firmware.board != board.name:
         raise FlashError(f"the firmware in {firmware.folder} was exported for {firmware.board}, "
                          f"not {board.name}; pass --board {firmware.board} or re-export it")
+    check_manifest_matches(firmware, board)
     if image and firmware.model_slot is False:
         raise FlashError(f"the firmware in {firmware.folder} was exported without --model-slot: "
                          "its model fills the slot's flash; re-export it with --model-slot "
                          f"(edge-export MODEL --board {board.name} --out {firmware.folder} "
                          "--model-slot)")
+
+
+def check_manifest_matches(firmware: ExportedProject, board: BoardProfile) -> None:
+    """Refuse a manifest whose board identity or slot differ from what ``board`` gives.
+
+    The firmware checks images against the identity and reads them from the slot it was built
+    with; a manifest that disagrees with the profile (edited, or a profile changed since the
+    export) would make edge-flash write an image the firmware never finds or refuses.
+
+    Raises:
+        FlashError: naming the field, both values and what to do.
+    """
+    if firmware.manifest is None:
+        return
+    expected_id = model_image_codec.board_id(board.name)
+    if firmware.board_id != expected_id:
+        raise FlashError(f"{firmware.manifest}: board_id {firmware.board_id:#010x} is not "
+                         f"{board.name}'s ({expected_id:#010x}); the firmware would refuse the "
+                         f"image: re-export the project for --board {board.name}")
+    part = flash_steps.mcu_of(board).slot_region(bool(firmware.model_slot))
+    expected_slot = None if part is None else (part.address, part.length)
+    if firmware.slot != expected_slot:
+        raise FlashError(f"{firmware.manifest}: slot {_slot_text(firmware.slot)} differs from "
+                         f"the {board.name} profile's {_slot_text(expected_slot)}; the firmware "
+                         "reads images from its own slot: re-export the project with this "
+                         "profile")
+
+
+def _slot_text(slot: tuple[int, int] | None) -> str:
+    return "none" if slot is None else f"{slot[1]:,} B at {slot[0]:#x}"
+
+
+def check_output(output: Path | None) -> None:
+    """Refuse an ``--output`` that names a folder or lies under a file (missing folders are
+    made).
+
+    Raises:
+        FlashError: saying what to name instead.
+    """
+    if output is None:
+        return
+    if output.is_dir():
+        raise FlashError(f"-o {output} is a folder; name the image file in it, e.g. "
+                         f"{output / 'model.img'} (or model.uf2 for a UF2 board)")
+    blocking = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise FlashError(f"-o {output}: {blocking} is a file, not a folder; choose another path")
 
 
 def note_unchecked_slot(firmware: ExportedProject | None, board: BoardProfile) -> None:
@@ -155,9 +209,11 @@ def model_image(request: FlashRequest, board: BoardProfile,
     check_exportable(model)
     labels = read_labels(request.labels) if request.labels else tuple(model.labels or ())
     model, _, plan = plan_for_board(model, board)  # what edge-export puts into the firmware
+    # The slot first: a model too big for it needs another model whatever its arena.
+    flash_steps.check_fits(board, len(model_image_codec.build_image(
+        model.content, labels, plan.size, board.name)))
     arena = resolve_arena_size(request.arena_size, model, plan.size, board, firmware)
     image = model_image_codec.build_image(model.content, labels, arena, board.name)
-    flash_steps.check_fits(board, len(image))
     log.info("model image: %d bytes (model %d, %d labels), arena %d", len(image),
              len(model.content), len(labels), arena)
     return image
@@ -206,6 +262,7 @@ def flash(request: FlashRequest) -> FlashResult:
     board = get_board(request.board, request.boards_dirs, kind="mcu")
     if request.model is None and request.firmware is None:
         raise FlashError("nothing to flash: give a MODEL, --firmware BUILD, or both")
+    check_output(request.output)
     project = read_project(request.firmware) if request.firmware else None
     check_project(project, board, request.model is not None)
     image = model_image(request, board, project) if request.model is not None else None
