@@ -35,7 +35,7 @@ from firmware_export.codegen.project import (
 from firmware_export.codegen.tflm_sources import TflmSelection, choose_tree, select_files
 from firmware_export.image import build_image
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan
-from firmware_export.plan.budget import Budget, check_budget, mcu_spec
+from firmware_export.plan.budget import Budget, check_budget, float_weight_savings, mcu_spec
 from firmware_export.plan.fit import check_exportable, plan_for_board
 from firmware_export.plan.offline import OfflinePlan
 
@@ -132,7 +132,10 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     model, offline, arena = plan_for_board(model, profile, offline_plan, margin)
     slot_image = (build_image(model.content, labels, arena.size, profile.name)
                   if model_slot else None)
-    budget = check_budget(profile, arena, len(model.content), slot_image)
+    budget = check_budget(profile, arena, len(model.content), slot_image,
+                          quantize_saves=float_weight_savings(
+                              [(t.dtype, len(t.data)) for t in model.main.tensors
+                               if t.data is not None]))
     identifier = check_identifier(name) if name else c_identifier(source.name)
     values = firmware_values(model, source.name, identifier, arena, profile, labels, library,
                              () if selection is None else selection.flags, model_slot)

@@ -5,14 +5,19 @@ Flash comes from the board's flash map, in which every byte belongs to one part,
 ``--model-slot`` (a slot image is given) the embedded model is checked against the ``model``
 part and the image against the ``slot`` part; without it the embedded model gets both parts and
 there is no slot. The firmware's own part is never counted for either.
+
+A model that does not fit is refused with what would actually help: quantizing only when the
+model still has float weights (and by how much that would shrink it), the other layout when it
+fits, the boards whose flash and RAM hold it, a smaller model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.boards import BoardProfile, McuSpec
+from edge.boards import BoardProfile, McuSpec, load_boards
 from edge.errors import BudgetError, ExportError
 from firmware_export.plan.arena import ArenaPlan
 from firmware_export.plan.mobilenet import largest_fitting, mobilenet_v2_arena
@@ -100,8 +105,12 @@ def check_arena_fits(board: BoardProfile, arena_size: int, pointer_size: int) ->
 
 
 def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
-                 slot_image: bytes | None = None) -> Budget:
-    """The budget, or an error that says by how much the model misses and what would fit.
+                 slot_image: bytes | None = None, quantize_saves: int = 0) -> Budget:
+    """The budget, or an error that says by how much the model misses and what would help.
+
+    Args:
+        quantize_saves: bytes int8 quantization would take off the model (its float
+            weights); 0 for a model already quantized.
 
     Raises:
         BudgetError: the arena, the model data or the slot image does not fit.
@@ -109,13 +118,42 @@ def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
     budget = budget_for(board, arena, model_bytes, slot_image)
     check_arena_fits(board, arena.size, arena.pointer_size)
     if budget.flash_left < 0:
+        helps = what_helps(board, budget, -budget.flash_left, quantize_saves,
+                           lambda spec: (spec.model_slot is not None or not budget.model_slot)
+                           and spec.model_region(budget.model_slot).size >= model_bytes)
         raise BudgetError(
             f"the model data is {model_bytes:,} B but {board.name} has "
             f"{budget.flash_for_model:,} B of flash for it{_layout(board, budget)}: "
-            f"{-budget.flash_left:,} B too many; quantize it to int8 or choose a board with "
-            "more flash")
-    _check_slot(board, budget)
+            f"{-budget.flash_left:,} B too many; {helps}")
+    _check_slot(board, budget, quantize_saves)
     return budget
+
+
+def float_weight_savings(constants: list[tuple[str, int]]) -> int:
+    """Bytes int8 would save on constant tensors given as (dtype, byte count)."""
+    shrink = {"float32": 3 / 4, "float16": 1 / 2, "float64": 7 / 8}
+    return int(sum(size * shrink.get(dtype, 0) for dtype, size in constants))
+
+
+def what_helps(board: BoardProfile, budget: Budget, excess: int, quantize_saves: int,
+               holds: Callable[[McuSpec], bool]) -> str:
+    """What would make a model that misses by ``excess`` bytes fit, most direct first.
+
+    Args:
+        holds: ``holds(spec) -> bool``: whether another board's flash holds the model (or its
+            image) in the same layout.
+    """
+    helps = []
+    if quantize_saves >= excess:  # else quantizing alone would not do it: not named
+        helps.append(f"quantize it to int8 (edge-model quantize; its float weights would "
+                     f"shrink by about {quantize_saves:,} B)")
+    boards = [b.name for b in load_boards().values()
+              if b.mcu is not None and b.name != board.name and holds(b.mcu)
+              and b.mcu.ram_for_arena >= budget.arena]
+    helps.append("a smaller model (fewer channels or a lower input resolution)")
+    if boards:
+        helps.append(f"a board with room for it: {', '.join(sorted(boards))}")
+    return "; or ".join(helps)
 
 
 def _layout(board: BoardProfile, budget: Budget) -> str:
@@ -129,7 +167,7 @@ def _layout(board: BoardProfile, budget: Budget) -> str:
             "slot parts)")
 
 
-def _check_slot(board: BoardProfile, budget: Budget) -> None:
+def _check_slot(board: BoardProfile, budget: Budget, quantize_saves: int = 0) -> None:
     if budget.slot_image_bytes is None:
         return
     if budget.slot_length is None:
@@ -137,7 +175,10 @@ def _check_slot(board: BoardProfile, budget: Budget) -> None:
                           "export without --model-slot")
     left = budget.slot_left
     if left is not None and left < 0:
+        image = budget.slot_image_bytes
+        helps = what_helps(board, budget, -left, quantize_saves,
+                           lambda spec: spec.model_slot is not None
+                           and spec.model_slot.length >= image)
         raise BudgetError(
             f"the model image is {budget.slot_image_bytes:,} B but the model slot of "
-            f"{board.name} holds {budget.slot_length:,} B: {-left:,} B too many; use a smaller "
-            "model or a board with a larger slot")
+            f"{board.name} holds {budget.slot_length:,} B: {-left:,} B too many; {helps}")
