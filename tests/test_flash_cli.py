@@ -701,3 +701,52 @@ def test_output_naming_a_folder_is_a_user_error(person: Path, tmp_path: Path,
     assert "internal error" not in line and "bug" not in line
     assert ("is a folder; name the image file in it" in line if kind == "folder"
             else f"{target} is a file, not a folder" in line)
+
+
+# --- --fallback none: the demo model updated in place on nano33ble (issue 24 point 4) ---------
+
+DEMO_MODEL = ROOT / "edge" / "demo" / "demo_model.tflite"
+
+
+def test_image_too_big_for_the_fallback_layout_names_fallback_none(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo.img"
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "-o", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "larger than nano33ble's model slot (360,448 bytes at 0xa8000)" in line
+    assert "--model-slot --fallback none (its slot holds 720,896 bytes)" in line
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "--fallback", "none", "-o",
+                 str(out)]) == 0
+    image = img.parse_image(out.read_bytes(), "nano33ble")
+    assert image.model == DEMO_MODEL.read_bytes()
+
+
+def test_the_layout_comes_from_the_project_and_must_agree(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "fw"
+    export_model(DEMO_MODEL, "nano33ble", project, model_slot=True, fallback=False)
+    out = tmp_path / "demo.img"
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "--firmware", str(project), "-o",
+                 str(out)]) == 0
+    assert out.read_bytes() == (project / "model_slot.img").read_bytes()
+    capsys.readouterr()
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "--firmware", str(project),
+                 "--fallback", "embedded", "-o", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "was exported with --fallback none, not embedded" in line
+    # A manifest whose slot is the other layout's is refused.
+    _edit_manifest(project, slot={"address": 0xA8000, "length": 360_448})
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "--firmware", str(project), "-o",
+                 str(out)]) == 2
+    assert "differs from the nano33ble profile's 720,896 B at 0x50000" in (
+        capsys.readouterr().err)
+
+
+def test_dry_run_writes_the_image_at_the_whole_slot(bench: Bench) -> None:
+    result = bench.run(str(DEMO_MODEL), "--board", "nano33ble", "--fallback", "none",
+                       "--port", "/dev/null", "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    (step,) = doc["steps"]
+    assert step["address"] == "0x00050000" and "--offset=0x50000" in step["args"]
+    assert "--model-slot --fallback none" in result.stderr

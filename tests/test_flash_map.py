@@ -195,7 +195,7 @@ def test_quantizing_is_advised_only_when_it_would_make_the_model_fit() -> None:
         check_budget(board, arena, too_big, quantize_saves=999)
     assert "quantize" not in str(e.value) and "a smaller model" in str(e.value)
     big_image = b"\0" * (board.mcu.model_slot.length + 10) if board.mcu.model_slot else b""
-    with pytest.raises(BudgetError, match=r"model image .* 10 B too many; quantize it"):
+    with pytest.raises(BudgetError, match=r"model image .* 10 B too many; .*quantize it"):
         check_budget(board, arena, 1000, big_image, quantize_saves=10)
 
 
@@ -267,3 +267,65 @@ def test_docs_flash_map_table_matches_the_profiles() -> None:
                 (name, part)
         region = spec.model_region(slot=False)
         assert shown["no-slot"] == f"`{region.address:#x}`, {region.size // 1024:,} KB", name
+
+
+# --- --fallback none: the slot takes the model part too (issue 24 point 4) ---------------------
+
+
+def test_demo_model_with_model_slot_names_fallback_none(tmp_path: Path) -> None:
+    with pytest.raises(BudgetError, match=r"300,304 B too many; --fallback none \(no embedded "
+                                          r"model; the slot then gets 720,896 B"):
+        export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw", model_slot=True)
+
+
+def test_demo_model_updates_in_place_on_nano33ble_without_a_fallback(tmp_path: Path) -> None:
+    """--model-slot --fallback none: no embedded model, the slot spans the model and slot
+    parts (720,896 B at 0x50000); manifest, build flags, model_data.cc and budget agree."""
+    result = export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw", model_slot=True,
+                          fallback=False)
+    assert result.slot_image is not None
+    image_bytes = result.slot_image.stat().st_size
+    assert (result.budget.slot_length, result.budget.slot_image_bytes) == (720_896, image_bytes)
+    assert (result.budget.model_bytes, result.budget.flash_for_model) == (0, 0)
+    manifest = json.loads((result.out / "edge-export.json").read_text())
+    assert manifest["fallback"] == "none"
+    assert manifest["slot"] == {"address": 0x50000, "length": 720_896}
+    ini = (result.out / "platformio.ini").read_text()
+    assert "-DEDGE_MODEL_NO_FALLBACK=1" in ini and "-DEDGE_MODEL_SLOT_ADDRESS=0x50000u" in ini
+    assert "-DEDGE_MODEL_SLOT_LENGTH=0xb0000u" in ini
+    model_cc = (result.out / "src" / "model_data.cc").read_text()
+    assert "#if !defined(EDGE_MODEL_NO_FALLBACK)" in model_cc
+    assert linker_flash((result.out / "link" / "board.ld").read_text())[1] == 0
+    # The default layout keeps the embedded fallback and says so.
+    embedded = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
+                            tmp_path / "fw2", model_slot=True)
+    doc = json.loads((embedded.out / "edge-export.json").read_text())
+    assert doc["fallback"] == "embedded" and doc["slot"]["length"] == 360_448
+    assert "-DEDGE_MODEL_FALLBACK=1" in (embedded.out / "platformio.ini").read_text()
+
+
+def test_esp32s3_without_a_fallback_gives_the_app_partition_only_the_firmware(
+        tmp_path: Path) -> None:
+    result = export_model(shared_file("models/person_detect.tflite"), "esp32s3",
+                          tmp_path / "fw", model_slot=True, fallback=False)
+    table = partition_table(result.out)
+    spec = spec_of("esp32s3").mcu
+    assert spec is not None
+    firmware, whole = spec.flash_part("firmware"), spec.model_region(False)
+    assert firmware is not None
+    assert table["app0"] == (firmware.address, firmware.size)
+    assert table["edge_model"] == (whole.address, whole.size)
+
+
+def test_no_fallback_layout_of_every_board_with_a_slot() -> None:
+    for name in MCU_BOARDS:
+        spec = spec_of(name).mcu
+        assert spec is not None
+        if spec.model_slot is None:
+            assert spec.slot_region(True, fallback=False) is None
+            continue
+        whole = spec.slot_region(True, fallback=False)
+        assert whole is not None
+        region = spec.model_region(False)
+        assert (whole.address, whole.length) == (region.address, region.size)
+        assert spec.model_region(True, fallback=False).size == 0

@@ -16,6 +16,7 @@ from edge.cli.common import (
     print_json,
     run_command,
 )
+from edge.errors import ExportError
 from firmware_export.export import ExportResult, export_model
 from firmware_export.plan.arena import DEFAULT_MARGIN
 from firmware_export.plan.fit import OFFLINE_CHOICES
@@ -25,6 +26,7 @@ PROG = "edge-export"
 EXAMPLES = (
     "edge-export person_detect.tflite --board nano33ble --out fw",
     "edge-export model.tflite --board esp32s3 --out fw --verify --json",
+    "edge-export demo_model.tflite --board nano33ble --out fw --model-slot --fallback none",
 )
 
 
@@ -58,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "image model_slot.img into the project; the embedded fallback model "
                         "then gets the flash map's model part only (without it, there is no "
                         "slot and the model gets the model and slot parts)")
+    parser.add_argument("--fallback", choices=("embedded", "none"), default=None,
+                        help="with --model-slot: 'embedded' (default) also links the model "
+                        "into the model part and runs it when the slot holds no valid image; "
+                        "'none' embeds no model and gives the slot the model and slot parts "
+                        "both (a model twice as large can then be updated in place; with no "
+                        "valid image the board reports why and waits)")
     parser.add_argument("--margin", type=int, default=DEFAULT_MARGIN, metavar="BYTES",
                         help=f"bytes added to the predicted arena (default {DEFAULT_MARGIN})")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -74,11 +82,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.fallback is not None and not args.model_slot:
+        raise ExportError("--fallback applies to --model-slot firmware only; add --model-slot "
+                          "or drop --fallback")
     trees = [locate_tree(path) for path in args.tflm]  # a folder, or a .tar.gz unpacked once
     result = export_model(args.model, args.board, args.out, name=args.name,
                           offline_plan=args.offline_plan, margin=args.margin,
                           boards_dirs=args.boards_dir, tflm=[t.root for t in trees],
-                          model_slot=args.model_slot)
+                          model_slot=args.model_slot, fallback=args.fallback != "none")
     report: dict[str, Any] = result.to_dict()
     verified = None
     if args.verify:

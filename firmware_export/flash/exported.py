@@ -33,6 +33,7 @@ class ExportedProject:
     board_id: int | None = None  # EDGE_BOARD_ID the firmware checks images against
     slot: tuple[int, int] | None = None  # (address, length) it reads images from
     manifest: Path | None = None  # the edge-export.json these came from
+    fallback: bool | None = None  # with model_slot: an embedded fallback model (None: unknown)
 
 
 def _read_text(path: Path) -> str:
@@ -81,7 +82,12 @@ def _from_manifest(folder: Path, path: Path) -> ExportedProject:
             and isinstance(slot_mode, bool) and _u32(identity)):
         raise FlashError(f"{path}: malformed tensor_arena_size, board, board_id or model_slot; "
                          "re-export the project")
-    return ExportedProject(folder, arena, board, slot_mode, identity, _slot(path, slot), path)
+    fallback = doc.get("fallback", "embedded" if slot_mode else None)
+    if fallback not in ({"embedded", "none"} if slot_mode else {None}):
+        raise FlashError(f"{path}: malformed fallback {fallback!r} (expected 'embedded' or "
+                         "'none' with model_slot); re-export the project")
+    return ExportedProject(folder, arena, board, slot_mode, identity, _slot(path, slot), path,
+                           None if fallback is None else fallback == "embedded")
 
 
 def _u32(value: object) -> bool:
