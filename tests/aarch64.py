@@ -34,9 +34,11 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from firmware_export.tflm.cache import cached_folder
@@ -47,8 +49,16 @@ DEBIAN_PACKAGES = ("python3", "python3-venv", "python3-pip", "libgl1", "libglib2
 PYTHON_VERSION = "3.11"
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_27_aarch64",
              "manylinux_2_28_aarch64")
-RUNTIME_DISTRIBUTIONS = ("numpy", "opencv-python-headless", "pyserial", "flatbuffers",
-                         "ai-edge-litert")
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def runtime_distributions() -> tuple[str, ...]:
+    """The runtime's dependencies as pyproject.toml lists them, without version bounds."""
+    doc = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
+    return tuple(re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0]
+                 for dep in doc["project"]["dependencies"])
+
+
 # QEMU_CPU -> (the cpuinfo file in ../shared/platform, the "CPU part" it declares, the board).
 CPUS = {"cortex-a72": ("cpuinfo_cortex_a72", "0xd08", "rpi4"),
         "cortex-a76": ("cpuinfo_cortex_a76", "0xd0b", "rpi5")}
@@ -87,7 +97,7 @@ def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
 
 def pinned_requirements() -> list[str]:
     """The runtime dependencies at the versions this interpreter has (the x86 reference)."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in RUNTIME_DISTRIBUTIONS]
+    return [f"{name}=={importlib.metadata.version(name)}" for name in runtime_distributions()]
 
 
 def sysroot(platform_dir: Path) -> Path:
