@@ -50,10 +50,9 @@ from tests.aarch64 import (
 )
 from tests.conftest import ROOT, SHARED, shared_file
 
-pytestmark = [pytest.mark.slow,
-              # The cold build (mmdebstrap, wheel download, emulated pip) is part of the first
-              # test's setup: its hang guard is the build's own, not the default 600 s.
-              pytest.mark.timeout(3 * 1800)]
+# The cold build (mmdebstrap, wheel download, emulated pip) is the module fixture's: pytest's
+# timeout guards the test functions only (timeout_func_only), the build has its own hang guards.
+pytestmark = [pytest.mark.slow]
 
 DEMO = "demo model"
 MAX_STEPS = {"models/tf2_mobilenet_v2_1.0_224_ptq.tflite": 3,
