@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edge.boards import BoardProfile
 from edge.errors import VerifyError
-from edge.serial.protocol import LabelRecord, StreamDecoder
+from edge.serial.protocol import STREAM_START, LabelRecord, StreamDecoder
 from firmware_export.image import board_id
 from firmware_export.tflm.build import Library
 from firmware_export.tflm.program import Program
@@ -54,4 +54,12 @@ def boot_from_slot(firmware: Program, board: BoardProfile, image: Path | None, f
     assert slot is not None
     loads = [Loaded(image, slot.address)] if image is not None else []
     result = run_program(firmware, [str(frames), str(frame_bytes)], loads=loads)
-    return result, StreamDecoder("auto").feed(result.stdout)
+    return result, firmware_records(result.stdout)
+
+
+def firmware_records(stdout: bytes) -> list[LabelRecord]:
+    """The firmware's stream as it promises it: text records (a refused image, a fallback)
+    until the stream-start byte, binary frames after it."""
+    text, start, frames = stdout.partition(STREAM_START)
+    records = StreamDecoder("text").feed(text)
+    return records + (StreamDecoder("binary").feed(start + frames) if start else [])
