@@ -45,11 +45,13 @@ class ServerCounters:
         refused: connections closed at once because the limit was reached by busy ones.
         evicted: idle connections (no request yet, or between requests) closed to make room.
         timed_out: connections closed because a request did not arrive in time.
+        accept_errors: accepts that failed (e.g. no descriptor left); accepting pauses 1 s.
         bad_requests: malformed, too large or refused (Host, token, method) requests.
         slow_dropped: stream clients dropped because they did not keep up.
         frames_skipped: JPEG frames not sent to a viewer whose connection was still busy.
         events_sent: event messages written (one per client and event).
         events_coalesced: label events never sent because a newer one came within the rate cap.
+        cpu_s: CPU seconds the server thread has used.
     """
 
     connections: int = 0
@@ -58,11 +60,13 @@ class ServerCounters:
     refused: int = 0
     evicted: int = 0
     timed_out: int = 0
+    accept_errors: int = 0
     bad_requests: int = 0
     slow_dropped: int = 0
     frames_skipped: int = 0
     events_sent: int = 0
     events_coalesced: int = 0
+    cpu_s: float = 0.0
 
 
 class PreviewHub:
@@ -77,6 +81,7 @@ class PreviewHub:
         self.options = options
         self.encoded = 0
         self.encode_errors = 0
+        self.encode_cpu_s = 0.0
         self.counters = ServerCounters()
         self.on_jpeg: Callable[[bytes], None] | None = None
         self._latest: tuple[int, np.ndarray, LabelEvent] | None = None
@@ -168,9 +173,11 @@ class PreviewHub:
         event = self.latest_event()[1]
         return {"clients": self.counters.viewers + self.counters.listeners,
                 "encoded": self.encoded, "encode_errors": self.encode_errors,
+                "encode_cpu_s": round(self.encode_cpu_s, 3),
                 "fps": self._fps(time.monotonic(), list(self._times)),
                 "latency_ms": round(event.latency_ms, 2) if event is not None else None,
-                **asdict(self.counters)}
+                **{k: round(v, 3) if isinstance(v, float) else v
+                   for k, v in asdict(self.counters).items()}}
 
     # --- the encoder thread -----------------------------------------------------------------
 
@@ -194,6 +201,7 @@ class PreviewHub:
                 continue
             self._jpeg = jpeg
             self.encoded += 1
+            self.encode_cpu_s = time.thread_time()
             callback = self.on_jpeg
             if callback is not None:
                 callback(jpeg)

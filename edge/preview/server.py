@@ -27,6 +27,7 @@ What keeps it from hurting the labelling loop, whoever connects:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import resource
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 
 BOUNDARY = "edgeframe"
 REQUEST_TIMEOUT_S = 10.0
+SWEEP_S = 1.0
+RESPONSE_BACKLOG = 256 * 1024
+ACCEPT_RATE = 100.0  # new connections a second, at most (the rest wait in the kernel's backlog)
+ACCEPT_BURST = 64
 IDLE_TIMEOUT_S = 15.0
 WRITE_TIMEOUT_S = 10.0
 SLOW_CLIENT_S = 10.0
@@ -114,24 +119,69 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Conn:
-    """One client connection and where it stands."""
+class _Conn(asyncio.Protocol):
+    """One client connection: reads request heads, answers them, or becomes a stream client."""
 
-    __slots__ = ("stalled_since", "writer")
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
+    def __init__(self, server: PreviewServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock  # until the transport takes it over
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.stream: str | None = None  # "viewer" or "listener" once streaming
+        self.deadline: float | None = time.monotonic() + REQUEST_TIMEOUT_S
         self.stalled_since: float | None = None
+        self.closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.closing:  # evicted while being set up
+            transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._forget(self)
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close
+
+    def data_received(self, data: bytes) -> None:
+        if self.stream is not None or self.closing:
+            return  # whatever a stream client sends is ignored
+        self.buffer += data
+        while not self.closing and self.stream is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD_BYTES:
+                    self.server._error(self, 431, "request head larger than 8 KiB")
+                return
+            if end > MAX_HEAD_BYTES:
+                self.server._error(self, 431, "request head larger than 8 KiB")
+                return
+            head = bytes(self.buffer[:end])
+            del self.buffer[:end + 4]
+            self.server._request(self, head)
 
     @property
     def buffered(self) -> int:
-        return self.writer.transport.get_write_buffer_size()
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def write(self, data: bytes) -> None:
-        self.writer.transport.write(data)
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Close after what is written has been sent."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
 
     def abort(self) -> None:
-        self.writer.transport.abort()
+        """Close now, dropping what is unsent."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+        else:
+            self.sock.close()
 
 
 class PreviewServer:
@@ -156,9 +206,14 @@ class PreviewServer:
             log.warning("the preview at %s is open to the network without --preview-token",
                         self.url)
         self._conns: set[_Conn] = set()
-        self._idle: dict[_Conn, None] = {}  # oldest first: the ones to evict at the limit
+        self._idle: dict[_Conn, None] = {}  # waiting for a request, oldest first: evicted first
         self._viewers: set[_Conn] = set()
         self._listeners: set[_Conn] = set()
+        self._adopting: set[asyncio.Task[Any]] = set()
+        self._tokens = float(ACCEPT_BURST)
+        self._tokens_at = time.monotonic()
+        self._accepting = False
+        self._closed = False
         self._status_cache: tuple[float, bytes] = (float("-inf"), b"")
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -205,49 +260,103 @@ class PreviewServer:
 
     @staticmethod
     def _loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        # e.g. accept() failing with EMFILE: asyncio pauses accepting and retries by itself.
-        log.warning("preview: %s", context.get("message") or context.get("exception"))
+        log.debug("preview: %s", context.get("message") or context.get("exception"))
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        server = await asyncio.start_server(self._client, sock=self._sock,
-                                            limit=MAX_HEAD_BYTES, backlog=ACCEPT_BATCH)
-        ticker = asyncio.create_task(self._event_ticker())
+        self._resume_accept()
+        tasks = [asyncio.create_task(self._event_ticker()), asyncio.create_task(self._sweeper())]
         self._ready.set()
         await self._stopping.wait()
-        server.close()
-        ticker.cancel()
+        self._closed = True
+        self._pause_accept(None)
+        for task in tasks:
+            task.cancel()
         for conn in list(self._conns):
             conn.abort()
 
-    # --- connections ----------------------------------------------------------------------------
+    # --- accepting, within the limits -----------------------------------------------------------
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Conn(writer)
+    def _resume_accept(self) -> None:
+        if not self._accepting and not self._closed and self._sock.fileno() != -1:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+            self._accepting = True
+
+    def _pause_accept(self, seconds: float | None) -> None:
+        """Leave new connections in the kernel's backlog for ``seconds`` (None: for good)."""
+        if self._accepting:
+            self._loop.remove_reader(self._sock.fileno())
+            self._accepting = False
+        if seconds is not None:
+            self._loop.call_later(seconds, self._resume_accept)
+
+    def _accept(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(ACCEPT_BURST, self._tokens + (now - self._tokens_at) * ACCEPT_RATE)
+        self._tokens_at = now
         counters = self.hub.counters
-        if len(self._conns) >= self.limit:
-            if self._idle:
-                victim = next(iter(self._idle))
-                self._forget(victim)
-                victim.abort()
-                counters.evicted += 1
-            else:
-                counters.refused += 1
-                conn.write(response_head(503, {"Content-Length": "0", "Retry-After": "1",
-                                               "Connection": "close"}))
-                writer.transport.close()
+        for _ in range(ACCEPT_BATCH):
+            if self._tokens < 1:
+                self._pause_accept((1 - self._tokens) / ACCEPT_RATE)
                 return
-        self._conns.add(conn)
-        counters.connections = len(self._conns)
+            try:
+                sock, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE, ENFILE, ENOBUFS: wait for descriptors to come back
+                counters.accept_errors += 1
+                if counters.accept_errors == 1:
+                    log.warning("the preview cannot accept connections (%s); pausing 1 s",
+                                e.strerror or e)
+                self._pause_accept(1.0)
+                return
+            self._tokens -= 1
+            if len(self._conns) >= self.limit and not self._make_room():
+                counters.refused += 1
+                try:  # what the client sent already is read, so the close is no reset
+                    sock.setblocking(False)
+                    with contextlib.suppress(BlockingIOError):
+                        sock.recv(MAX_HEAD_BYTES)
+                    sock.send(response_head(503, {"Content-Length": "0", "Retry-After": "1",
+                                                  "Connection": "close"}))
+                except OSError:
+                    pass
+                sock.close()
+                continue
+            if self._closed:
+                sock.close()
+                return
+            sock.setblocking(False)
+            conn = _Conn(self, sock)
+            self._opened(conn)
+            task = self._loop.create_task(self._adopt(conn))
+            self._adopting.add(task)
+            task.add_done_callback(self._adopting.discard)
+
+    def _make_room(self) -> bool:
+        """Close the oldest idle connection; False when every connection is busy."""
+        if not self._idle:
+            return False
+        victim = next(iter(self._idle))
+        self._forget(victim)
+        victim.abort()
+        self.hub.counters.evicted += 1
+        return True
+
+    async def _adopt(self, conn: _Conn) -> None:
+        """Hand the accepted socket to a transport speaking to ``conn``."""
+        if conn.closing:
+            return
         try:
-            await self._converse(conn, reader)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
-            pass  # the client went away, or was too slow
-        except Exception:  # a bug here costs one connection, never the server
-            log.warning("preview: a connection failed", exc_info=True)
-        finally:
+            await self._loop.connect_accepted_socket(lambda: conn, conn.sock)
+        except OSError:
             self._forget(conn)
-            conn.abort()
+            conn.sock.close()
+
+    def _opened(self, conn: _Conn) -> None:
+        self._conns.add(conn)
+        self._idle[conn] = None
+        self.hub.counters.connections = len(self._conns)
 
     def _forget(self, conn: _Conn) -> None:
         self._conns.discard(conn)
@@ -259,59 +368,59 @@ class PreviewServer:
         counters.viewers = len(self._viewers)
         counters.listeners = len(self._listeners)
 
-    async def _converse(self, conn: _Conn, reader: asyncio.StreamReader) -> None:
-        """Requests on one connection until it closes, times out or turns into a stream."""
-        timeout = REQUEST_TIMEOUT_S
+    async def _sweeper(self) -> None:
+        """Once a second: close connections whose request (or next request) is overdue."""
         while True:
+            await asyncio.sleep(SWEEP_S)
+            now = time.monotonic()
+            for conn in list(self._conns):
+                if conn.deadline is not None and now > conn.deadline:
+                    self.hub.counters.timed_out += 1
+                    self._forget(conn)
+                    conn.abort()
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def _request(self, conn: _Conn, head: bytes) -> None:
+        """Answer one request head (called from the connection's ``data_received``)."""
+        self._idle.pop(conn, None)
+        try:
+            request = parse_head(head)
+        except BadRequestError as e:
+            self._error(conn, e.status, str(e))
+            return
+        refusal = self.guard.refusal(request)
+        if refusal is not None:
+            extra = {"WWW-Authenticate": "Bearer"} if refusal[0] == 401 else {}
+            self._error(conn, *refusal, extra)
+            return
+        if request.path == "/stream.mjpg":
+            self._stream(conn, request)
+            return
+        if request.path == "/events":
+            self._events(conn, request)
+            return
+        keep = request.keep_alive and not request.has_body and conn.buffered < RESPONSE_BACKLOG
+        self._answer(conn, request, keep)
+        if keep:
+            conn.deadline = time.monotonic() + IDLE_TIMEOUT_S
             self._idle[conn] = None
-            try:
-                async with asyncio.timeout(timeout):
-                    head = await reader.readuntil(b"\r\n\r\n")
-            except TimeoutError:
-                self.hub.counters.timed_out += 1
-                return
-            except asyncio.LimitOverrunError:
-                await self._error(conn, 431, "request head larger than 8 KiB")
-                return
-            except asyncio.IncompleteReadError:
-                return
-            self._idle.pop(conn, None)
-            try:
-                request = parse_head(head)
-            except BadRequestError as e:
-                await self._error(conn, e.status, str(e))
-                return
-            refusal = self.guard.refusal(request)
-            if refusal is not None:
-                extra = {"WWW-Authenticate": "Bearer"} if refusal[0] == 401 else {}
-                await self._error(conn, *refusal, extra)
-                return
-            if request.path == "/stream.mjpg":
-                await self._stream(conn, reader, request)
-                return
-            if request.path == "/events":
-                await self._events(conn, reader, request)
-                return
-            keep = request.keep_alive and not request.has_body
-            await self._answer(conn, request, keep)
-            if not keep:
-                return
-            timeout = IDLE_TIMEOUT_S
+        else:
+            conn.deadline = time.monotonic() + WRITE_TIMEOUT_S
+            conn.close()
 
-    async def _send(self, conn: _Conn, data: bytes) -> None:
-        conn.write(data)
-        async with asyncio.timeout(WRITE_TIMEOUT_S):
-            await conn.writer.drain()
-
-    async def _error(self, conn: _Conn, code: int, reason: str,
-                     headers: dict[str, str] | None = None) -> None:
+    def _error(self, conn: _Conn, code: int, reason: str,
+               headers: dict[str, str] | None = None) -> None:
         self.hub.counters.bad_requests += 1
+        self._idle.pop(conn, None)
         body = (reason + "\n").encode("utf-8", "replace")
-        await self._send(conn, response_head(code, {
+        conn.write(response_head(code, {
             "Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(body)),
             "Connection": "close", **(headers or {})}) + body)
+        conn.deadline = time.monotonic() + WRITE_TIMEOUT_S
+        conn.close()
 
-    async def _answer(self, conn: _Conn, request: Request, keep: bool) -> None:
+    def _answer(self, conn: _Conn, request: Request, keep: bool) -> None:
         routes: dict[str, Callable[[], tuple[str, bytes]]] = {
             "/": lambda: ("text/html; charset=utf-8", self.page),
             "/status": lambda: ("application/json", self._status_body()),
@@ -324,7 +433,7 @@ class PreviewServer:
             code, (kind, body) = 200, route()
         head = response_head(code, {"Content-Type": kind, "Content-Length": str(len(body)),
                                     "Connection": "keep-alive" if keep else "close"})
-        await self._send(conn, head + (body if request.method == "GET" else b""))
+        conn.write(head + (body if request.method == "GET" else b""))
 
     def _status_body(self) -> bytes:
         at, body = self._status_cache
@@ -337,28 +446,27 @@ class PreviewServer:
     def _metrics(self) -> bytes:
         return prometheus_text(self.hub.live_summary(), self.hub.numbers()).encode()
 
-    async def _open_stream(self, conn: _Conn, request: Request, kind: str) -> bool:
-        await self._send(conn, response_head(200, {"Content-Type": kind,
-                                                   "Connection": "close"}))
-        return request.method == "GET"
-
-    async def _hold(self, reader: asyncio.StreamReader) -> None:
-        """Until the client closes (whatever it sends meanwhile is read and ignored)."""
-        while await reader.read(4096):
-            pass
+    def _open_stream(self, conn: _Conn, request: Request, kind: str) -> bool:
+        """Send the stream's head; True when the stream follows (GET), False for HEAD."""
+        conn.write(response_head(200, {"Content-Type": kind, "Connection": "close"}))
+        if request.method != "GET":
+            conn.close()
+            return False
+        conn.deadline = None
+        return True
 
     # --- the MJPEG stream -----------------------------------------------------------------------
 
-    async def _stream(self, conn: _Conn, reader: asyncio.StreamReader, request: Request) -> None:
-        if not await self._open_stream(conn, request,
-                                       f"multipart/x-mixed-replace; boundary={BOUNDARY}"):
+    def _stream(self, conn: _Conn, request: Request) -> None:
+        if not self._open_stream(conn, request,
+                                 f"multipart/x-mixed-replace; boundary={BOUNDARY}"):
             return
+        conn.stream = "viewer"
         jpeg = self.hub.jpeg
         if jpeg is not None:
             conn.write(self._part(jpeg))
         self._viewers.add(conn)
         self.hub.counters.viewers = len(self._viewers)
-        await self._hold(reader)
 
     @staticmethod
     def _part(jpeg: bytes) -> bytes:
@@ -394,16 +502,16 @@ class PreviewServer:
 
     # --- the event stream -----------------------------------------------------------------------
 
-    async def _events(self, conn: _Conn, reader: asyncio.StreamReader, request: Request) -> None:
-        if not await self._open_stream(conn, request, "text/event-stream"):
+    def _events(self, conn: _Conn, request: Request) -> None:
+        if not self._open_stream(conn, request, "text/event-stream"):
             return
+        conn.stream = "listener"
         conn.write(b"retry: 1000\n\n")
         event = self.hub.latest_event()[1]
         if event is not None:
             conn.write(self._message(event.as_dict()))
         self._listeners.add(conn)
         self.hub.counters.listeners = len(self._listeners)
-        await self._hold(reader)
 
     @staticmethod
     def _message(data: dict[str, Any]) -> bytes:
@@ -418,6 +526,7 @@ class PreviewServer:
         counters = self.hub.counters
         while True:
             await asyncio.sleep(period)
+            counters.cpu_s = time.thread_time()
             observed, event = self.hub.latest_event()
             if not self._listeners:
                 sent = observed
