@@ -3,25 +3,35 @@ headless chromium driven by selenium (the picture moves, the page's label matche
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import queue
 import re
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
+from edge.camera.pacing import Pacer
+from edge.cli.run import build_parser, realtime_from_args
 from edge.errors import PreviewError
-from edge.preview import parse_bind
+from edge.events import DETECT, POSE, SEGMENT, Detection, Keypoint, LabelEvent, Prediction
+from edge.preview import PreviewOptions, parse_bind
+from edge.preview.encoder import PreviewHub
 from edge.preview.metrics import prometheus_text
+from edge.preview.overlay import SKELETON, annotate, colour, palette
 from edge.preview.server import render_page
 from tests.conftest import ROOT, need_tool
 from tests.process_lines import stderr_lines, wait_line
@@ -53,15 +63,95 @@ def test_metrics_text_format() -> None:
         assert line.startswith("#") or re.fullmatch(r"[a-z_]+(\{[a-z]+=\"[^\"]*\"\})? \S+", line)
 
 
+def _kind_event(kind: str, frame_size: tuple[int, int] = (640, 480), **fields: object
+                ) -> LabelEvent:
+    return LabelEvent(0, 0, 0, 3.0, 0.0, (Prediction(1, "person", 0.9),), kind=kind,
+                      frame_size=frame_size, **fields)  # type: ignore[arg-type]
+
+
+def _near(pixel: np.ndarray, bgr: tuple[int, int, int], tolerance: int = 40) -> bool:
+    return bool(np.abs(pixel.astype(int) - np.array(bgr)).max() <= tolerance)
+
+
+def test_boxes_drawn_where_the_detections_are_scaled_to_the_picture() -> None:
+    grey = np.full((240, 320, 3), 128, np.uint8)  # the picture at half the frame's size
+    event = _kind_event(DETECT, detections=(
+        Detection(15, "person", 0.9, (100.0, 200.0, 300.0, 400.0)),
+        Detection(2, "bicycle", 0.5, (float("nan"), 0.0, 1.0, 1.0)),  # skipped, no error
+        Detection(3, "car", 0.5, (-1e12, -1e12, 1e12, 1e12))))  # clipped, no overflow
+    out = annotate(grey.copy(), event, fps=12.0)
+    person = colour(15)
+    # the box spans x 50..150, y 100..200 in the picture (out[y, x])
+    assert _near(out[150, 50], person) and _near(out[150, 150], person)
+    assert _near(out[150, 100], (128, 128, 128))  # inside the box: untouched
+    assert _near(out[94, 52], person)  # the label's background just above the top edge
+    assert _near(out[150, 30], (128, 128, 128))  # outside: untouched
+
+
+def test_mask_blended_over_its_class_pixels_background_left_clear() -> None:
+    black = np.zeros((120, 160, 3), np.uint8)
+    mask = np.zeros((6, 8), np.uint8)
+    mask[3:, 4:] = 15  # bottom right quarter: class 15 (person, in PASCAL VOC)
+    out = annotate(black.copy(), _kind_event(SEGMENT, (160, 120), mask=mask), fps=1.0)
+    tint = tuple(int(v) // 2 for v in palette()[15])
+    assert _near(out[100, 120], tint, 3)
+    assert _near(out[50, 60], (0, 0, 0), 0) or out[50, 60].sum() == 0  # background clear
+    wide = np.full((6, 8), 300, np.int32)  # indices beyond the palette wrap, no error
+    annotate(black.copy(), _kind_event(SEGMENT, (160, 120), mask=wide), fps=1.0)
+
+
+def test_skeleton_between_confident_keypoints_only() -> None:
+    black = np.zeros((240, 320, 3), np.uint8)
+    points = (Keypoint("left_shoulder", 200.0, 300.0, 0.9),
+              Keypoint("right_shoulder", 440.0, 300.0, 0.8),
+              Keypoint("left_hip", 200.0, 420.0, 0.05),  # too unsure: no bone to it
+              Keypoint("nose", float("inf"), 1.0, 0.9))
+    out = annotate(black.copy(), _kind_event(POSE, keypoints=points), fps=1.0)
+    assert ("left_shoulder", "right_shoulder") in SKELETON
+    assert _near(out[150, 160], (0, 255, 255))  # the bone's middle, at half scale
+    assert _near(out[150, 100], (0, 0, 255))  # the point
+    assert out[180, 100].sum() == 0  # nothing towards the unsure hip
+
+
+def test_encoder_makes_a_jpeg_of_every_kind() -> None:
+    hub = PreviewHub(PreviewOptions(width=160))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for event in (_kind_event("classify"), _kind_event(DETECT, detections=(
+            Detection(1, "a", 0.5, (0.0, 0.0, 320.0, 240.0)),)),
+            _kind_event(SEGMENT, mask=np.ones((4, 4), np.uint8)),
+            _kind_event(POSE, keypoints=(Keypoint("nose", 1.0, 1.0, 1.0),))):
+        picture = cv2.imdecode(np.frombuffer(hub.encode(frame, event), np.uint8), 1)
+        assert picture.shape == (120, 160, 3)
+
+
+def test_pacer_follows_timestamps_and_never_bursts() -> None:
+    pacer = Pacer(max_lag_s=1.0)
+    assert pacer.delay(5.0, now=100.0) == 0.0  # first frame: at once
+    assert pacer.delay(5.04, now=100.01) == pytest.approx(0.03)
+    assert pacer.delay(5.08, now=100.2) == 0.0  # late by 0.12 s: no wait, clock kept
+    assert pacer.delay(9.0, now=100.3) == pytest.approx(3.7)  # a gap in the file is waited
+    assert pacer.delay(9.04, now=110.0) == 0.0  # far behind: anew, no fast-forward
+    assert pacer.delay(9.08, now=110.0) == pytest.approx(0.04)
+    assert pacer.delay(1.0, now=110.1) == 0.0  # a rewind starts over
+    stamps = Pacer()
+    assert [stamps.timestamp(v, 25.0) for v in (None, None, 0.5, 0.5, 0.2)] == \
+        pytest.approx([0.04, 0.08, 0.5, 0.54, 0.58])
+    assert Pacer().timestamp(None, 0.0) == pytest.approx(1 / 30)  # no fps: 30
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], False), (["--preview", "0"], True), (["--mqtt", "mqtt://localhost"], True),
+    (["--preview", "0", "--no-realtime"], False), (["--realtime"], True),
+])
+def test_realtime_is_the_default_when_labels_are_watched_live(argv: list[str],
+                                                             expected: bool) -> None:
+    assert realtime_from_args(build_parser().parse_args(argv)) is expected
+
+
 def test_page_escapes_title_and_token() -> None:
     page = render_page('<cam "1">', 'a&b"<')
     assert b"&lt;cam &quot;1&quot;&gt;" in page
     assert b'src="stream.mjpg?token=a%26b%22%3C"' in page and b"<cam" not in page
-
-
-def _preview_url(lines: queue.Queue[str]) -> str:
-    seen: list[str] = []
-    return wait_line(lines, r"preview at (http://\S+)", seen).group(1)
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
@@ -75,20 +165,33 @@ def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
+def _limit_descriptors() -> None:
+    """In the child: the descriptor limit of a default systemd service."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+
 @contextmanager
-def running_preview(out: Path, *extra: str) -> Iterator[str]:
-    """edge-run on the demo scene with a preview on a free port; yields the preview's URL."""
+def running_preview(out: Path, *extra: str, camera: str = "demo",
+                    seen: list[str] | None = None) -> Iterator[str]:
+    """edge-run with a preview on a free port, under ``ulimit -n 1024``; yields the preview's
+    URL; the stderr lines read are appended to ``seen``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--camera", "demo", "--max-frames", "10000000",
+        [sys.executable, "-m", "edge", "run", "--camera", camera, "--max-frames", "10000000",
          "--preview", "0", "--output", str(out), "--status-interval", "0.5", *extra],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_limit_descriptors)
+    seen = [] if seen is None else seen
+    lines = stderr_lines(proc)
     try:
-        yield _preview_url(stderr_lines(proc))
+        yield wait_line(lines, r"preview at (http://\S+)", seen).group(1)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
+        while not lines.empty():
+            seen.append(lines.get())
 
 
 def test_token_guards_every_route_and_status_and_metrics_answer(tmp_path: Path) -> None:
@@ -160,3 +263,87 @@ def _label(driver: object, after: int) -> tuple[int, str] | None:
     seq, text = driver.execute_script(  # type: ignore[attr-defined]
         "const l = document.getElementById('label'); return [l.dataset.seq, l.textContent];")
     return (int(seq), text) if seq and int(seq) > after else None
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.slow
+def test_1050_unfinished_requests_under_ulimit_1024_never_stop_the_labels(
+        tmp_path: Path) -> None:
+    """The case of issue 25: connections that never finish a request, more than the process
+    has descriptors. The labels keep flowing, a new client is answered, nothing crashes."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    out = tmp_path / "labels.jsonl"
+    seen: list[str] = []
+    socks: list[socket.socket] = []
+    with running_preview(out, seen=seen) as url:
+        host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        for _ in range(1050):  # connecting without waiting: the kernel queues what it can
+            sock = socket.socket()
+            sock.setblocking(False)
+            assert sock.connect_ex((host, int(port))) in (0, errno.EINPROGRESS)
+            socks.append(sock)
+        waiting = list(socks)  # each sends half a request once it is connected
+        deadline = time.monotonic() + 60
+        while len(waiting) > 50 and time.monotonic() < deadline:
+            still = []
+            for sock in waiting:
+                try:
+                    sock.send(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                except BlockingIOError:
+                    still.append(sock)  # not connected yet
+                except OSError:
+                    pass  # connected, then closed by the server to make room
+            waiting = still
+            time.sleep(0.2)
+        before = _lines(out)
+        time.sleep(3)
+        assert _lines(out) > before  # labels still flowing
+        closed = 0
+        deadline = time.monotonic() + 120
+        while closed < 500 and time.monotonic() < deadline:  # the flood, accepted 100 a second
+            code, body = _get(url + "status")  # a new client gets in (idle ones make room)
+            assert code == 200, body
+            preview = json.loads(body)["preview"]
+            assert preview["connections"] <= 512 and preview["accept_errors"] == 0, preview
+            closed = preview["evicted"] + preview["timed_out"]
+            time.sleep(0.5)
+        assert closed >= 500, preview
+        before = _lines(out)
+        time.sleep(2)
+        assert _lines(out) > before  # labels still flowing
+        for sock in socks:
+            sock.close()
+    text = "".join(seen)
+    assert "Traceback" not in text and "Too many open files" not in text, text[-2000:]
+
+
+def _write_clip(path: Path, frames: int, fps: float) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (96, 96))
+    assert writer.isOpened()
+    rng = np.random.default_rng(3)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (96, 96, 3), np.uint8))
+    writer.release()
+
+
+@pytest.mark.slow
+def test_a_video_file_with_a_preview_plays_at_its_own_pace(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.avi"
+    _write_clip(clip, frames=40, fps=20.0)  # 2 s of video
+    out = tmp_path / "labels.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "--camera", str(clip), "--preview", "0",
+         "--output", str(out)], cwd=ROOT, env=ENV, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    times = [e["time"] for e in events]
+    # paced by the file's timestamps: the last frame is due 39 / 20 s after the first; frames
+    # the model could not keep up with would be dropped, never played faster
+    assert times[-1] - times[0] >= 0.9 * 39 / 20, (len(events), times[-1] - times[0])
+    assert events[-1]["frame"] == 39

@@ -111,9 +111,8 @@ def draw_mask(bgr: np.ndarray, mask: np.ndarray) -> None:
     if mask.ndim != 2 or not mask.size:
         return
     indices = np.asarray(mask)
-    if indices.dtype.kind not in "iu":
-        indices = indices.astype(np.int64)
-    indices = np.mod(indices, len(_PALETTE)).astype(np.uint8)
+    if indices.dtype != np.uint8:  # wider or float grids: wrapped onto the palette
+        indices = np.mod(np.nan_to_num(indices).astype(np.int64), len(_PALETTE)).astype(np.uint8)
     grid = cv2.resize(indices, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_NEAREST)
     shown = grid != 0
     if not shown.any():
