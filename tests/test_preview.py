@@ -205,30 +205,41 @@ def test_token_guards_every_route_and_status_and_metrics_answer(tmp_path: Path) 
         assert code == 200 and b"# TYPE edge_preview_clients gauge" in body
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
+def _chromium(*extra: str) -> object:
     webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (dev)")
     chromium = need_tool("chromium", "apt install chromium")
     driver_exe = need_tool("chromedriver", "apt install chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    profile = tempfile.mkdtemp(prefix="edge-chromium-")
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=800,900",
-                f"--user-data-dir={profile}"):
-        options.add_argument(arg)
     from selenium.webdriver.chrome.service import Service
 
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=800,900", *extra):
+        options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=driver_exe), options=options)
     driver.set_page_load_timeout(120)
+    return driver
+
+
+@contextmanager
+def chromium(*extra: str) -> Iterator[object]:
+    """A headless chromium with a profile of its own, quit afterwards."""
+    profile = tempfile.mkdtemp(prefix="edge-chromium-")
+    driver = _chromium(f"--user-data-dir={profile}", *extra)
     try:
         yield driver
     finally:
-        driver.quit()
+        driver.quit()  # type: ignore[attr-defined]
         import shutil
 
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.mark.slow
@@ -347,3 +358,60 @@ def test_a_video_file_with_a_preview_plays_at_its_own_pace(tmp_path: Path) -> No
     # the model could not keep up with would be dropped, never played faster
     assert times[-1] - times[0] >= 0.9 * 39 / 20, (len(events), times[-1] - times[0])
     assert events[-1]["frame"] == 39
+
+
+@pytest.mark.slow
+def test_dns_rebinding_is_refused_in_a_real_browser(tmp_path: Path) -> None:
+    """A page of another name resolving to 127.0.0.1 (rebinding) gets nothing from the
+    token-less loopback preview; the same name given with --preview-host works."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    rules = "--host-resolver-rules=MAP rebind.test 127.0.0.1"
+    with chromium(rules) as driver:
+        with running_preview(tmp_path / "a.jsonl") as url:
+            port = url.rstrip("/").rsplit(":", 1)[1]
+            driver.get(f"http://rebind.test:{port}/")  # type: ignore[attr-defined]
+            body = driver.find_element("tag name", "body").text  # type: ignore[attr-defined]
+            assert "not served as 'rebind.test'" in body and "--preview-host" in body
+            assert not driver.find_elements("id", "stream")  # type: ignore[attr-defined]
+            driver.get(url)  # type: ignore[attr-defined]  # its own address still works
+            assert driver.find_elements("id", "stream")  # type: ignore[attr-defined]
+        with running_preview(tmp_path / "b.jsonl", "--preview-host", "rebind.test") as url:
+            port = url.rstrip("/").rsplit(":", 1)[1]
+            driver.get(f"http://rebind.test:{port}/")  # type: ignore[attr-defined]
+            WebDriverWait(driver, 120, poll_frequency=0.2).until(
+                lambda d: _label(d, -1))
+
+
+@pytest.mark.slow
+def test_the_browser_shows_the_boxes_of_detections(tmp_path: Path) -> None:
+    """Detection events of a known layout, fed as the loop feeds them; the picture chromium
+    shows has the box in its class colour where the event put it."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from edge.preview.server import PreviewServer
+    from tests.test_preview_server import Feeder
+
+    class Detections(Feeder):
+        def _run(self) -> None:
+            while not self.stop.wait(1.0 / self.rate):
+                event = _kind_event(DETECT, (640, 480), detections=(
+                    Detection(15, "person", 0.9, (160.0, 120.0, 480.0, 360.0)),))
+                self.server.hub.observe(self.frame, event)
+
+    grey = np.full((480, 640, 3), 100, np.uint8)
+    with PreviewServer(PreviewOptions(port=0, width=480), title="boxes") as server, \
+            Detections(server, rate=30, frame=grey), chromium() as driver:
+        driver.get(server.url)  # type: ignore[attr-defined]
+        WebDriverWait(driver, 120, poll_frequency=0.2).until(lambda d: d.execute_script(
+            "const i = document.getElementById('stream'); return i.complete && "
+            "i.naturalWidth > 0"))
+        png = driver.find_element("id", "stream").screenshot_as_png  # type: ignore[attr-defined]
+    shown = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    height, width = shown.shape[:2]
+    assert abs(width - 480) <= 4, shown.shape  # as streamed (plus the border)
+    person = colour(15)
+    # the box spans a quarter to three quarters of the picture: its left edge, mid-height
+    column = shown[height // 2, width // 4 - 6: width // 4 + 6]
+    assert any(_near(pixel, person) for pixel in column), column
+    assert _near(shown[height // 2, width // 2], (100, 100, 100))  # inside: the frame

@@ -11,9 +11,12 @@ What keeps it from hurting the labelling loop, whoever connects:
 * **Bounded connections**: at most ``max_connections`` (lowered to leave the process room under
   its descriptor limit). At the limit a new connection takes the place of the oldest idle one
   (no request yet, or between requests); when every connection is busy streaming, the new one
-  gets ``503`` and is closed.
+  gets ``503`` and is closed. At most ``ACCEPT_RATE`` connections are accepted a second; the
+  rest wait in the kernel's backlog, so a flood costs this thread a bounded amount of work.
 * **Timeouts**: a request head must arrive whole within ``REQUEST_TIMEOUT_S`` and within 8 KiB;
-  a kept-alive connection idle for ``IDLE_TIMEOUT_S`` is closed.
+  a kept-alive connection idle for ``IDLE_TIMEOUT_S`` is closed (one sweep a second, no timer
+  per connection). Connections are protocols, not tasks or threads: an idle one costs a
+  descriptor and a few hundred bytes.
 * **Never waiting for a client**: stream clients are written to without waiting. A viewer still
   busy with earlier frames skips frames, and is dropped after ``SLOW_CLIENT_S`` of that; an
   event client with ``EVENT_BACKLOG`` bytes unsent is dropped (browsers reconnect).
