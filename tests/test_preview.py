@@ -320,7 +320,7 @@ def test_1050_unfinished_requests_under_ulimit_1024_never_stop_the_labels(
             code, body = _get(url + "status")  # a new client gets in (idle ones make room)
             assert code == 200, body
             preview = json.loads(body)["preview"]
-            assert preview["connections"] <= 512 and preview["accept_errors"] == 0, preview
+            assert preview["connections"] <= 640 and preview["accept_errors"] == 0, preview
             closed = preview["evicted"] + preview["timed_out"]
             time.sleep(0.5)
         assert closed >= 500, preview

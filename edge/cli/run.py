@@ -141,8 +141,8 @@ def _add_preview_args(g: argparse._ArgumentGroup) -> None:
                         "other names are refused (DNS rebinding). The bound address and, on "
                         "loopback, localhost always work")
     g.add_argument("--preview-connections", dest="max_connections", type=positive(int),
-                   default=512, metavar="N",
-                   help="most connections at once (default: 512, lowered to fit the "
+                   default=640, metavar="N",
+                   help="most connections at once (default: 640, lowered to fit the "
                         "descriptor limit); idle ones make room for new ones")
     g.add_argument("--preview-fps", dest="max_fps", type=positive(float), default=10.0,
                    metavar="N", help="most preview frames encoded per second (default: 10)")

@@ -47,7 +47,7 @@ class PreviewOptions:
     quality: int = 80
     width: int = 480
     hosts: tuple[str, ...] = ()
-    max_connections: int = 512
+    max_connections: int = 640
     events_per_s: float = 5.0
 
 

@@ -58,7 +58,7 @@ REQUEST_TIMEOUT_S = 10.0
 SWEEP_S = 1.0
 RESPONSE_BACKLOG = 256 * 1024
 ACCEPT_RATE = 100.0  # new connections a second, at most (the rest wait in the kernel's backlog)
-ACCEPT_BURST = 64
+ACCEPT_BURST = 256
 IDLE_TIMEOUT_S = 15.0
 WRITE_TIMEOUT_S = 10.0
 SLOW_CLIENT_S = 10.0
@@ -67,6 +67,7 @@ EVENT_BACKLOG = 64 * 1024
 VIEWER_BACKLOG_FRAMES = 2
 STATUS_CACHE_S = 0.2
 ACCEPT_BATCH = 64
+LISTEN_BACKLOG = 512  # connections the kernel holds for us (no descriptor of ours until accepted)
 # Descriptors kept free for everything else in the process (model, camera, sinks, logs) and
 # for connections accepted in one batch before the limit is applied to them.
 FD_RESERVE = 256 + ACCEPT_BATCH
@@ -111,7 +112,7 @@ def _listen(host: str, port: int) -> socket.socket:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(infos[0][4])
-            sock.listen(ACCEPT_BATCH)
+            sock.listen(LISTEN_BACKLOG)
             sock.setblocking(False)
         except BaseException:
             sock.close()
