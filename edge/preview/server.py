@@ -37,7 +37,7 @@ import resource
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from html import escape
 from importlib import resources
 from string import Template
@@ -67,7 +67,7 @@ EVENT_BACKLOG = 64 * 1024
 VIEWER_BACKLOG_FRAMES = 2
 STATUS_CACHE_S = 0.2
 ACCEPT_BATCH = 64
-LISTEN_BACKLOG = 512  # connections the kernel holds for us (no descriptor of ours until accepted)
+LISTEN_BACKLOG = 128  # connections the kernel holds for us (no descriptor of ours until accepted)
 # Descriptors kept free for everything else in the process (model, camera, sinks, logs) and
 # for connections accepted in one batch before the limit is applied to them.
 FD_RESERVE = 256 + ACCEPT_BATCH
@@ -269,7 +269,8 @@ class PreviewServer:
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
         self._resume_accept()
-        tasks = [asyncio.create_task(self._event_ticker()), asyncio.create_task(self._sweeper())]
+        tasks = [asyncio.create_task(self._keep(self._event_ticker)),
+                 asyncio.create_task(self._keep(self._sweeper))]
         self._ready.set()
         await self._stopping.wait()
         self._closed = True
@@ -278,6 +279,20 @@ class PreviewServer:
             task.cancel()
         for conn in list(self._conns):
             conn.abort()
+
+    @staticmethod
+    async def _keep(periodic: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``periodic`` again should a bug end it (said once): the streams never stall."""
+        warned = False
+        while True:
+            try:
+                await periodic()
+            except Exception:
+                if not warned:
+                    log.warning("preview: %s failed; restarting it", periodic.__name__,
+                                exc_info=True)
+                    warned = True
+                await asyncio.sleep(1.0)
 
     # --- accepting, within the limits -----------------------------------------------------------
 
