@@ -24,10 +24,12 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.camera.base import Frame, FrameSource
 from edge.camera.pacing import Pacer
 from edge.cli.run import build_parser, realtime_from_args
 from edge.errors import PreviewError
 from edge.events import DETECT, POSE, SEGMENT, Detection, Keypoint, LabelEvent, Prediction
+from edge.pipeline.capture import FrameGrabber
 from edge.preview import PreviewOptions, parse_bind
 from edge.preview.encoder import PreviewHub
 from edge.preview.metrics import prometheus_text
@@ -195,14 +197,25 @@ def running_preview(out: Path, *extra: str, camera: str = "demo",
 
 
 def test_token_guards_every_route_and_status_and_metrics_answer(tmp_path: Path) -> None:
-    with running_preview(tmp_path / "labels.jsonl", "--preview-token", "s3cret") as url:
+    # no status line for an hour: /status and /metrics still have the run's numbers
+    with running_preview(tmp_path / "labels.jsonl", "--preview-token", "s3cret",
+                         "--status-interval", "3600") as url:
         assert _get(url + "status")[0] == 401
         assert _get(url + "metrics?token=wrong")[0] == 401
         assert _get(url)[0] == 401
-        code, body = _get(url + "status?token=s3cret")
-        assert code == 200 and "last" in json.loads(body)
+        deadline = time.monotonic() + 120
+        while True:
+            code, body = _get(url + "status?token=s3cret")
+            assert code == 200
+            if json.loads(body)["last"] is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        status = json.loads(body)
+        assert status["summary"]["frames"] >= 1 and status["summary"]["latency_p50_ms"] > 0
         code, body = _get(url + "metrics", token="s3cret")
         assert code == 200 and b"# TYPE edge_preview_clients gauge" in body
+        frames = re.search(rb"^edge_frames_total (\d+)$", body, re.MULTILINE)
+        assert frames and int(frames.group(1)) >= 1
 
 
 def _chromium(*extra: str) -> object:
@@ -415,3 +428,40 @@ def test_the_browser_shows_the_boxes_of_detections(tmp_path: Path) -> None:
     column = shown[height // 2, width // 4 - 6: width // 4 + 6]
     assert any(_near(pixel, person) for pixel in column), column
     assert _near(shown[height // 2, width // 2], (100, 100, 100))  # inside: the frame
+
+
+class _QuickClip(FrameSource):
+    """A finite source whose frames come at once: the stand-in for a decoder."""
+
+    live = False
+
+    def __init__(self, frames: int, paced: bool) -> None:
+        super().__init__()
+        self.frames, self.paced = frames, paced
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def read(self) -> Frame | None:
+        if self._next_index >= self.frames:
+            return None
+        time.sleep(0.002)
+        return self._frame(np.zeros((2, 2, 3), np.uint8), time.monotonic_ns())
+
+
+@pytest.mark.parametrize("paced", [False, True])
+def test_a_paced_file_is_handed_over_like_a_camera(paced: bool) -> None:
+    """Unpaced, every frame of a file reaches a slow model; paced (--realtime), the newest
+    does and the stale ones are counted as dropped, as a camera's."""
+    taken = []
+    with FrameGrabber(_QuickClip(60, paced)) as grabber:
+        while (frame := grabber.get(timeout=5.0)) is not None or not grabber.ended:
+            if frame is not None:
+                taken.append(frame.index)
+                time.sleep(0.02)  # a model slower than the file
+    if paced:
+        assert grabber.counters.dropped > 0 and len(taken) < 60
+        assert len(taken) + grabber.counters.dropped == 60 and taken[-1] == 59
+    else:
+        assert taken == list(range(60)) and grabber.counters.dropped == 0
