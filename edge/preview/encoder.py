@@ -5,8 +5,8 @@ one reference and appends two numbers, takes no lock, makes no system call and d
 on how many clients there are. Everything else happens in other threads:
 
 * the encoder thread (here) turns the newest frame into one annotated JPEG, only while at
-  least one client watches the stream, at most ``max_fps`` times a second, and hands it to the
-  server, which sends the same bytes to every viewer;
+  least one client watches the stream, at most ``max_fps`` times a second; the server sends
+  the same bytes to every viewer;
 * the server thread reads the newest event at its own capped rate (see
   :mod:`edge.preview.server`) and the live numbers for ``/status`` and ``/metrics``.
 """
@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -73,7 +73,6 @@ class PreviewHub:
     """The newest frame and event, the live numbers, and the JPEG encoder thread.
 
     Attributes:
-        on_jpeg: called from the encoder thread with each new JPEG (set by the server).
         counters: the server's numbers, shown in ``/status`` and ``/metrics``.
     """
 
@@ -83,7 +82,6 @@ class PreviewHub:
         self.encode_errors = 0
         self.encode_cpu_s = 0.0
         self.counters = ServerCounters()
-        self.on_jpeg: Callable[[bytes], None] | None = None
         self._latest: tuple[int, np.ndarray, LabelEvent] | None = None
         self._observed = 0
         self._first: float | None = None
@@ -202,9 +200,6 @@ class PreviewHub:
             self._jpeg = jpeg
             self.encoded += 1
             self.encode_cpu_s = time.thread_time()
-            callback = self.on_jpeg
-            if callback is not None:
-                callback(jpeg)
 
     def encode(self, rgb: np.ndarray, event: LabelEvent) -> bytes:
         """``rgb`` scaled to the preview's width, annotated with ``event``, as JPEG bytes."""

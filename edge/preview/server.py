@@ -13,10 +13,13 @@ What keeps it from hurting the labelling loop, whoever connects:
   (no request yet, or between requests); when every connection is busy streaming, the new one
   gets ``503`` and is closed. At most ``ACCEPT_RATE`` connections are accepted a second; the
   rest wait in the kernel's backlog, so a flood costs this thread a bounded amount of work.
+* **One clock**: accepting, sending JPEGs and events and the timeouts all run on one tick
+  (10 a second by default), so the number of clients does not set how often this thread wakes
+  and takes the interpreter's lock from the labelling loop.
 * **Timeouts**: a request head must arrive whole within ``REQUEST_TIMEOUT_S`` and within 8 KiB;
-  a kept-alive connection idle for ``IDLE_TIMEOUT_S`` is closed (one sweep a second, no timer
-  per connection). Connections are protocols, not tasks or threads: an idle one costs a
-  descriptor and a few hundred bytes.
+  a kept-alive connection idle for ``IDLE_TIMEOUT_S`` is closed (one sweep a second on the
+  tick, no timer per connection). Connections are protocols, not tasks or threads: an idle one
+  costs a descriptor and a few hundred bytes.
 * **Never waiting for a client**: stream clients are written to without waiting. A viewer still
   busy with earlier frames skips frames, and is dropped after ``SLOW_CLIENT_S`` of that; an
   event client with ``EVENT_BACKLOG`` bytes unsent is dropped (browsers reconnect).
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 BOUNDARY = "edgeframe"
 REQUEST_TIMEOUT_S = 10.0
 SWEEP_S = 1.0
+TICK_MIN_HZ = 10.0
 RESPONSE_BACKLOG = 256 * 1024
 ACCEPT_RATE = 100.0  # new connections a second, at most (the rest wait in the kernel's backlog)
 ACCEPT_BURST = 256
@@ -66,11 +70,10 @@ KEEPALIVE_S = 10.0
 EVENT_BACKLOG = 64 * 1024
 VIEWER_BACKLOG_FRAMES = 2
 STATUS_CACHE_S = 0.2
-ACCEPT_BATCH = 64
 LISTEN_BACKLOG = 128  # connections the kernel holds for us (no descriptor of ours until accepted)
 # Descriptors kept free for everything else in the process (model, camera, sinks, logs) and
 # for connections accepted in one batch before the limit is applied to them.
-FD_RESERVE = 256 + ACCEPT_BATCH
+FD_RESERVE = 256 + 64
 MIN_CONNECTIONS = 8
 
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
@@ -216,7 +219,10 @@ class PreviewServer:
         self._adopting: set[asyncio.Task[Any]] = set()
         self._tokens = float(ACCEPT_BURST)
         self._tokens_at = time.monotonic()
-        self._accepting = False
+        self._accept_paused_until = 0.0
+        self._sent_jpeg: bytes | None = None
+        self._events_sent_at = 0
+        self._quiet_since = time.monotonic()
         self._closed = False
         self._status_cache: tuple[float, bytes] = (float("-inf"), b"")
         self._loop = asyncio.new_event_loop()
@@ -226,7 +232,6 @@ class PreviewServer:
                                         daemon=True)
 
     def __enter__(self) -> Self:
-        self.hub.on_jpeg = self._jpeg_from_thread
         self.hub.start()
         self._thread.start()
         self._ready.wait(10)
@@ -234,7 +239,6 @@ class PreviewServer:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.hub.on_jpeg = None
         self.hub.stop()
         stopping = self._stopping
         if stopping is not None and not self._loop.is_closed():
@@ -268,15 +272,11 @@ class PreviewServer:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        self._resume_accept()
-        tasks = [asyncio.create_task(self._keep(self._event_ticker)),
-                 asyncio.create_task(self._keep(self._sweeper))]
+        ticker = asyncio.create_task(self._keep(self._ticker))
         self._ready.set()
         await self._stopping.wait()
         self._closed = True
-        self._pause_accept(None)
-        for task in tasks:
-            task.cancel()
+        ticker.cancel()
         for conn in list(self._conns):
             conn.abort()
 
@@ -296,28 +296,14 @@ class PreviewServer:
 
     # --- accepting, within the limits -----------------------------------------------------------
 
-    def _resume_accept(self) -> None:
-        if not self._accepting and not self._closed and self._sock.fileno() != -1:
-            self._loop.add_reader(self._sock.fileno(), self._accept)
-            self._accepting = True
-
-    def _pause_accept(self, seconds: float | None) -> None:
-        """Leave new connections in the kernel's backlog for ``seconds`` (None: for good)."""
-        if self._accepting:
-            self._loop.remove_reader(self._sock.fileno())
-            self._accepting = False
-        if seconds is not None:
-            self._loop.call_later(seconds, self._resume_accept)
-
-    def _accept(self) -> None:
-        now = time.monotonic()
+    def _accept(self, now: float) -> None:
+        """Take the connections waiting in the kernel's backlog, as many as the rate allows."""
+        if now < self._accept_paused_until:
+            return
         self._tokens = min(ACCEPT_BURST, self._tokens + (now - self._tokens_at) * ACCEPT_RATE)
         self._tokens_at = now
         counters = self.hub.counters
-        for _ in range(ACCEPT_BATCH):
-            if self._tokens < 1:
-                self._pause_accept((1 - self._tokens) / ACCEPT_RATE)
-                return
+        while self._tokens >= 1 and not self._closed:
             try:
                 sock, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -327,7 +313,7 @@ class PreviewServer:
                 if counters.accept_errors == 1:
                     log.warning("the preview cannot accept connections (%s); pausing 1 s",
                                 e.strerror or e)
-                self._pause_accept(1.0)
+                self._accept_paused_until = now + 1.0
                 return
             self._tokens -= 1
             if len(self._conns) >= self.limit and not self._make_room():
@@ -342,9 +328,6 @@ class PreviewServer:
                     pass
                 sock.close()
                 continue
-            if self._closed:
-                sock.close()
-                return
             sock.setblocking(False)
             conn = _Conn(self, sock)
             self._opened(conn)
@@ -387,16 +370,36 @@ class PreviewServer:
         counters.viewers = len(self._viewers)
         counters.listeners = len(self._listeners)
 
-    async def _sweeper(self) -> None:
-        """Once a second: close connections whose request (or next request) is overdue."""
+    def _sweep(self, now: float) -> None:
+        """Close connections whose request (or next request) is overdue."""
+        for conn in list(self._conns):
+            if conn.deadline is not None and now > conn.deadline:
+                self.hub.counters.timed_out += 1
+                self._forget(conn)
+                conn.abort()
+
+    async def _ticker(self) -> None:
+        """Everything periodic on one clock, so clients cannot make this thread wake (and take
+        the interpreter's lock from the labelling loop) more often: new connections, the
+        newest JPEG to the viewers, the newest event to the event clients, timeouts."""
+        period = 1.0 / max(self.options.max_fps, self.options.events_per_s, TICK_MIN_HZ)
+        event_period = 1.0 / self.options.events_per_s
+        next_event = next_sweep = time.monotonic()
         while True:
-            await asyncio.sleep(SWEEP_S)
+            await asyncio.sleep(period)
             now = time.monotonic()
-            for conn in list(self._conns):
-                if conn.deadline is not None and now > conn.deadline:
-                    self.hub.counters.timed_out += 1
-                    self._forget(conn)
-                    conn.abort()
+            self.hub.counters.cpu_s = time.thread_time()
+            self._accept(now)
+            jpeg = self.hub.jpeg
+            if jpeg is not None and jpeg is not self._sent_jpeg:
+                self._sent_jpeg = jpeg
+                self._send_jpeg(jpeg, now)
+            if now >= next_event:
+                next_event = now + event_period - period / 2
+                self._send_event(now)
+            if now >= next_sweep:
+                next_sweep = now + SWEEP_S
+                self._sweep(now)
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -492,17 +495,8 @@ class PreviewServer:
         return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
                 "\r\n\r\n").encode() + jpeg + b"\r\n"
 
-    def _jpeg_from_thread(self, jpeg: bytes) -> None:
-        """From the encoder thread: hand the JPEG to the loop (never waits)."""
-        if not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._send_jpeg, jpeg)
-            except RuntimeError:  # the loop is closing
-                pass
-
-    def _send_jpeg(self, jpeg: bytes) -> None:
+    def _send_jpeg(self, jpeg: bytes, now: float) -> None:
         part = self._part(jpeg)
-        now = time.monotonic()
         counters = self.hub.counters
         for conn in list(self._viewers):
             if conn.buffered > VIEWER_BACKLOG_FRAMES * len(part):
@@ -537,32 +531,25 @@ class PreviewServer:
         text = json.dumps(data, separators=(",", ":"))
         return f"event: label\nid: {data['seq']}\ndata: {text}\n\n".encode()
 
-    async def _event_ticker(self) -> None:
-        """The newest event to every event client, at most ``events_per_s`` times a second."""
-        period = 1.0 / self.options.events_per_s
-        sent = 0
-        quiet_since = time.monotonic()
+    def _send_event(self, now: float) -> None:
+        """The newest event, if new, to every event client (a keep-alive comment if quiet)."""
+        observed, event = self.hub.latest_event()
         counters = self.hub.counters
-        while True:
-            await asyncio.sleep(period)
-            counters.cpu_s = time.thread_time()
-            observed, event = self.hub.latest_event()
-            if not self._listeners:
-                sent = observed
+        if not self._listeners:
+            self._events_sent_at = observed
+            return
+        if observed != self._events_sent_at and event is not None:
+            counters.events_coalesced += max(0, observed - self._events_sent_at - 1)
+            self._events_sent_at = observed
+            message = self._message(event.as_dict())
+        elif now - self._quiet_since >= KEEPALIVE_S:
+            message = b": keep-alive\n\n"
+        else:
+            return
+        self._quiet_since = now
+        for conn in list(self._listeners):
+            if conn.buffered > EVENT_BACKLOG:
+                self._drop_slow(conn)
                 continue
-            now = time.monotonic()
-            if observed != sent and event is not None:
-                counters.events_coalesced += max(0, observed - sent - 1)
-                sent = observed
-                message = self._message(event.as_dict())
-            elif now - quiet_since >= KEEPALIVE_S:
-                message = b": keep-alive\n\n"
-            else:
-                continue
-            quiet_since = now
-            for conn in list(self._listeners):
-                if conn.buffered > EVENT_BACKLOG:
-                    self._drop_slow(conn)
-                    continue
-                conn.write(message)
-                counters.events_sent += 1
+            conn.write(message)
+            counters.events_sent += 1
