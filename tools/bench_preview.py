@@ -235,14 +235,19 @@ def loaded_window(frames: Frames, case: str, seconds: float) -> tuple[float, dic
     cpu1, t1 = preview_cpu(frames.url), time.monotonic()
     out, _ = child.communicate("", timeout=120)
     numbers = json.loads(out.strip().splitlines()[-1])
-    numbers["preview_cpu_share"] = round((cpu1 - cpu0) / (t1 - t0), 4)
+    numbers["preview_cpu_share"] = None if cpu0 is None or cpu1 is None else \
+        round((cpu1 - cpu0) / (t1 - t0), 4)
     return fps, numbers
 
 
-def preview_cpu(url: str) -> float:
-    """CPU seconds used so far by the preview's server and encoder threads."""
-    with urllib.request.urlopen(url + "status", timeout=60) as response:
-        preview = json.load(response)["preview"]
+def preview_cpu(url: str) -> float | None:
+    """CPU seconds used so far by the preview's server and encoder threads; None when this
+    client did not get in (under the flood a new client waits behind it)."""
+    try:
+        with urllib.request.urlopen(url + "status", timeout=10) as response:
+            preview = json.load(response)["preview"]
+    except OSError:
+        return None
     return float(preview["cpu_s"]) + float(preview["encode_cpu_s"])
 
 
@@ -299,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case:5} {load}: loop at {statistics.median(ratios[case]):.3f}x of unloaded "
               f"(median of {len(ratios[case])}; min {min(ratios[case]):.3f}, max "
               f"{max(ratios[case]):.3f}; goal >= 0.95)")
-        shares = [n["preview_cpu_share"] for n in windows[case]]
-        print(f"      the preview's own threads used {statistics.median(shares):.1%} of a core "
-              f"(median; server and JPEG encoder, from their thread CPU clocks)")
+        shares = [n["preview_cpu_share"] for n in windows[case]
+                  if n["preview_cpu_share"] is not None]
+        if shares:
+            print(f"      the preview's own threads used {statistics.median(shares):.1%} of a "
+                  "core (median; server and JPEG encoder, from their thread CPU clocks)")
         server = last[case].pop("server", {})
         print(f"      clients: {json.dumps(last[case])}")
         print(f"      server:  {json.dumps(server)}")
