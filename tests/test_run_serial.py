@@ -90,7 +90,8 @@ def run_into_listener(run_args: list[str], listen_args: list[str]
             run = subprocess.run(
                 [sys.executable, "-m", "edge", "run", *run_args, "--serial", writer_port],
                 cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
-            heard, listen_err = listener.communicate(timeout=60)
+            # The listener ends by itself (--max-frames, --duration); this guards a hang only.
+            heard, listen_err = listener.communicate(timeout=240)
         finally:
             if listener.poll() is None:
                 listener.kill()

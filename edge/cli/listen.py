@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
 from edge.cli.args import add_mqtt_args, mqtt_from_args, non_negative_int, positive
 from edge.cli.common import (
+    EXIT_ERROR,
     EXIT_OK,
     add_common_args,
     add_logging_args,
@@ -133,6 +134,10 @@ def _listen(args: argparse.Namespace) -> int:
         summary.gateway["refused"] = gate.refused
     mqtt = sink.counters() if sink is not None else None
     print(_summary_line(summary, args.json, mqtt), file=sys.stderr, flush=True)
+    if mqtt is not None and mqtt.get("failed"):
+        print(f"{PROG}: error: MQTT delivery stopped during the run (said above)",
+              file=sys.stderr, flush=True)
+        return EXIT_ERROR
     return EXIT_OK
 
 
