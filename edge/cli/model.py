@@ -91,12 +91,15 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--test", type=_fraction, default=0.1, help="held-out share (default 0.1)")
     p.add_argument("--no-flip", action="store_true",
                    help="no horizontal flips (for text, digits, arrows)")
-    p.add_argument("--crop", type=float, default=0.8,
-                   help="random crops keep at least this share of each side (1 = off)")
-    p.add_argument("--rotate", type=float, default=15.0,
-                   help="random turns up to this many degrees (0 = off)")
-    p.add_argument("--color", type=float, default=0.2,
-                   help="max change of each colour channel's gain and of saturation (0 = off)")
+    p.add_argument("--crop", type=float,
+                   help="random crops keep at least this share of each side (1 = off; "
+                        "default 0.85, 0.8 below 1,000 images per class)")
+    p.add_argument("--rotate", type=float,
+                   help="random turns up to this many degrees (0 = off; default 0, 15 below "
+                        "1,000 images per class, with shifts and zoom-outs)")
+    p.add_argument("--color", type=float,
+                   help="max change of each colour channel's gain and of saturation (0 = off; "
+                        "default 0, 0.2 below 1,000 images per class)")
     p.add_argument("--brightness", type=float, default=0.15, help="max brightness change")
     p.add_argument("--contrast", type=float, default=0.2, help="max contrast change")
     p.add_argument("--no-class-weights", action="store_true",

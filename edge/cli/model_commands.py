@@ -7,10 +7,14 @@ import logging
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
 from edge.cli.common import EXIT_INTERRUPTED, EXIT_OK, print_json
 from edge.errors import LabelError
+
+if TYPE_CHECKING:
+    from edge.modelbuild.augment import Augmentation
 
 PROG = "edge-model"
 log = logging.getLogger("edge-model")
@@ -80,9 +84,20 @@ def _resolve_weights(args: argparse.Namespace, alpha: float, resolution: int,
     return None
 
 
+def _augmentation(args: argparse.Namespace, per_class: int) -> Augmentation:
+    """Sized to the data (Augmentation.for_data), then what the user set."""
+    from dataclasses import replace
+
+    from edge.modelbuild.augment import Augmentation
+
+    sized = Augmentation.for_data(per_class, flip=not args.no_flip)
+    given = {"crop": args.crop, "rotate": args.rotate, "color": args.color,
+             "brightness": args.brightness, "contrast": args.contrast}
+    return replace(sized, **{k: v for k, v in given.items() if v is not None})
+
+
 def train(args: argparse.Namespace) -> int:
     from edge.cli.progress import TrainingProgress
-    from edge.modelbuild.augment import Augmentation
     from edge.modelbuild.dataset import SplitFractions, scan_folder
     from edge.modelbuild.train import TrainSettings, train_file
     from edge.pipeline.signals import stop_on_signals
@@ -91,14 +106,13 @@ def train(args: argparse.Namespace) -> int:
     folder = scan_folder(args.data, fractions)  # fails fast on a bad layout
     alpha, resolution, extra = _size(args, len(folder.classes))
     counts = folder.counts()
-    weights = _resolve_weights(args, alpha, resolution, min(counts["train"].values()))
+    per_class = min(counts["train"].values())
+    weights = _resolve_weights(args, alpha, resolution, per_class)
     settings = TrainSettings(
         alpha=alpha, resolution=resolution, weights=weights, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
         min_epochs=args.min_epochs,
-        fractions=fractions, augmentation=Augmentation(
-            not args.no_flip, args.crop, args.brightness, args.contrast, rotate=args.rotate,
-            color=args.color),
+        fractions=fractions, augmentation=_augmentation(args, per_class),
         class_weights=not args.no_class_weights, head_epochs=args.head_epochs,
         fine_tune_blocks=args.fine_tune_blocks, seed=args.seed)
     _say(args, f"{args.data}: {len(folder.classes)} classes, "

@@ -6,13 +6,16 @@ little and changes size, the light and the colours change, the scene is not turn
 down. Each image of a batch gets, independently:
 
 * a horizontal flip with probability 1/2 (``flip``; turn it off for text, digits, arrows);
-* one affine warp (borders reflected): a random crop keeping between ``crop`` and all of each
-  side (zoom in), or a zoom out to ``1 / zoom_out``, a turn of up to ``rotate`` degrees and a
-  shift of up to ``shift`` of each side;
+* a random crop keeping between ``crop`` and all of each side, resized back (zoom in); with
+  ``rotate``, ``shift`` or ``zoom_out`` set, one affine warp instead (borders reflected): zoom
+  between ``zoom_out`` and ``1 / crop``, a turn of up to ``rotate`` degrees and a shift of up
+  to ``shift`` of each side;
 * a brightness offset of up to ``brightness`` x 255;
 * a contrast factor in [1 - ``contrast``, 1 + ``contrast``] around the image's mean;
 * a colour change: each channel's gain in [1 - ``color``, 1 + ``color``] and the saturation
   scaled by a factor in the same range.
+
+:meth:`Augmentation.for_data` sizes these to the number of images per class.
 
 The same generator state gives the same batch, so training is reproducible.
 """
@@ -26,19 +29,21 @@ import numpy as np
 
 from edge.errors import TrainingError
 
+SMALL_DATA = 1000  # training images per class below which augmentation is stronger
+
 
 @dataclass(frozen=True)
 class Augmentation:
     """How strongly training images are varied; :meth:`none` turns everything off."""
 
     flip: bool = True
-    crop: float = 0.8
+    crop: float = 0.85
     brightness: float = 0.15
     contrast: float = 0.2
-    rotate: float = 15.0
-    shift: float = 0.1
-    zoom_out: float = 0.8
-    color: float = 0.2
+    rotate: float = 0.0
+    shift: float = 0.0
+    zoom_out: float = 1.0
+    color: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value, low in (("crop", self.crop, 0.3), ("zoom_out", self.zoom_out, 0.3)):
@@ -54,6 +59,15 @@ class Augmentation:
             raise TrainingError(f"rotate (={self.rotate}) must be in [0, 180] degrees")
 
     @classmethod
+    def for_data(cls, images_per_class: int, flip: bool = True) -> Augmentation:
+        """Sized to the data: below :data:`SMALL_DATA` training images per class the object
+        also turns, shifts, shrinks and changes colour (a few hundred images are otherwise
+        learned by heart); above it, crops, flips and light only."""
+        if images_per_class >= SMALL_DATA:
+            return cls(flip=flip)
+        return cls(flip=flip, crop=0.8, rotate=15.0, shift=0.1, zoom_out=0.8, color=0.2)
+
+    @classmethod
     def none(cls) -> Augmentation:
         return cls(flip=False, crop=1.0, brightness=0.0, contrast=0.0, rotate=0.0, shift=0.0,
                    zoom_out=1.0, color=0.0)
@@ -66,6 +80,19 @@ class Augmentation:
         return {"flip": self.flip, "crop": self.crop, "brightness": self.brightness,
                 "contrast": self.contrast, "rotate": self.rotate, "shift": self.shift,
                 "zoom_out": self.zoom_out, "color": self.color}
+
+
+def random_crop(rng: np.random.Generator, image: np.ndarray, keep: float) -> np.ndarray:
+    """A crop keeping a random share in [keep, 1] of each side, resized to the input size."""
+    height, width = image.shape[:2]
+    share = rng.uniform(keep, 1.0)
+    h, w = max(1, round(height * share)), max(1, round(width * share))
+    top = int(rng.integers(0, height - h + 1))
+    left = int(rng.integers(0, width - w + 1))
+    if (h, w) == (height, width):
+        return image
+    return cv2.resize(image[top:top + h, left:left + w], (width, height),
+                      interpolation=cv2.INTER_LINEAR)
 
 
 def random_warp(rng: np.random.Generator, image: np.ndarray, aug: Augmentation) -> np.ndarray:
@@ -93,8 +120,10 @@ def augment_batch(rng: np.random.Generator, images: np.ndarray,
     for i, image in enumerate(images):
         if aug.flip and rng.random() < 0.5:
             image = image[:, ::-1]
-        if aug.warps:
+        if aug.rotate > 0 or aug.shift > 0 or aug.zoom_out < 1:
             image = random_warp(rng, np.ascontiguousarray(image), aug)
+        elif aug.crop < 1.0:
+            image = random_crop(rng, image, aug.crop)
         out[i] = image
     n = len(images)
     if aug.color > 0:

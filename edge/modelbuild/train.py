@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import TrainingError
-from edge.modelbuild.augment import Augmentation, augment_batch
+from edge.modelbuild.augment import SMALL_DATA, Augmentation, augment_batch
 from edge.modelbuild.build import BACKBONE, build_mobilenetv2, import_tensorflow
 from edge.modelbuild.dataset import (
     ImageFolder,
@@ -81,8 +81,10 @@ class TrainSettings:
         patience: epochs without progress of the smoothed validation measures before
             training stops; None: a tenth of the planned epochs, at least 5.
         min_epochs: epochs always run; None: a third of the planned epochs from scratch.
-        label_smoothing: share of each target spread over the other classes.
-        weight_decay: decoupled weight decay of AdamW (from scratch only).
+        label_smoothing: share of each target spread over the other classes; None: 0.1 for
+            small data (below SMALL_DATA training images per class), else 0.
+        weight_decay: decoupled weight decay of AdamW from scratch; None: 1e-4 for small
+            data, else 0 (plain Adam).
         head_epochs: epochs of the head-only stage (pre-trained weights only); None: enough
             for :data:`HEAD_MIN_STEPS` steps, 3-10 epochs.
         fine_tune_blocks: how many of the last blocks are fine-tuned (pre-trained weights).
@@ -102,8 +104,8 @@ class TrainSettings:
     head_epochs: int | None = None
     fine_tune_blocks: int = 3
     dropout: float = 0.2
-    label_smoothing: float = 0.1
-    weight_decay: float = 1e-4
+    label_smoothing: float | None = None
+    weight_decay: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -137,9 +139,11 @@ class RunPlan:
     epochs: int
     rule: StoppingRule
     head_epochs: int = 0
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
 
 
-def run_plan(settings: TrainSettings, train_images: int) -> RunPlan:
+def run_plan(settings: TrainSettings, train_images: int, classes: int = 1) -> RunPlan:
     """Epochs and stopping rule for ``train_images`` training images.
 
     From scratch, the run is planned for :data:`SCRATCH_MIN_STEPS` updates (150 images per
@@ -161,7 +165,13 @@ def run_plan(settings: TrainSettings, train_images: int) -> RunPlan:
             low=SCRATCH_EPOCHS[0], high=SCRATCH_EPOCHS[1])
         min_epochs = settings.min_epochs if settings.min_epochs is not None else epochs // 3
     patience = settings.patience or max(5, epochs // 10)
-    return RunPlan(epochs, StoppingRule(min(min_epochs, epochs), patience), head)
+    small = train_images / max(classes, 1) < SMALL_DATA
+    smoothing = settings.label_smoothing if settings.label_smoothing is not None else (
+        0.1 if small else 0.0)
+    decay = settings.weight_decay if settings.weight_decay is not None else (
+        1e-4 if small else 0.0)
+    return RunPlan(epochs, StoppingRule(min(min_epochs, epochs), patience), head, smoothing,
+                   decay)
 
 
 @dataclass(frozen=True)
@@ -378,12 +388,12 @@ class _Run:
         self._stage, self._stage_step = stage, 0
         self._stage_steps = max(1, stage.epochs * self.steps)
         optimizer = (keras.optimizers.AdamW(stage.learning_rate,
-                                            weight_decay=self.settings.weight_decay)
-                     if not self.settings.pretrained and self.settings.weight_decay > 0
+                                            weight_decay=self.plan.weight_decay)
+                     if not self.settings.pretrained and self.plan.weight_decay > 0
                      else keras.optimizers.Adam(stage.learning_rate))
         classes = int(self.model.output_shape[-1])
         self.model.compile(optimizer=optimizer, jit_compile=False, metrics=["accuracy"],
-                           loss=_smoothed_loss(self.tf, classes, self.settings.label_smoothing))
+                           loss=_smoothed_loss(self.tf, classes, self.plan.label_smoothing))
         log.info("stage %s: %d epochs, learning rate %g, %d trainable weights", stage.name,
                  stage.epochs, stage.learning_rate, len(self.model.trainable_weights))
 
@@ -518,7 +528,7 @@ def train_model(folder: ImageFolder, settings: TrainSettings, *,
                               weights=settings.weights, dropout=settings.dropout)
     weights = (class_weights(train.labels, len(folder.classes)) if settings.class_weights
                else np.ones(len(folder.classes)))
-    plan = run_plan(settings, len(train.labels))
+    plan = run_plan(settings, len(train.labels), len(folder.classes))
     run = _Run(tf, model, settings, train, val, weights.astype(np.float32), progress,
                stop or threading.Event(), plan)
     if not settings.pretrained:
@@ -563,6 +573,7 @@ def _metadata(folder: ImageFolder, settings: TrainSettings, run: _Run,
             "best_val_accuracy": round(run.best[0], 5), "interrupted": run.stop.is_set(),
             "stopped_early": run.stopped_early, "batch_size": settings.batch_size,
             "augmentation": settings.augmentation.to_dict(),
+            "label_smoothing": run.plan.label_smoothing, "weight_decay": run.plan.weight_decay,
             "class_weights": dict(zip(folder.classes, np.round(weights, 4).tolist(),
                                       strict=True)),
             "history": [r.to_dict() for r in run.history]},
