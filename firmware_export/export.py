@@ -20,7 +20,6 @@ from typing import Any
 from edge.boards import BoardProfile, get_board
 from edge.errors import ExportError
 from edge.model import Model, read_model
-from edge.model.compat import micro_support
 from edge.outputs import atomic_directory
 from firmware_export.codegen.arena_h import arena_values
 from firmware_export.codegen.libraries import PinnedLibrary, check_operators, library_for
@@ -33,19 +32,12 @@ from firmware_export.codegen.project import (
     board_values,
     render_all,
 )
-from firmware_export.codegen.resolver import unsupported_ops
 from firmware_export.codegen.tflm_sources import TflmSelection, choose_tree, select_files
-from firmware_export.flash.image import build_image
-from firmware_export.plan.abi import default_abi
-from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
+from firmware_export.image import build_image
+from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan
 from firmware_export.plan.budget import Budget, check_budget, mcu_spec
-from firmware_export.plan.embed import with_metadata
-from firmware_export.plan.offline import (
-    METADATA_NAME,
-    OfflinePlan,
-    find_offline_plan,
-    metadata_words,
-)
+from firmware_export.plan.fit import check_exportable, plan_for_board
+from firmware_export.plan.offline import OfflinePlan
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +45,6 @@ MARKER = ".edge-export"
 MANIFEST = "edge-export.json"
 MODEL_FILE = "model.tflite"
 SLOT_IMAGE = "model_slot.img"
-OFFLINE_CHOICES = ("auto", "off")
 
 
 @dataclass(frozen=True)
@@ -76,49 +67,6 @@ class ExportResult:
                 "offline_plan": None if self.offline is None else {
                     "strategy": self.offline.strategy, "head": self.offline.head,
                     "greedy_head": self.offline.greedy_head, "saving": self.offline.saving}}
-
-
-def check_exportable(model: Model) -> None:
-    """Refuse what TFLite Micro cannot run, with the reason and what to do.
-
-    Raises:
-        ExportError: Edge TPU / custom ops, uint8 hybrid models, operators without a kernel.
-    """
-    support = micro_support(model)
-    if not support.runnable:
-        raise ExportError(f"{model.source}: {support.reason}")
-    missing = unsupported_ops(model.opcodes)
-    if missing:
-        raise ExportError(f"{model.source}: TFLite Micro has no kernel for "
-                          f"{', '.join(missing)}; replace those operators before exporting")
-
-
-def apply_offline_plan(model: Model, kernels: str, mode: str) -> tuple[Model, OfflinePlan | None]:
-    """The model with a better-than-greedy plan written in, when ``mode`` is auto and one exists."""
-    if mode not in OFFLINE_CHOICES:
-        raise ExportError(f"--offline-plan (={mode!r}) must be one of {', '.join(OFFLINE_CHOICES)}")
-    if mode == "off" or METADATA_NAME in model.metadata or len(model.subgraphs) != 1:
-        return model, None
-    plan = find_offline_plan(model, kernels)
-    if plan is None:
-        return model, None
-    log.info("offline plan (%s order) saves %d B over TFLM's greedy plan", plan.strategy,
-             plan.saving)
-    content = with_metadata(model.content, METADATA_NAME, metadata_words(plan.offsets))
-    return read_model(content, name=model.source), plan
-
-
-def plan_for_board(model: Model, board: BoardProfile, offline_plan: str = "auto",
-                   margin: int = DEFAULT_MARGIN) -> tuple[Model, OfflinePlan | None, ArenaPlan]:
-    """The model as the firmware gets it (with an offline plan when one helps) and its arena.
-
-    The one place that decides ``kTensorArenaSize``: edge-export writes it into ``arena.h`` and
-    edge-flash into the image header, so the two always agree for the same model and board.
-    """
-    spec = mcu_spec(board)
-    model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
-    return model, offline, plan_arena(model, spec.pointer_size, spec.kernels, margin,
-                                      abi=default_abi(spec.pointer_size, board.cpu))
 
 
 def support_headers() -> dict[str, str]:

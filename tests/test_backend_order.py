@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from edge.demo.scene import render_sample
-from edge.runtime.probe import cache_dir
+from edge.runtime.first_load import cache_dir
 from tests.conftest import ROOT
 
 TFLITE_RUNTIME_VENV = ("tflite-runtime==2.14.0", "numpy<2", "opencv-python-headless<4.11",

@@ -17,8 +17,9 @@ from edge.boards import get_board
 from firmware_export.codegen.linker import linker_script
 from firmware_export.codegen.model_data import model_data_cc, model_data_h
 from firmware_export.codegen.names import c_identifier, check_identifier
-from firmware_export.codegen.resolver import MICRO_OPS, add_method, op_resolver_h
+from firmware_export.codegen.resolver import add_method, op_resolver_h
 from firmware_export.export import export_model
+from firmware_export.plan.kernels import MICRO_OPS
 from tests.conftest import ROOT, SHARED_DATA, shared_file
 
 GOLDEN = ROOT / "tests" / "golden" / "export"

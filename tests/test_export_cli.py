@@ -75,7 +75,7 @@ def test_offline_plan_is_written_when_it_helps(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     # MobileNetV1 0.25/128 is uint8 (refused), so plan it through the library instead.
     from edge.model import read_model
-    from firmware_export.export import apply_offline_plan
+    from firmware_export.plan.fit import apply_offline_plan
 
     model = read_model(shared_file("models/mobilenet_v1_0.25_128_quant.tflite"))
     written, plan = apply_offline_plan(model, "cmsis-nn", "auto")

@@ -25,9 +25,9 @@ import serial
 
 from edge.boards import get_board, load_boards
 from edge.model import read_model
+from firmware_export import image as img
 from firmware_export.cli.flash import main
 from firmware_export.export import export_model
-from firmware_export.flash import image as img
 from firmware_export.flash import ports, uf2
 from tests.conftest import shared_file
 
@@ -611,8 +611,8 @@ def test_edge_flash_plans_the_model_as_edge_export_does() -> None:
     """One function decides the model the firmware gets and its arena, for both commands: a
     model that edge-export rewrites with an offline plan goes into the image rewritten too, so
     its header arena matches the exported kTensorArenaSize."""
-    from firmware_export.export import plan_for_board
     from firmware_export.flash import request
+    from firmware_export.plan.fit import plan_for_board
 
     assert request.plan_for_board is plan_for_board
     model = read_model(shared_file("models/mobilenet_v1_0.25_128_quant.tflite"))

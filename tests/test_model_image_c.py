@@ -3,7 +3,7 @@
 A small C driver reads an image file and runs ``edge_model_image_check`` on it: once as is, or
 once per single-bit flip inside the driver (not one process per flip), counting how many flips
 were accepted and which status each got. Images come from the Python packer
-(``firmware_export.flash.image``), so these tests also prove the two sides agree on the format.
+(``firmware_export.image``), so these tests also prove the two sides agree on the format.
 
 Coverage of the bit flips:
 - ``model_invoking_error.tflite`` (488 B, a real .tflite file) + labels: every bit of the image,
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_export.flash import image as img
+from firmware_export import image as img
 
 ROOT = Path(__file__).parents[1]
 HEADER = ROOT / "firmware_export" / "c" / "edge_model_image.h"

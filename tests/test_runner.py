@@ -12,8 +12,8 @@ import pytest
 from edge.backoff import Backoff
 from edge.camera.base import Frame, FrameSource
 from edge.errors import CameraError
-from edge.pipeline.capture import FrameGrabber
 from edge.events import LabelEvent, Prediction
+from edge.pipeline.capture import FrameGrabber
 from edge.pipeline.runner import LoopSettings, run_loop, run_pipeline
 from edge.pipeline.slot import LatestSlot
 from edge.pipeline.smoothing import ScoreSmoother, select

@@ -16,9 +16,10 @@ import pytest
 
 from edge.errors import ExportError
 from firmware_export.codegen.libraries import check_operators, library_for
-from firmware_export.codegen.resolver import MICRO_OPS, add_method
+from firmware_export.codegen.resolver import add_method
 from firmware_export.codegen.tflm_sources import RESOLVER, select_files
 from firmware_export.export import export_model
+from firmware_export.plan.kernels import MICRO_OPS
 from firmware_export.tflm.tree import open_tree
 from tests.conftest import SHARED, shared_file
 

@@ -26,7 +26,7 @@ from firmware_export.tflm.program import Program, section_sizes
 from firmware_export.tflm.tree import open_tree
 from firmware_export.verify import probe
 from firmware_export.verify.ladder import verify_export
-from firmware_export.verify.project import build_project
+from firmware_export.verify.programs import build_project
 from firmware_export.verify.report import FAIL, NOT_COMPARED, PASS, VerifyReport
 from tests.conftest import ROOT, need_tool, shared_file
 from tests.tflm_support import tflm_library, tflm_tree

@@ -14,7 +14,7 @@ mutations behind every crash, traceback and hang.
 
 What must hold: ``crash``, ``traceback`` and ``hang`` are 0 for the checks edge runs in its own
 process. ``litert-crash`` and ``litert-hang`` count mutants that passed every check and still
-broke LiteRT: the commands load such a model in a child process first (edge.runtime.probe), so
+broke LiteRT: the commands load such a model in a child process first (edge.runtime.first_load), so
 they cost one line and exit 2, but each is a rule edge.model.semantics could still learn.
 """
 

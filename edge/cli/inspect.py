@@ -23,7 +23,7 @@ from edge.model.types import Model, Tensor
 from edge.outputs import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from firmware_export.fit import BoardFit
+    from firmware_export.plan.fit import BoardFit
 
 PROG = "edge-inspect"
 EXAMPLES = (
@@ -104,8 +104,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _board_fit(model: Model, args: argparse.Namespace) -> BoardFit:
-    from firmware_export.fit import board_fit
-    from firmware_export.plan.arena import DEFAULT_MARGIN
+    from firmware_export.plan.fit import DEFAULT_MARGIN, board_fit
 
     board = get_board(args.board, args.boards_dir, kind="mcu")
     margin = DEFAULT_MARGIN if args.margin is None else args.margin

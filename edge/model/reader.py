@@ -1,6 +1,6 @@
 """Read a .tflite file into validated plain data (:class:`edge.model.types.Model`).
 
-Order of work: the flatbuffer is verified (every offset and length, :mod:`edge.model.verify`),
+Order of work: the flatbuffer is bounds-checked (every offset and length, :mod:`edge.model.bounds`),
 then read through edge's own schema binding (:mod:`edge.model.schema`), then checked for meaning:
 tensor, buffer and opcode indices in range, shapes sane, constant data the size its shape says,
 quantization vectors consistent, operators in an order that produces each tensor before use;
@@ -21,9 +21,9 @@ from edge.bounded_read import read_bounded
 from edge.errors import ModelError
 from edge.model import labels as labels_mod
 from edge.model import schema
+from edge.model.bounds import check_model_bounds, check_scalar_table_bounds
 from edge.model.semantics import check_semantics
 from edge.model.types import TENSOR_TYPES, Model, Operator, Quantization, Subgraph, Tensor
-from edge.model.verify import verify_model, verify_scalar_table
 
 MAX_MODEL_BYTES = 2**31 - 1  # flatbuffers' own limit; larger models keep weights outside it
 MAX_RANK = 8
@@ -71,19 +71,19 @@ def parse_model(content: bytes, source: str) -> Model:
         raise ModelError(f"{source}: not a TFLite model (no '{IDENTIFIER.decode()}' identifier "
                          f"at byte 4; found {content[4:8]!r}); give a .tflite flatbuffer")
     try:
-        root = verify_model(content)
+        root = check_model_bounds(content)
         model = _ModelBuilder(content, source).build(root)
         check_semantics(model.subgraphs)
         return model
     except ModelError as e:
         raise ModelError(f"{source}: {e}") from None
     except (struct.error, IndexError, ValueError, OverflowError, UnicodeDecodeError) as e:
-        # The verifier makes these unreachable for fields it checks; keep the promise anyway.
+        # The bounds check makes these unreachable for fields it checks; keep the promise anyway.
         raise ModelError(f"{source}: corrupt model: {e}") from e
 
 
 class _ModelBuilder:
-    """Reads a verified flatbuffer into plain data and checks its meaning."""
+    """Reads a bounds-checked flatbuffer into plain data and checks its meaning."""
 
     def __init__(self, content: bytes, source: str) -> None:
         self.content = content
@@ -228,7 +228,7 @@ class _ModelBuilder:
         if type_name is None:
             raise ModelError(f"corrupt model: {where}.builtin_options_type {options_type} is "
                              "not a known options type")
-        verify_scalar_table(self.content, table.Pos, f"{where}.builtin_options")
+        check_scalar_table_bounds(self.content, table.Pos, f"{where}.builtin_options")
         return schema.read_scalar_options(type_name, self.content, table.Pos)
 
     def _metadata(self, fb: Any, buffers: list[memoryview | None]) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ table field and enum value it shares with ai-edge-litert's copy. Regenerate it w
 ``flatc --python --gen-object-api --gen-onefile schema.fbs`` when a newer schema adds operators.
 
 Only :mod:`edge.model.reader` and :mod:`firmware_export.plan.embed` use the binding, the reader
-only on bytes that :mod:`edge.model.verify` has checked.
+only on bytes that :mod:`edge.model.bounds` has checked.
 """
 
 from __future__ import annotations

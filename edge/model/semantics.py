@@ -1,6 +1,6 @@
 """Semantic checks: a well-formed model that is wrong never reaches an interpreter.
 
-The verifier (:mod:`edge.model.verify`) proves every offset is in range; this module proves the
+The bounds check (:mod:`edge.model.bounds`) proves every offset is in range; this module proves the
 graph makes sense to the kernels that will run it, because LiteRT and TFLite Micro trust a model
 once it parses: an operator with too few inputs, a ``-1`` (absent) input where a kernel needs a
 tensor, a stride of 0 or a quantization scale of 0 or 1e38 crash them (segfault, abort, SIGFPE)
@@ -13,7 +13,7 @@ and filter sizes >= 1. Per tensor: scales positive and in :data:`SCALE_RANGE`, z
 within their type, per-channel parameter counts matching the quantized dimension, and the
 rescale factors a quantized kernel derives from its tensors' scales within what fixed-point
 arithmetic can hold. The list of operators is not complete and cannot be: an unseen model's
-first load also runs in a child process (:mod:`edge.runtime.probe`).
+first load also runs in a child process (:mod:`edge.runtime.first_load`).
 
 Kernel requirements were read from the kernels' ``Prepare`` functions: CONV_2D and
 DEPTHWISE_CONV_2D always carry a bias here (LiteRT's optimized kernels dereference it; every

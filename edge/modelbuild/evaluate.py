@@ -169,10 +169,10 @@ def int8_inputs(tflite: Path, images: LoadedImages) -> tuple[list[np.ndarray], n
 def micro_predictions(tflite: Path, tensors: Sequence[np.ndarray]) -> np.ndarray:
     """TFLite Micro's top-1 for each input tensor, in child processes (see verify)."""
     from edge.model import read_model
-    from firmware_export.plan.arena import plan_arena
+    from firmware_export.plan.fit import pip_arena
     from firmware_export.verify.children import pip_outputs
 
-    arena = plan_arena(read_model(tflite), 8, "reference", abi="pip").size
+    arena = pip_arena(read_model(tflite)).size
     predicted: list[int] = []
     for start in range(0, len(tensors), MICRO_CHUNK):
         chunk = tensors[start:start + MICRO_CHUNK]

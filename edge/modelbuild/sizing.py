@@ -2,7 +2,7 @@
 
 For a microcontroller, the largest network of the family whose predicted tensor arena fits the
 RAM left for it and whose int8 model fits the flash left for it, predicted by the same code
-``edge-export`` uses to plan and check a model (:mod:`firmware_export.plan.mobilenet`). For a
+``edge-export`` uses to plan and check a model (:mod:`firmware_export.plan.fit`). For a
 Linux board, which has neither limit, the standard 1.0/224.
 """
 
@@ -42,7 +42,7 @@ def choose_size(board: BoardProfile, classes: int) -> SizeChoice:
         alpha, resolution = LINUX_DEFAULT
         return SizeChoice(alpha, resolution, f"{board.name} is a Linux board without an arena or "
                           f"flash limit: the standard MobileNetV2 {alpha:g}/{resolution}")
-    from firmware_export.plan.mobilenet import (
+    from firmware_export.plan.fit import (
         family,
         largest_fitting,
         mobilenet_v2_model_bytes,

@@ -16,8 +16,8 @@ import numpy as np
 
 from edge.backoff import Backoff
 from edge.camera.base import FrameSource
-from edge.pipeline.capture import FrameGrabber
 from edge.events import LabelEvent, Scored
+from edge.pipeline.capture import FrameGrabber
 from edge.pipeline.sdnotify import SystemdNotifier
 from edge.pipeline.smoothing import ScoreSmoother, select
 from edge.pipeline.stats import RunStats, RunSummary

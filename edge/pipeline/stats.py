@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.pipeline.capture import CaptureCounters
 from edge.events import LabelEvent
+from edge.pipeline.capture import CaptureCounters
 
 LATENCY_WINDOW = 10_000  # latencies kept for the percentiles (the most recent ones)
 

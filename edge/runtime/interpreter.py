@@ -29,11 +29,11 @@ from edge.model import Model, read_model
 from edge.nativelog import filtered_native_stderr
 from edge.runtime import delegate as edgetpu
 from edge.runtime.backends import TFLM, Backend, load_backend
+from edge.runtime.first_load import load_in_child
 from edge.runtime.kinds import model_kind, refusal
 from edge.runtime.labels import find_labels
 from edge.runtime.postprocess import Classification, classify_scores, dequantize
 from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
-from edge.runtime.probe import probe_model
 from edge.runtime.resources import DEFAULT_MAX_ACTIVATION_MB, MB, check_activation_memory
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ class Classifier:
             BackendError: no usable interpreter package.
             DelegateError: the Edge TPU is needed but unavailable.
             InterpreterError: the interpreter refused the model, or crashed loading it in the
-                child process that loads every model not seen before (:mod:`edge.runtime.probe`).
+                child process that loads every model not seen before
+                (:mod:`edge.runtime.first_load`).
             LabelError: the labels file is unusable.
             PreprocessError: ``resize``/``mean``/``std`` do not fit the model.
         """
@@ -150,9 +151,9 @@ class Classifier:
         # a user error before LiteRT logs:
         names, origin = find_labels(path, model.labels, labels, classes)
         if tpu is None and loaded.name != TFLM:  # TFLM runs in a child of its own anyway;
-            # an Edge TPU model cannot run without the device, so it is not probed
+            # an Edge TPU model cannot run without the device, so it is not loaded in a child first
             try:
-                probe_model(model.content, _name(model), loaded.name, loaded.version)
+                load_in_child(model.content, _name(model), loaded.name, loaded.version)
             except InterpreterError as e:
                 raise InterpreterError(f"{e}{_tflm_hint(model, str(e))}") from e
         interpreter = _build_interpreter(model, loaded, threads, tpu)

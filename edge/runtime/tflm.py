@@ -4,9 +4,9 @@ TFLM runs models that LiteRT refuses (``person_detect.tflite``'s single-scale de
 weights) and is what microcontrollers run, so a host run shows what the firmware will answer.
 It aborts or segfaults its process on some bad models and inputs, so it never runs in ours:
 :class:`TflmInterpreter` starts one long-lived child (:mod:`edge.runtime.tflm_server`), builds
-the interpreter there once with the arena our planner predicts
-(:func:`firmware_export.plan.plan_arena`, 64-bit reference kernels, which is what the pip
-package is), and sends each frame's input over a pipe. A child that dies becomes an
+the interpreter there once with the arena our planner predicts for the pip package
+(:func:`firmware_export.plan.fit.pip_arena`: reference kernels, the package's own struct
+layouts), and sends each frame's input over a pipe. A child that dies becomes an
 :class:`~edge.errors.InterpreterError` naming the signal and TFLM's last message.
 
 The object offers the subset of LiteRT's ``Interpreter`` that :class:`edge.runtime.Classifier`
@@ -60,11 +60,11 @@ def tflm_version() -> str:
 
 
 def planned_arena(model: Model) -> int:
-    """``kTensorArenaSize`` for the pip package (64-bit pointers, reference kernels)."""
-    from firmware_export.plan import plan_arena
+    """``kTensorArenaSize`` for the pip package (its ABI, reference kernels)."""
+    from firmware_export.plan.fit import pip_arena
 
     try:
-        return plan_arena(model, pointer_size=8, kernels="reference").size
+        return pip_arena(model).size
     except ValueError as e:
         raise InterpreterError(f"{_name(model)}: cannot plan a TFLite Micro arena: {e}") from e
 

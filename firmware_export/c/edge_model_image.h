@@ -7,7 +7,7 @@
  * edge_model_image_reason(status) over serial in the label protocol's text mode, and does not
  * touch the model.
  *
- * Image layout (little-endian; firmware_export/flash/image.py writes the same):
+ * Image layout (little-endian; firmware_export/image.py writes the same):
  *   0  magic "EDGM"            4  format version (u16, 1)   6  header size (u16, 64)
  *   8  payload length (u32)   12  model length (u32)       16  CRC-32 of the payload (u32)
  *  20  arena size needed     24  label count              28  board id: CRC-32 of the board name

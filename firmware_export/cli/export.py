@@ -16,8 +16,9 @@ from edge.cli.common import (
     print_json,
     run_command,
 )
-from firmware_export.export import OFFLINE_CHOICES, ExportResult, export_model
+from firmware_export.export import ExportResult, export_model
 from firmware_export.plan.arena import DEFAULT_MARGIN
+from firmware_export.plan.fit import OFFLINE_CHOICES
 from firmware_export.tflm.tree import locate_tree
 
 PROG = "edge-export"

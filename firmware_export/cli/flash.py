@@ -103,13 +103,13 @@ def _report(result: FlashResult, args: argparse.Namespace) -> None:
               f"{result.label_count} labels")
     if args.dry_run:
         print("dry run, nothing written or flashed:")
-        for line in result.plan.lines():
+        for line in result.steps.lines():
             print(line)
         return
     for path in result.written:
         print(f"wrote {path}")
     if result.flashed:
-        print(f"flashed {result.plan.board}")
+        print(f"flashed {result.steps.board}")
 
 
 def _list_ports(args: argparse.Namespace) -> int:

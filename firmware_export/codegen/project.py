@@ -18,7 +18,7 @@ from firmware_export.codegen.main_cpp import main_cpp
 from firmware_export.codegen.model_data import model_data_cc, model_data_h
 from firmware_export.codegen.render import Code, c_string, ini_value, render
 from firmware_export.codegen.resolver import op_resolver_h
-from firmware_export.flash.image import board_id
+from firmware_export.image import board_id
 
 LABELS_HEADER = "edge_labels.h"
 IMAGE_HEADER = "edge_model_image.h"

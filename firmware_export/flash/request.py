@@ -1,4 +1,4 @@
-"""One edge-flash request, end to end: read inputs, build the image, plan, write files, run.
+"""One edge-flash request, end to end: read inputs, build the image, list steps, write, run.
 
 The CLI fills a :class:`FlashRequest` and calls :func:`flash`; everything it prints comes from
 the returned :class:`FlashResult`. The model goes through the project's one model reader and
@@ -22,12 +22,12 @@ from edge.errors import FlashError
 from edge.model import Model, read_model
 from edge.outputs import atomic_write_bytes, clean_stale_temps, temp_name
 from edge.runtime.labels import read_labels
-from firmware_export.export import check_exportable, plan_for_board
-from firmware_export.flash import image as model_image_codec
-from firmware_export.flash import plan as planner
+from firmware_export import image as model_image_codec
 from firmware_export.flash import ports, tools, uf2
-from firmware_export.flash.project import ExportedProject, read_project
+from firmware_export.flash import steps as flash_steps
+from firmware_export.flash.exported import ExportedProject, read_project
 from firmware_export.plan.budget import check_arena_fits
+from firmware_export.plan.fit import check_exportable, plan_for_board
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class FlashRequest:
 class FlashResult:
     """What was (or, for a dry run, would be) written and run."""
 
-    plan: planner.FlashPlan
+    steps: flash_steps.FlashSteps
     image_size: int | None = None
     arena_size: int | None = None
     label_count: int | None = None
@@ -62,7 +62,7 @@ class FlashResult:
     flashed: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.plan.to_json(), "image_size": self.image_size,
+        return {**self.steps.to_json(), "image_size": self.image_size,
                 "arena_size": self.arena_size, "label_count": self.label_count,
                 "written": [str(p) for p in self.written], "flashed": self.flashed}
 
@@ -102,7 +102,7 @@ def resolve_arena_size(requested: int | None, model: Model, planned: int, board:
     if requested is not None and not 0 < requested < 2**32:
         raise FlashError(f"--arena-size (={requested}) must be in [1...{2**32 - 1}]")
     arena = requested if requested is not None else planned
-    check_arena_fits(board, arena, planner.mcu_of(board).pointer_size)
+    check_arena_fits(board, arena, flash_steps.mcu_of(board).pointer_size)
     if firmware is not None and arena > firmware.arena_size:
         raise FlashError(
             f"{model.source} needs a tensor arena of {arena:,} B but the firmware in "
@@ -157,13 +157,13 @@ def model_image(request: FlashRequest, board: BoardProfile,
     model, _, plan = plan_for_board(model, board)  # what edge-export puts into the firmware
     arena = resolve_arena_size(request.arena_size, model, plan.size, board, firmware)
     image = model_image_codec.build_image(model.content, labels, arena, board.name)
-    planner.check_fits(board, len(image))
+    flash_steps.check_fits(board, len(image))
     log.info("model image: %d bytes (model %d, %d labels), arena %d", len(image),
              len(model.content), len(labels), arena)
     return image
 
 
-def find_firmware(path: Path) -> planner.FirmwareFiles:
+def find_firmware(path: Path) -> flash_steps.FirmwareFiles:
     """The build outputs in a file, a build folder or a PlatformIO project folder.
 
     Raises:
@@ -188,7 +188,7 @@ def find_firmware(path: Path) -> planner.FirmwareFiles:
         return next((f / name for f in folders if (f / name).is_file()), None)
 
     project = path if path.is_dir() and (path / "platformio.ini").is_file() else None
-    return planner.FirmwareFiles(project=project, app=app, bootloader=first("bootloader.bin"),
+    return flash_steps.FirmwareFiles(project=project, app=app, bootloader=first("bootloader.bin"),
                                  partitions=first("partitions.bin"),
                                  boot_app0=first("boot_app0.bin"))
 
@@ -210,45 +210,45 @@ def flash(request: FlashRequest) -> FlashResult:
     check_project(project, board, request.model is not None)
     image = model_image(request, board, project) if request.model is not None else None
     if request.dry_run:
-        _, plan = _plan(request, board, image, request.work_dir or DRY_RUN_WORK)
+        _, steps = _steps(request, board, image, request.work_dir or DRY_RUN_WORK)
         if image is not None:
             note_unchecked_slot(project, board)
-        return _result(plan, image, (), flashed=False)
+        return _result(steps, image, (), flashed=False)
     with private_work_dir(request.work_dir) as work:
-        files, plan = _plan(request, board, image, work)
+        files, steps = _steps(request, board, image, work)
         try:
             for path, data in files.items():
                 atomic_write_bytes(path, data)
-            tools.run_plan(plan)
+            tools.run_steps(steps)
         finally:
-            for temporary in plan.temporaries:
+            for temporary in steps.temporaries:
                 temporary.unlink(missing_ok=True)
     if image is not None:
         note_unchecked_slot(project, board)
     written = tuple(p for p in files if not p.is_relative_to(work))
-    if any(step.tool == "move" for step in plan.steps) and request.output is not None:
+    if any(step.tool == "move" for step in steps.steps) and request.output is not None:
         written += (request.output,)
-    return _result(plan, image, written, flashed=request.output is None)
+    return _result(steps, image, written, flashed=request.output is None)
 
 
-def _result(plan: planner.FlashPlan, image: bytes | None, written: tuple[Path, ...],
+def _result(steps: flash_steps.FlashSteps, image: bytes | None, written: tuple[Path, ...],
             flashed: bool) -> FlashResult:
     header = model_image_codec.unpack_header(image) if image is not None else None
-    return FlashResult(plan=plan, image_size=None if image is None else len(image),
+    return FlashResult(steps=steps, image_size=None if image is None else len(image),
                        arena_size=header.arena_size if header else None,
                        label_count=header.label_count if header else None, written=written,
                        flashed=flashed)
 
 
-def _plan(request: FlashRequest, board: BoardProfile, image: bytes | None, work: Path
-          ) -> tuple[dict[Path, bytes], planner.FlashPlan]:
-    """Files to write (path -> bytes) and the plan to run after writing them."""
+def _steps(request: FlashRequest, board: BoardProfile, image: bytes | None, work: Path
+          ) -> tuple[dict[Path, bytes], flash_steps.FlashSteps]:
+    """Files to write (path -> bytes) and the steps to run after writing them."""
     port: str | None = request.port
     drive: Path | None = None
     if request.port and Path(request.port).is_dir():
         port, drive = None, Path(request.port)
-    elif not port and board.mcu and board.mcu.flash_tool in planner.UF2_VOLUMES:
-        drive = ports.find_uf2_drive(planner.UF2_VOLUMES[board.mcu.flash_tool])
+    elif not port and board.mcu and board.mcu.flash_tool in flash_steps.UF2_VOLUMES:
+        drive = ports.find_uf2_drive(flash_steps.UF2_VOLUMES[board.mcu.flash_tool])
     files: dict[Path, bytes] = {}
     image_path = None
     if image is not None:
@@ -256,52 +256,53 @@ def _plan(request: FlashRequest, board: BoardProfile, image: bytes | None, work:
         files[image_path] = image
     firmware = find_firmware(request.firmware) if request.firmware else None
     if request.output is not None:
-        return _plan_output(request.output, board, image, image_path, firmware, files)
-    steps: list[planner.Step] = []
-    plan_files: list[tuple[Path, str]] = []
+        return _output_steps(request.output, board, image, image_path, firmware, files)
+    steps: list[flash_steps.Step] = []
+    step_files: list[tuple[Path, str]] = []
     if firmware is not None:
-        fw_plan = planner.plan_firmware(board, firmware, port, tools.have_program("pio"), drive)
-        steps += fw_plan.steps
+        firmware_steps = flash_steps.firmware_steps(board, firmware, port,
+                                                    tools.have_program("pio"), drive)
+        steps += firmware_steps.steps
     if image is not None and image_path is not None:
-        target = planner.ModelTarget(image=image_path, image_size=len(image))
+        target = flash_steps.ModelTarget(image=image_path, image_size=len(image))
         if board.mcu and board.mcu.uf2_family is not None and \
-                board.mcu.flash_tool in planner.UF2_VOLUMES:
+                board.mcu.flash_tool in flash_steps.UF2_VOLUMES:
             uf2_path = image_path.with_suffix(".uf2")
             files[uf2_path] = uf2_bytes(board, image)
-            target = planner.ModelTarget(image_path, len(image), uf2_path, drive)
-        model_plan = planner.plan_model(board, target, port)
-        steps += model_plan.steps
-        plan_files += model_plan.files
-    return files, planner.FlashPlan(board.name, request.port, tuple(steps), tuple(plan_files))
+            target = flash_steps.ModelTarget(image_path, len(image), uf2_path, drive)
+        model_steps = flash_steps.model_steps(board, target, port)
+        steps += model_steps.steps
+        step_files += model_steps.files
+    return files, flash_steps.FlashSteps(board.name, request.port, tuple(steps), tuple(step_files))
 
 
 def uf2_bytes(board: BoardProfile, image: bytes) -> bytes:
     """The model image as UF2 blocks at the board's slot, with its family ID."""
-    slot = planner.slot_of(board)
+    slot = flash_steps.slot_of(board)
     family = board.mcu.uf2_family if board.mcu else None
     return uf2.to_uf2(image, slot.address, family)
 
 
-def _plan_output(output: Path, board: BoardProfile, image: bytes | None, image_path: Path | None,
-                 firmware: planner.FirmwareFiles | None, files: dict[Path, bytes]
-                 ) -> tuple[dict[Path, bytes], planner.FlashPlan]:
+def _output_steps(output: Path, board: BoardProfile, image: bytes | None, image_path: Path | None,
+                 firmware: flash_steps.FirmwareFiles | None, files: dict[Path, bytes]
+                 ) -> tuple[dict[Path, bytes], flash_steps.FlashSteps]:
     """``--output``: write the image (or its UF2), or merge firmware + image, without flashing.
 
     A merged image needs an esptool board and a built application; otherwise ``--firmware``
     only told edge-flash the project's arena, and the image is written alone.
     """
-    mcu = planner.mcu_of(board)
+    mcu = flash_steps.mcu_of(board)
     if firmware is not None and (mcu.flash_tool == "esptool" or image is None) and (
             firmware.app or image is None):
         partial = temp_name(output)  # removed on failure; after a kill -9, by the next run
-        steps = (planner.plan_merged_image(board, firmware, image_path, partial),
-                 planner.Step("move", (str(partial), str(output)),
+        steps = (flash_steps.merged_image_step(board, firmware, image_path, partial),
+                 flash_steps.Step("move", (str(partial), str(output)),
                               "move the merged image into place"))
         inputs = tuple((path, "model image") for path in files)
-        return files, planner.FlashPlan(board.name, None, steps, inputs, (partial,))
+        return files, flash_steps.FlashSteps(board.name, None, steps, inputs, (partial,))
     assert image is not None
     if output.suffix.lower() == ".uf2":
         data, what = uf2_bytes(board, image), "model image as UF2 at the model slot"
     else:
         data, what = image, "model image"
-    return {output: data}, planner.FlashPlan(board.name, None, (), ((output, what),))
+    return {output: data}, flash_steps.FlashSteps(board.name, None, (), ((output, what),))

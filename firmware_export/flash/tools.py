@@ -1,4 +1,4 @@
-"""The flashing backends: a registry, looked up lazily, and the code that runs plan steps.
+"""The flashing tools: a registry, looked up lazily, and the code that runs flashing steps.
 
 This is the only module that imports esptool or runs picotool, pyocd, bossac, PlatformIO or
 teensy_loader_cli, and each only when a step names it. A missing tool raises one line saying
@@ -21,13 +21,13 @@ from typing import Any
 
 from edge.errors import BackendError, FlashError
 from firmware_export.flash import ports
-from firmware_export.flash.plan import FlashPlan, Step
+from firmware_export.flash.steps import FlashSteps, Step
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Backend:
+class FlashTool:
     """How one flashing tool is reached: a Python package or a program on PATH."""
 
     name: str
@@ -36,38 +36,38 @@ class Backend:
     install: str
 
 
-BACKENDS: dict[str, Backend] = {
-    "esptool": Backend("esptool", "python", ("esptool",),
+TOOLS: dict[str, FlashTool] = {
+    "esptool": FlashTool("esptool", "python", ("esptool",),
                        "pip install esptool (or pip install 'edge-labels[flash]')"),
-    "picotool": Backend("picotool", "program", ("picotool",),
+    "picotool": FlashTool("picotool", "program", ("picotool",),
                         "install picotool from github.com/raspberrypi/picotool (or the Pico SDK), "
                         "or hold BOOTSEL and pass the RPI-RP2 drive as --port"),
-    "uf2-copy": Backend("uf2-copy", "copy", (), ""),
-    "move": Backend("move", "move", (), ""),
-    "pyocd": Backend("pyocd", "program", ("pyocd",), "pip install pyocd"),
-    "bossac": Backend("bossac", "program", ("bossac",),
+    "uf2-copy": FlashTool("uf2-copy", "copy", (), ""),
+    "move": FlashTool("move", "move", (), ""),
+    "pyocd": FlashTool("pyocd", "program", ("pyocd",), "pip install pyocd"),
+    "bossac": FlashTool("bossac", "program", ("bossac",),
                       "install Arduino's bossac (arduino-cli core install arduino:mbed_nano) "
                       "and put it on PATH"),
-    "pio": Backend("pio", "program", ("pio", "platformio"), "pip install platformio"),
-    "teensy_loader_cli": Backend("teensy_loader_cli", "program", ("teensy_loader_cli",),
+    "pio": FlashTool("pio", "program", ("pio", "platformio"), "pip install platformio"),
+    "teensy_loader_cli": FlashTool("teensy_loader_cli", "program", ("teensy_loader_cli",),
                                  "apt install teensy-loader-cli"),
 }
 
 
-def backend(tool: str) -> Backend:
+def tool_spec(tool: str) -> FlashTool:
     try:
-        return BACKENDS[tool]
+        return TOOLS[tool]
     except KeyError:
-        raise FlashError(f"unknown flashing tool {tool!r}; known: {', '.join(BACKENDS)}") from None
+        raise FlashError(f"unknown flashing tool {tool!r}; known: {', '.join(TOOLS)}") from None
 
 
 def find_program(tool: str) -> str:
-    """The path of a program backend.
+    """The path of a flashing program.
 
     Raises:
         FlashError: it is not on PATH; the message says what to install.
     """
-    spec = backend(tool)
+    spec = tool_spec(tool)
     for name in spec.names:
         found = shutil.which(name)
         if found:
@@ -76,8 +76,8 @@ def find_program(tool: str) -> str:
 
 
 def have_program(tool: str) -> bool:
-    """Whether a program backend is on PATH (e.g. to prefer PlatformIO's upload)."""
-    return any(shutil.which(name) for name in backend(tool).names)
+    """Whether a flashing program is on PATH (e.g. to prefer PlatformIO's upload)."""
+    return any(shutil.which(name) for name in tool_spec(tool).names)
 
 
 def import_esptool() -> Any:
@@ -89,7 +89,7 @@ def import_esptool() -> Any:
     try:
         return importlib.import_module("esptool")
     except ImportError as e:
-        raise BackendError(f"esptool is not installed; {BACKENDS['esptool'].install}") from e
+        raise BackendError(f"esptool is not installed; {TOOLS['esptool'].install}") from e
 
 
 def esptool_args(esptool: Any, args: Sequence[str]) -> list[str]:
@@ -124,7 +124,7 @@ def run_esptool(args: Sequence[str]) -> None:
 
 
 def run_program(tool: str, args: Sequence[str]) -> None:
-    """Run a program backend with its output going to our stdout/stderr.
+    """Run a flashing program with its output going to our stdout/stderr.
 
     Raises:
         FlashError: not installed, or it exited with an error.
@@ -166,7 +166,7 @@ def move_into_place(source: Path, target: Path) -> None:
 
 def run_step(step: Step) -> None:
     """Run one step: check its port, touch it if asked, then run its tool."""
-    kind = backend(step.tool).kind
+    kind = tool_spec(step.tool).kind
     if kind == "program":
         find_program(step.tool)  # say what to install before touching the board
     elif kind == "python":
@@ -185,15 +185,15 @@ def run_step(step: Step) -> None:
         run_program(step.tool, step.args)
 
 
-def run_plan(plan: FlashPlan) -> None:
-    """Run every step of a plan in order, stopping at the first failure.
+def run_steps(steps: FlashSteps) -> None:
+    """Run every step in order, stopping at the first failure.
 
-    The plan's files must already be written.
+    The steps' files must already be written.
 
     Raises:
         FlashError: a step failed (the message names it).
         BackendError: a Python flashing package is missing.
     """
-    for number, step in enumerate(plan.steps, 1):
-        log.info("step %d/%d: %s", number, len(plan.steps), step.what)
+    for number, step in enumerate(steps.steps, 1):
+        log.info("step %d/%d: %s", number, len(steps.steps), step.what)
         run_step(step)

@@ -13,7 +13,7 @@ from firmware_export.plan.arena import ArenaPlan
 from firmware_export.tflm.program import Program, section_sizes
 from firmware_export.tflm.run import run_program
 from firmware_export.verify import probe
-from firmware_export.verify.project import ProjectBuild
+from firmware_export.verify.programs import ProjectBuild
 from firmware_export.verify.report import FAIL, INFO, NOT_COMPARED, PASS, WARN, Check, VerifyReport
 
 MAX_LSB = 32  # LiteRT rounds differently: 0-1 LSB on most inputs, up to 22 on the demo model

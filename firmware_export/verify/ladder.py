@@ -33,7 +33,7 @@ from firmware_export.tflm.tree import TflmTree
 from firmware_export.verify import checks
 from firmware_export.verify.builds import BuildSpec, plan_builds
 from firmware_export.verify.children import litert_outputs, pip_minimum, pip_outputs
-from firmware_export.verify.project import build_project
+from firmware_export.verify.programs import build_project
 from firmware_export.verify.report import FAIL, INFO, NOT_COMPARED, PASS, Check, VerifyReport
 
 log = logging.getLogger(__name__)

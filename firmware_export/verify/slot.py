@@ -13,11 +13,11 @@ from pathlib import Path
 from edge.boards import BoardProfile
 from edge.errors import VerifyError
 from edge.serial.protocol import LabelRecord, StreamDecoder
-from firmware_export.flash.image import board_id
+from firmware_export.image import board_id
 from firmware_export.tflm.build import Library
 from firmware_export.tflm.program import Program
 from firmware_export.tflm.run import Loaded, RunResult, run_program
-from firmware_export.verify.project import build_slot_firmware
+from firmware_export.verify.programs import build_slot_firmware
 
 EMULATED_CODE_MEMORY = 4 << 20  # MPS2 code SRAM at 0x0
 

@@ -1,4 +1,4 @@
-"""The child side of :mod:`edge.runtime.probe` (run as ``python -m edge.runtime._probe_child``).
+"""The child side of :mod:`edge.runtime.first_load` (``python -m edge.runtime.first_load_child``).
 
 Reads one ``.npz`` request on stdin (``model`` bytes, ``backend`` name, ``run`` flag and
 ``input_N`` arrays), builds the interpreter, allocates, invokes (on zeros, or on each input)

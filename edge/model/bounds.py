@@ -1,4 +1,4 @@
-"""A bounds-checking verifier for the parts of the TFLite flatbuffer that edge reads.
+"""A bounds check for the parts of the TFLite flatbuffer that edge reads.
 
 The generated schema binding (:mod:`edge.model.schema_generated`) trusts its input: a negative
 soffset makes it read from the end of the buffer, a huge vector length makes it loop for hours.
@@ -88,7 +88,7 @@ MAX_DEPTH = 8
 
 
 @dataclass
-class Verifier:
+class BoundsChecker:
     """Checks a flatbuffer against :data:`SCHEMA`; counts tables to bound the work."""
 
     buf: bytes | memoryview
@@ -181,18 +181,19 @@ class Verifier:
             self.table_fields(where, target)
 
 
-def verify_model(buf: bytes | memoryview) -> int:
-    """Verify the whole model flatbuffer; return the root table's position.
+def check_model_bounds(buf: bytes | memoryview) -> int:
+    """Bounds-check the whole model flatbuffer; return the root table's position.
 
     Raises:
         ModelError: the first out-of-range offset or length, naming the field.
     """
-    verifier = Verifier(buf)
-    root = verifier.deref("root", 0)
-    verifier.table("Model", root, "model")
+    checker = BoundsChecker(buf)
+    root = checker.deref("root", 0)
+    checker.table("Model", root, "model")
     return root
 
 
-def verify_scalar_table(buf: bytes | memoryview, pos: int, where: str) -> tuple[int, list[int]]:
+def check_scalar_table_bounds(buf: bytes | memoryview, pos: int, where: str
+                              ) -> tuple[int, list[int]]:
     """Check the header of a table whose fields are read as scalars (operator options)."""
-    return Verifier(buf).table_fields(where, pos)
+    return BoundsChecker(buf).table_fields(where, pos)

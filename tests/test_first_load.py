@@ -17,15 +17,15 @@ import pytest
 
 from edge.demo import model_path
 from edge.errors import InterpreterError
-from edge.runtime import probe
+from edge.runtime import first_load
 from tests.conftest import ROOT, shared_file
 from tests.model_mutants import named_mutants, tiny_model
 
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(probe.CACHE_ENV, str(tmp_path / "cache"))
-    return tmp_path / "cache" / "probed"
+    monkeypatch.setenv(first_load.CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache" / "loaded"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def crashing() -> bytes:
 def test_a_real_litert_crash_becomes_one_error_and_is_not_cached(cache: Path,
                                                                  crashing: bytes) -> None:
     with pytest.raises(InterpreterError) as info:
-        probe.probe_model(crashing, "broken.tflite")
+        first_load.load_in_child(crashing, "broken.tflite")
     message = str(info.value)
     assert message.startswith("LiteRT crashed while loading broken.tflite: SIGSEGV")
     assert "\n" not in message
@@ -45,17 +45,19 @@ def test_a_real_litert_crash_becomes_one_error_and_is_not_cached(cache: Path,
 
 def test_success_is_remembered_by_content_backend_and_version(cache: Path) -> None:
     content = tiny_model((1, 4, 4, 3))
-    assert probe.probe_model(content, "tiny.tflite", "ai-edge-litert", "1") is True
-    assert probe.probe_model(content, "tiny.tflite", "ai-edge-litert", "1") is False
-    assert [p.name for p in cache.iterdir()] == [probe.probe_key(content, "ai-edge-litert", "1")]
-    assert probe.probe_model(content, "tiny.tflite", "ai-edge-litert", "2") is True  # upgrade
+    assert first_load.load_in_child(content, "tiny.tflite", "ai-edge-litert", "1") is True
+    assert first_load.load_in_child(content, "tiny.tflite", "ai-edge-litert", "1") is False
+    key = first_load.loaded_key(content, "ai-edge-litert", "1")
+    assert [p.name for p in cache.iterdir()] == [key]
+    # an upgrade of the package loads it again
+    assert first_load.load_in_child(content, "tiny.tflite", "ai-edge-litert", "2") is True
 
 
 def test_a_clean_refusal_keeps_the_interpreters_reason(cache: Path) -> None:
     content = shared_file("models/person_detect.tflite").read_bytes()
     with pytest.raises(InterpreterError, match=r"person_detect\.tflite: ai-edge-litert refused "
                                                "the model: quantized_dimension"):
-        probe.probe_model(content, "person_detect.tflite")
+        first_load.load_in_child(content, "person_detect.tflite")
 
 
 def test_run_model_in_a_child_matches_litert_in_process() -> None:
@@ -72,7 +74,7 @@ def test_run_model_in_a_child_matches_litert_in_process() -> None:
         interpreter.set_tensor(detail["index"], x)
         interpreter.invoke()
         expected.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
-    got = probe.run_model(content, "demo", inputs)
+    got = first_load.run_model(content, "demo", inputs)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b.reshape(-1))
 
@@ -98,7 +100,7 @@ def test_commands_survive_a_litert_crash(command: str, crashing: bytes, tmp_path
     cv2.imwrite(str(image), np.zeros((96, 96, 3), np.uint8))
     args = (["--model", str(model), str(image)] if command == "classify"
             else ["--camera", "demo", "--model", str(model), "--max-frames", "1"])
-    env = {**os.environ, "PYTHONPATH": str(ROOT), probe.CACHE_ENV: str(tmp_path / "cache")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), first_load.CACHE_ENV: str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", _WITHOUT_SEMANTICS.format(module=command),
                            *args], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 2, done.stderr

@@ -1,4 +1,4 @@
-"""The model image codec (firmware_export.flash.image): pure bytes in, bytes out."""
+"""The model image codec (firmware_export.image): pure bytes in, bytes out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.errors import FlashError, LabelError, ModelError
-from firmware_export.flash import image as img
+from firmware_export import image as img
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 

@@ -43,7 +43,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class FlashPlan:
+class FlashSteps:
     """Files to write, then steps to run, for one board."""
 
     board: str
@@ -132,7 +132,7 @@ def require_port(board: BoardProfile, port: str | None) -> str:
     return port
 
 
-def plan_model(board: BoardProfile, target: ModelTarget, port: str | None) -> FlashPlan:
+def model_steps(board: BoardProfile, target: ModelTarget, port: str | None) -> FlashSteps:
     """Steps that write a model image into the board's model slot.
 
     Raises:
@@ -146,7 +146,7 @@ def plan_model(board: BoardProfile, target: ModelTarget, port: str | None) -> Fl
         raise FlashError(f"board {board.name}: no model-only update with flash_tool {tool!r}; "
                          f"known: {', '.join(sorted(MODEL_STEPS))}")
     steps, files = builder(board, target, port)
-    return FlashPlan(board=board.name, port=port, steps=tuple(steps), files=tuple(files))
+    return FlashSteps(board=board.name, port=port, steps=tuple(steps), files=tuple(files))
 
 
 _Built = tuple[list[Step], list[tuple[Path, str]]]
@@ -236,8 +236,8 @@ class FirmwareFiles:
     boot_app0: Path | None = None
 
 
-def plan_firmware(board: BoardProfile, files: FirmwareFiles, port: str | None,
-                  use_pio: bool = False, uf2_drive: Path | None = None) -> FlashPlan:
+def firmware_steps(board: BoardProfile, files: FirmwareFiles, port: str | None,
+                  use_pio: bool = False, uf2_drive: Path | None = None) -> FlashSteps:
     """Steps that flash firmware with the board's own tool (or PlatformIO's upload).
 
     Args:
@@ -259,7 +259,7 @@ def plan_firmware(board: BoardProfile, files: FirmwareFiles, port: str | None,
             raise FlashError(f"board {board.name}: unknown flash_tool {tool!r}; known: "
                              f"{', '.join(sorted(FIRMWARE_STEPS))}")
         steps = builder(board, files, port, uf2_drive)
-    return FlashPlan(board=board.name, port=port, steps=tuple(steps))
+    return FlashSteps(board=board.name, port=port, steps=tuple(steps))
 
 
 def _need(board: BoardProfile, files: FirmwareFiles, *suffixes: str) -> tuple[str, Path]:
@@ -291,7 +291,7 @@ def esp_parts(board: BoardProfile, files: FirmwareFiles) -> list[tuple[int, Path
     return [(offset, path) for offset, path in parts if path is not None]
 
 
-def plan_merged_image(board: BoardProfile, files: FirmwareFiles, image: Path | None,
+def merged_image_step(board: BoardProfile, files: FirmwareFiles, image: Path | None,
                       output: Path) -> Step:
     """esptool's offline ``merge-bin``: firmware and model image in one full flash image.
 

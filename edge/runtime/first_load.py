@@ -6,10 +6,10 @@ model, a child process builds the same interpreter package's interpreter on it, 
 tensors and invokes it once on zeros. A crash there (segfault, abort, a signal of any kind)
 becomes one line, ``LiteRT crashed while loading MODEL: SIGSEGV ...``, and the command exits 2.
 Success is remembered by the model's SHA-256 (with the package and its version) in
-``$EDGE_CACHE_DIR/probed`` (default ``~/.cache/edge/probed``), so a known model costs nothing.
+``$EDGE_CACHE_DIR/loaded`` (default ``~/.cache/edge/loaded``), so a known model costs nothing.
 
 Callers: :meth:`edge.runtime.Classifier.open` (edge-classify, edge-run). Other code that must
-not run LiteRT in its own process (``edge-export --verify``) calls :func:`probe_model` to check
+not run LiteRT in its own process (``edge-export --verify``) calls :func:`load_in_child` to check
 a model and :func:`run_model` to get LiteRT's outputs for some inputs, both in a child.
 """
 
@@ -33,7 +33,7 @@ from edge.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-CHILD_MODULE = "edge.runtime._probe_child"
+CHILD_MODULE = "edge.runtime.first_load_child"
 TIMEOUT_S = 300.0
 CACHE_ENV = "EDGE_CACHE_DIR"
 LABELS = {"ai-edge-litert": "LiteRT", "tflite-runtime": "tflite-runtime",
@@ -41,19 +41,19 @@ LABELS = {"ai-edge-litert": "LiteRT", "tflite-runtime": "tflite-runtime",
 
 
 def cache_dir() -> Path:
-    """Where successful probes are remembered: ``$EDGE_CACHE_DIR/probed`` or ~/.cache/edge."""
+    """Where successful first loads are remembered: ``$EDGE_CACHE_DIR/loaded`` or ~/.cache/edge."""
     base = os.environ.get(CACHE_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edge")
-    return Path(base) / "probed"
+    return Path(base) / "loaded"
 
 
-def probe_key(content: bytes, backend: str, version: str) -> str:
+def loaded_key(content: bytes, backend: str, version: str) -> str:
     digest = hashlib.sha256(content)
     digest.update(f"\0{backend}\0{version}".encode())
     return digest.hexdigest()
 
 
-def probe_model(content: bytes, name: str, backend: str = "ai-edge-litert",
+def load_in_child(content: bytes, name: str, backend: str = "ai-edge-litert",
                 version: str = "") -> bool:
     """Load, allocate and invoke the model once in a child, unless that already succeeded.
 
@@ -70,7 +70,7 @@ def probe_model(content: bytes, name: str, backend: str = "ai-edge-litert",
         InterpreterError: the child crashed, hung, or the interpreter refused the model.
         BackendError: the interpreter package cannot be imported in the child.
     """
-    marker = cache_dir() / probe_key(content, backend, version)
+    marker = cache_dir() / loaded_key(content, backend, version)
     if marker.is_file():
         return False
     _call(content, name, backend, None)
@@ -145,4 +145,4 @@ def _remember(marker: Path, name: str, backend: str, version: str) -> None:
         atomic_write_text(marker, json.dumps({"model": name, "backend": backend,
                                               "version": version}))
     except OSError as e:
-        log.debug("cannot remember the probe of %s in %s: %s", name, marker.parent, e)
+        log.debug("cannot remember the first load of %s in %s: %s", name, marker.parent, e)

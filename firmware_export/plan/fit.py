@@ -1,0 +1,187 @@
+"""Does a model fit, and where: the one entry point of the memory plan that ``edge`` uses.
+
+For a microcontroller board, the same steps as ``edge-export`` (validate, offline plan, arena
+plan, budget) without writing a project, so ``edge-inspect MODEL --board B`` and ``edge-export``
+can never disagree: the arena in RAM, the model in flash. For the pip ``tflite-micro``
+interpreter, the arena it needs (:func:`pip_arena`). For training, the MobileNetV2 family's
+predicted arenas and model sizes (re-exported from :mod:`firmware_export.plan.mobilenet`).
+
+``edge`` imports nothing else of ``firmware_export`` (``tests/test_layers.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from edge.boards import BoardProfile
+from edge.errors import ExportError
+from edge.model import Model, read_model
+from edge.model.compat import micro_support
+from firmware_export.image import build_image
+from firmware_export.plan.abi import default_abi
+from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
+from firmware_export.plan.budget import Budget, budget_for, mcu_spec, suggestion
+from firmware_export.plan.embed import with_metadata
+from firmware_export.plan.kernels import unsupported_ops
+from firmware_export.plan.mobilenet import family, largest_fitting, mobilenet_v2_model_bytes
+from firmware_export.plan.offline import (
+    METADATA_NAME,
+    OfflinePlan,
+    find_offline_plan,
+    metadata_words,
+)
+
+__all__ = ["DEFAULT_MARGIN", "OFFLINE_CHOICES", "ArenaPlan", "BoardFit", "Placement",
+           "apply_offline_plan", "board_fit", "check_exportable", "family", "largest_fitting",
+           "mobilenet_v2_model_bytes", "pip_arena", "plan_for_board"]
+
+log = logging.getLogger(__name__)
+
+OFFLINE_CHOICES = ("auto", "off")
+
+
+def check_exportable(model: Model) -> None:
+    """Refuse what TFLite Micro cannot run, with the reason and what to do.
+
+    Raises:
+        ExportError: Edge TPU / custom ops, uint8 hybrid models, operators without a kernel.
+    """
+    support = micro_support(model)
+    if not support.runnable:
+        raise ExportError(f"{model.source}: {support.reason}")
+    missing = unsupported_ops(model.opcodes)
+    if missing:
+        raise ExportError(f"{model.source}: TFLite Micro has no kernel for "
+                          f"{', '.join(missing)}; replace those operators before exporting")
+
+
+def apply_offline_plan(model: Model, kernels: str, mode: str) -> tuple[Model, OfflinePlan | None]:
+    """The model with a better-than-greedy plan written in, when ``mode`` is auto and one exists."""
+    if mode not in OFFLINE_CHOICES:
+        raise ExportError(f"--offline-plan (={mode!r}) must be one of {', '.join(OFFLINE_CHOICES)}")
+    if mode == "off" or METADATA_NAME in model.metadata or len(model.subgraphs) != 1:
+        return model, None
+    plan = find_offline_plan(model, kernels)
+    if plan is None:
+        return model, None
+    log.info("offline plan (%s order) saves %d B over TFLM's greedy plan", plan.strategy,
+             plan.saving)
+    content = with_metadata(model.content, METADATA_NAME, metadata_words(plan.offsets))
+    return read_model(content, name=model.source), plan
+
+
+def plan_for_board(model: Model, board: BoardProfile, offline_plan: str = "auto",
+                   margin: int = DEFAULT_MARGIN) -> tuple[Model, OfflinePlan | None, ArenaPlan]:
+    """The model as the firmware gets it (with an offline plan when one helps) and its arena.
+
+    The one place that decides ``kTensorArenaSize``: edge-export writes it into ``arena.h`` and
+    edge-flash into the image header, so the two always agree for the same model and board.
+    """
+    spec = mcu_spec(board)
+    model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
+    return model, offline, plan_arena(model, spec.pointer_size, spec.kernels, margin,
+                                      abi=default_abi(spec.pointer_size, board.cpu))
+
+
+def pip_arena(model: Model, margin: int = DEFAULT_MARGIN) -> ArenaPlan:
+    """The arena of the pip ``tflite-micro`` interpreter (x86-64, reference kernels, its ABI).
+
+    Raises:
+        ValueError: the model's memory plan overlaps (a bad offline plan).
+    """
+    return plan_arena(model, pointer_size=8, kernels="reference", margin=margin, abi="pip")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One thing the model needs on the board, and the memory it goes into."""
+
+    what: str
+    region: str
+    origin: int
+    need: int
+    available: int
+
+    @property
+    def left(self) -> int:
+        return self.available - self.need
+
+    @property
+    def fits(self) -> bool:
+        return self.left >= 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "region": self.region, "origin": self.origin,
+                "need": self.need, "available": self.available, "left": self.left,
+                "fits": self.fits}
+
+
+@dataclass(frozen=True)
+class BoardFit:
+    """The arena plan, the budget and each placement of one model on one board."""
+
+    board: BoardProfile
+    arena: ArenaPlan
+    budget: Budget
+    offline: OfflinePlan | None
+    placements: tuple[Placement, ...]
+
+    @property
+    def fits(self) -> bool:
+        """Whether the default export (model built in, no slot) fits."""
+        return all(p.fits for p in self.placements[:2])
+
+    @property
+    def fits_with_slot(self) -> bool | None:
+        """Whether an export with ``--model-slot`` fits (None: the board has no slot)."""
+        return all(p.fits for p in self.placements) if len(self.placements) > 2 else None
+
+    @property
+    def advice(self) -> str | None:
+        """What would fit instead, when the arena does not."""
+        if self.placements[0].fits:
+            return None
+        return suggestion(self.placements[0].available, self.arena.pointer_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"board": self.board.name, "fits": self.fits,
+                "fits_with_model_slot": self.fits_with_slot,
+                "arena": self.arena.breakdown(), "budget": self.budget.to_dict(),
+                "placements": [p.to_dict() for p in self.placements],
+                "offline_plan_saving": self.offline.saving if self.offline else None,
+                "advice": self.advice}
+
+
+def board_fit(model: Model, board: BoardProfile, margin: int = DEFAULT_MARGIN,
+              offline_plan: str = "auto") -> BoardFit:
+    """Plan ``model`` on ``board`` as ``edge-export`` would, without writing anything.
+
+    Raises:
+        ExportError: not a microcontroller board, or a model TFLite Micro cannot run.
+    """
+    spec = mcu_spec(board)
+    check_exportable(model)
+    planned, offline = apply_offline_plan(model, spec.kernels, offline_plan)
+    arena = plan_arena(planned, spec.pointer_size, spec.kernels, margin)
+    size = len(planned.content)
+    budget = budget_for(board, arena, size)  # the default export: no slot
+    ram, region = spec.region(spec.arena_region), spec.model_region(slot=False)
+    placements = [
+        Placement("tensor arena", ram.name, ram.origin, arena.size, budget.ram_for_arena),
+        Placement("model data (built in)", f"flash {region.name}", region.address, size,
+                  budget.flash_for_model),
+    ]
+    slot = spec.slot_region(slot=True)
+    if slot is not None:  # firmware exported with --model-slot, updated by edge-flash
+        image = build_image(planned.content, model.labels or (), arena.size, board.name)
+        with_slot = budget_for(board, arena, size, image)
+        part = spec.model_region(slot=True)
+        placements += [
+            Placement("model data (--model-slot)", f"flash {part.name}", part.address, size,
+                      with_slot.flash_for_model),
+            Placement("model image (edge-flash)", "flash slot", slot.address, len(image),
+                      slot.length),
+        ]
+    return BoardFit(board, arena, budget, offline, tuple(placements))
