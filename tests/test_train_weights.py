@@ -174,3 +174,39 @@ def test_cached_imagenet_file_is_checksummed(tmp_path: Path) -> None:
     weights.write_bytes(b"truncat")
     with pytest.raises(TrainingError, match="changed since they were downloaded"):
         check_imagenet_file(weights)
+
+
+def test_a_keras_file_given_where_a_tflite_belongs_says_run_quantize(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    from edge.cli.classify import main as edge_classify
+    from firmware_export.cli.export import main as edge_export
+
+    model = tmp_path / "model.keras"
+    with zipfile.ZipFile(model, "w") as archive:  # what Keras writes: a zip archive
+        archive.writestr("config.json", "{}")
+    image = tmp_path / "x.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    for run in (lambda: edge_classify(["--model", str(model), str(image)]),
+                lambda: edge_export([str(model), "--board", "nano33ble", "--out",
+                                     str(tmp_path / "fw")])):
+        capsys.readouterr()
+        assert run() == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"run `edge-model quantize {model}`" in err[0], err
+
+
+@needs_shared
+def test_listen_reads_the_labels_embedded_in_a_model(tmp_path: Path) -> None:
+    from edge.cli.listen import _read_labels
+    from edge.model.labels import with_embedded_files
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(with_embedded_files(PTQ.read_bytes(), ["empty", "full"]))
+    assert _read_labels(model) == ("empty", "full")
+    with pytest.raises(Exception, match="has no embedded labels"):
+        _read_labels(MODELS / "person_detect.tflite")

@@ -57,7 +57,7 @@ SCRATCH_MIN_STEPS = 1500
 SCRATCH_EPOCHS = (30, 200)
 # Below this many training images per class, from scratch is a gamble (docs/train.md) and
 # `edge-model train` says which --weights to use instead.
-SCRATCH_IMAGES_PER_CLASS = 100
+SCRATCH_IMAGES_PER_CLASS = 2000
 PRETRAINED_EPOCHS = 30
 HEAD_MIN_STEPS = 120  # a new head needs about this many updates before fine-tuning starts
 HEAD_EPOCHS = (3, 10)
