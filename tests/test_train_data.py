@@ -297,3 +297,16 @@ def test_train_refuses_a_missing_weights_file(tmp_path: Path,
     assert main(["train", str(root), str(tmp_path / "m.keras"), "--weights",
                  str(tmp_path / "nope.h5")]) == 2
     assert "nope.h5: no such weights file" in _error_line(capsys)
+
+
+def test_verbosity_is_taken_after_the_sub_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli.model import main as edge_model
+
+    for flag in ("-q", "-v", "-qq"):
+        capsys.readouterr()
+        code = edge_model(["build", "--alpha", "0.35", "--resolution", "96", "--classes", "2",
+                           str(tmp_path / "m.txt"), flag])
+        err = capsys.readouterr().err
+        assert code == 2 and "must end in .keras" in err and "unrecognized" not in err, err
