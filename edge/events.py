@@ -12,6 +12,8 @@ read it; it imports nothing of edge. The shapes are the one result shape of ever
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,6 +25,12 @@ DETECT = "detect"
 SEGMENT = "segment"
 POSE = "pose"
 KINDS = (CLASSIFY, DETECT, SEGMENT, POSE)
+
+
+def new_run_id() -> str:
+    """A short id for one run: the start time in seconds (hex) and 16 random bits, e.g.
+    ``"6932f1c4-9a1e"``; sorts by start time, unique enough among one device's runs."""
+    return f"{int(time.time()):x}-{secrets.token_hex(2)}"
 
 
 class Scored(Protocol):
@@ -120,6 +128,8 @@ class LabelEvent:
         frame_size: ``(width, height)`` of the original frame, the space of boxes and points.
         mask: class index per pixel (``segment``, uint8 or wider, the model's output grid);
             for drawing, never serialised.
+        run: id of the run (:func:`new_run_id`), so consumers can de-duplicate by
+            ``(run, seq)`` across restarts; "" when not set (then not serialised).
     """
 
     seq: int
@@ -137,6 +147,7 @@ class LabelEvent:
     segments: tuple[ClassShare, ...] = ()
     frame_size: tuple[int, int] | None = None
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+    run: str = ""
 
     @property
     def top(self) -> Prediction | None:
@@ -164,7 +175,8 @@ class LabelEvent:
         images), the kind, flat top-1 fields, the full top-k, the kind's own fields and the
         truth when known."""
         top = self.top
-        data: dict[str, Any] = {
+        data: dict[str, Any] = {"run": self.run} if self.run else {}
+        data |= {
             "seq": self.seq,
             "source": self.source,
             "frame": self.frame_index,

@@ -89,3 +89,41 @@ def test_bad_arguments_are_usage_errors(capsys):
         main(["--model", "m.tflite", "x.jpg", "--top-k", "0"])
     assert info.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+class CountingInterpreter:
+    """The real LiteRT interpreter, counting its invokes (issue 24: every image was classified
+    twice)."""
+
+    def __init__(self, inner, counts: list[int]) -> None:
+        self._inner = inner
+        self._counts = counts
+
+    def invoke(self) -> None:
+        self._counts.append(1)
+        self._inner.invoke()
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize(("count", "broken"), [(1, False), (3, False), (1, True)])
+def test_each_image_is_invoked_count_times_once(count, broken, tmp_path, monkeypatch, capsys):
+    from edge.runtime import interpreter as runtime
+
+    invokes: list[int] = []
+    build = runtime._build_interpreter
+    monkeypatch.setattr(runtime, "_build_interpreter",
+                        lambda *a, **k: CountingInterpreter(build(*a, **k), invokes))
+    images = [str(p) for p in IMAGES]
+    if broken:
+        bad = tmp_path / "bad.jpg"
+        bad.write_bytes(b"\xff\xd8 not a jpeg")
+        images.insert(1, str(bad))
+    code = main(["--model", str(MODELS / "mobilenet_v2_1.0_224_quant.tflite"), *images,
+                 "--count", str(count), "--json"])
+    assert code == (2 if broken else 0)
+    doc = json.loads(capsys.readouterr().out)
+    assert len(invokes) == count * len(IMAGES)
+    assert [r["results"][0]["index"] for r in doc["images"] if "results" in r] == \
+        [index for index, _ in EXPECTED]

@@ -364,3 +364,66 @@ def test_listen_reports_the_counters_every_status_interval() -> None:
     assert [s["delivered"] for s in seen] == [5, 10]  # at t=5 s and t=10 s
     assert [s["seconds"] for s in seen] == [5.0, 10.0]
     assert all(s["frames"] == s["delivered"] for s in seen)
+
+
+# --- one line from a device cannot end the listener ---------------------------------------------
+
+def hostile_text_stream(good: int = 58) -> tuple[bytes, list[int]]:
+    """Text lines: a lone surrogate, an overlong line, bad fields, between good records.
+
+    Returns the bytes and the seqs of the good records (10 before the hostile lines).
+    """
+    def line(seq: int) -> bytes:
+        return encode_text(LabelRecord(seq, seq, 1, 0.5, "cat", device="cam-1", run=0x1234))
+
+    head = b'{"seq":10,"time_ms":10,"label":1,'
+    hostile = [
+        head + b'"text":"\\ud800","score":0.5}\n',  # a lone surrogate: not UTF-8
+        head + b'"score":0.5,"device":"\\udfff"}\n',
+        head + b'"score":0.5,"text":"' + b"x" * 2094 + b'"}\n',  # 2,150 bytes > 2,048
+        head + b'"score":0.5,"detections":[[1,0.5,0.9,0,0.1,1]]}\n',  # xmin > xmax
+    ]
+    seqs = list(range(good))
+    return b"".join(line(s) for s in seqs[:10]) + b"".join(hostile) + b"".join(
+        line(s) for s in seqs[10:]), seqs
+
+
+@pytest.mark.serial
+@pytest.mark.skipif(SOCAT is None, reason="socat is not installed")
+def test_hostile_text_lines_are_counted_and_the_records_after_them_arrive(tmp_path: Path) -> None:
+    data, good = hostile_text_stream()
+    assert len(data.split(b"\n")[12]) + 1 == 2150
+    link = Socat(tmp_path / "dev", tmp_path / "host")
+    try:
+        with listener(str(tmp_path / "host"), "--json", "--max-frames", str(len(good)),
+                      "--duration", "60", "-v") as (proc, out, err):
+            err.wait_line("listening on")
+            os.write(link.fd, data)
+            assert proc.wait(TIMEOUT) == 0
+            out.drain()
+            err.drain()
+    finally:
+        link.unplug()
+    assert seqs(out) == good
+    assert {json.loads(line)["run"] for line in out.lines} == {"00001234"}
+    summary = summary_of(err)
+    assert summary["malformed"] == 4 and summary["frames"] == len(good)
+    assert not any("Traceback" in line for line in err.lines)
+
+
+def test_an_error_of_the_consumer_is_not_a_lost_device() -> None:
+    # `edge-listen | head -1`: printing raises BrokenPipeError (an OSError); that must end the
+    # listener, not look like an unplugged device to reconnect to forever.
+    opened: list[str] = []
+
+    def open_port(url: str, baud: int, *, reset_on_open: bool) -> VanishingPort:
+        opened.append(url)
+        return VanishingPort(STREAM_START + b"".join(encode_binary(record(s)) for s in range(5)))
+
+    def on_record(r: LabelRecord) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        listen("/dev/ttyACM0", on_record, fmt="binary", duration=5,
+               backoff=Backoff(initial_s=0.001), open_port=open_port)
+    assert opened == ["/dev/ttyACM0"]

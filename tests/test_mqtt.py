@@ -67,7 +67,7 @@ def test_broker_url_forms() -> None:
 
 BAD_URLS = [("http://h/x", "scheme"), ("mqtt:///x", "no broker"), ("mqtt://h:99999/x", "port"),
             ("mqtt://h/a/#", "may not contain '?' or '#'"), ("mqtt://h/a/+/b", "may not contain +"),
-            ("mqtt://u:secret@h:x/p", "port")]
+            ("mqtt://u:secret@h:x/p", "port"), ("mqtt://h/a\udc80b", "unprintable")]
 
 
 @pytest.mark.parametrize(("url", "says"), BAD_URLS)
@@ -103,13 +103,14 @@ def test_every_label_arrives_with_status_and_home_assistant_discovery(
     assert result.returncode == 0, result.stderr
     assert sub.wait_for(lambda m: sum(t == "test/cam1/label" for t, _, _ in m) >= 40)
     assert without_device(sub.labels("test/cam1/label")) == jsonl(out)
-    assert "mqtt queued 0 delivered 40 dropped 0" in result.stderr
+    assert "mqtt queued 0 delivered 40 dropped 0 reconnects 0" in result.stderr
     sub.close()
     late = Subscriber(broker, topic="#")  # a new subscriber gets only the retained messages
     assert late.wait_for(lambda m: any(t == "test/cam1/status" for t, _, _ in m))
     assert late.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) >= 4)
     status = json.loads([p for t, p, r in late.messages if t == "test/cam1/status"][-1])
-    assert status == {"state": "offline", "mqtt": {"queued": 0, "delivered": 40, "dropped": 0}}
+    assert status == {"state": "offline", "mqtt": {"queued": 0, "delivered": 40, "dropped": 0,
+                                                   "reconnects": 0}}
     configs = [json.loads(p) for t, p, r in late.messages if t.startswith("homeassistant/")]
     label = next(c for c in configs if c["unique_id"] == "edge_cam1_label")
     assert label["state_topic"] == "test/cam1/label"
@@ -140,6 +141,10 @@ def test_broker_outage_mid_run_loses_nothing_and_keeps_order(broker: Broker,
     finally:
         if proc.poll() is None:
             proc.kill()
+    wait_line(lines, r"edge-run: done in", seen)
+    text = "".join(seen)
+    assert len(re.findall(r"reconnected after \d+\.\d s, [\d,]+ queued", text)) == 1, text
+    assert re.search(r"done in .* mqtt queued 0 delivered \d+ dropped 0 reconnects 1\n", text)
     sent = jsonl(out)
     topic = "test/cam1/label"
     arrived = sub.wait_for(lambda m: len({json.loads(p)["seq"] for t, p, _ in m if t == topic})
@@ -155,10 +160,11 @@ def test_the_spool_of_a_run_without_broker_is_delivered_by_the_next_run(tmp_path
     broker = Broker(tmp_path)  # not started yet: nothing listens on its port
     state = str(tmp_path / "state")
     first = run("--max-frames", "25", "--mqtt", broker.url(), "--state-dir", state,
-                "--output", str(tmp_path / "a.jsonl"))
+                "--output", str(tmp_path / "a.jsonl"), "--mqtt-drain", "0.5")
     assert first.returncode == 0, first.stderr
     assert "not reachable" in first.stderr
     assert "mqtt queued 25 delivered 0 dropped 0" in first.stderr
+    assert "25 message(s) stay spooled in" in first.stderr
     broker.start()
     try:
         sub = Subscriber(broker)
@@ -168,7 +174,12 @@ def test_the_spool_of_a_run_without_broker_is_delivered_by_the_next_run(tmp_path
         assert "mqtt queued 0 delivered 30 dropped 0" in second.stderr
         assert sub.wait_for(lambda m: len(m) >= 30)
         got = without_device(sub.labels("test/cam1/label"))
-        assert got == jsonl(tmp_path / "a.jsonl") + jsonl(tmp_path / "b.jsonl")
+        a, b = jsonl(tmp_path / "a.jsonl"), jsonl(tmp_path / "b.jsonl")
+        assert got == a + b
+        # seq restarts at 0 every run; the run id tells the two runs apart
+        assert [e["seq"] for e in got] == list(range(25)) + list(range(5))
+        assert len({e["run"] for e in a}) == len({e["run"] for e in b}) == 1
+        assert a[0]["run"] != b[0]["run"] and a[0]["run"]
         sub.close()
     finally:
         broker.stop()

@@ -232,3 +232,23 @@ def test_bad_mean_std_frames_colour_and_resize_are_refused():
         pre(frame(), color="yuv")
     with pytest.raises(ValueError):  # our errors are ValueErrors too
         pre("not a frame")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", [(512, 600), (1000, 3), (3, 5), (640, 640), (800, 450)])
+def test_letterbox_is_ultralytics_letterbox(size):
+    """Ultralytics' LetterBox written from its documentation: scale min(W/w, H/h), bilinear
+    resize to round(w*r) x round(h*r), borders of round(d -/+ 0.1) grey 114."""
+    rng = np.random.default_rng(size[0])
+    frame = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    spec = InputSpec(64, 48, 3, "uint8", 1.0, 0, (0.0,), (1.0,))
+    tensor = Preprocessor(spec, "letterbox")(frame, color="rgb")[0]
+    r = min(64 / size[0], 48 / size[1])
+    nw, nh = max(1, round(size[0] * r)), max(1, round(size[1] * r))  # (ours: at least 1)
+    dw, dh = (64 - nw) / 2, (48 - nh) / 2
+    resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    expected = cv2.copyMakeBorder(resized, round(dh - 0.1), round(dh + 0.1),
+                                  round(dw - 0.1), round(dw + 0.1),
+                                  cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    assert np.array_equal(tensor, expected)
+    grey = Preprocessor(spec, "letterbox")(frame[:, :, 0], color="rgb")[0]  # grayscale frame
+    assert np.array_equal(grey[:, :, 0], grey[:, :, 2])

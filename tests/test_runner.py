@@ -248,3 +248,25 @@ def test_accuracy_against_the_sources_ground_truth() -> None:
     assert summary.accuracy == pytest.approx(0.9)
     assert all(e.truth == e.frame_index % 3 for e in sink.events)
     assert "accuracy 90.0%" in summary.status_line()
+
+
+def test_results_of_other_kinds_become_events_with_their_fields() -> None:
+    from edge.events import Keypoint
+    from edge.runtime.postprocess import Classification, FrameResult
+
+    mask = np.zeros((4, 4), np.uint8)
+
+    def pose(rgb: np.ndarray) -> FrameResult:
+        return FrameResult("pose", (rgb.shape[1], rgb.shape[0]),
+                           (Classification(0, "person", 0.7), Classification(1, "x", 0.1)),
+                           keypoints=(Keypoint("nose", 1.0, 2.0, 0.9),), mask=mask)
+
+    sink = RecordingSink()
+    with CountingCamera(live=False, frames=3) as camera:
+        run_pipeline(camera, pose, [sink], LoopSettings(smooth=5), backoff=FAST)
+    assert len(sink.events) == 3
+    event = sink.events[0]
+    assert event.kind == "pose" and event.keypoints == (Keypoint("nose", 1.0, 2.0, 0.9),)
+    assert [p.label for p in event.predictions] == ["person"]  # top_k 1, no smoothing
+    assert event.frame_size == (4, 4) and event.mask is mask
+    assert event.as_dict()["keypoints"] == [{"name": "nose", "x": 1.0, "y": 2.0, "score": 0.9}]

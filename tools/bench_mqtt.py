@@ -5,6 +5,8 @@
    QoS 1 publishing of the same payloads with the same window, in the same process.
 2. Outage: the broker is stopped, events are queued in the spool, the broker restarts; prints
    events queued, delivered and the time to drain.
+3. A nearly full disk (as root: a small tmpfs mounted for the purpose): spool appends per second
+   while it drops the oldest for each new message, against appends on the same tmpfs with room.
 
 Needs mosquitto (make sysdeps) and the mqtt extra.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -27,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 from edge.events import LabelEvent, Prediction  # noqa: E402
 from edge.sinks.mqtt import WINDOW, MqttSink  # noqa: E402
 from edge.sinks.mqtt_options import MqttOptions  # noqa: E402
+from edge.sinks.mqtt_topics import label_payload  # noqa: E402
+from edge.sinks.spool import Spool  # noqa: E402
 
 CAMERA_FPS = 30.0
 
@@ -120,6 +125,37 @@ def outage(broker: Mosquitto, url: str, state: Path, n: int) -> tuple[int, int, 
         return queued, sink.counters()["delivered"], time.perf_counter() - restarted
 
 
+def append_rate(path: Path, n: int) -> float:
+    payload = label_payload(event(7).as_dict(), "bench")
+    with Spool(path) as spool:
+        start = time.perf_counter()
+        for _ in range(n):
+            spool.append("bench/bench/label", payload)
+        return n / (time.perf_counter() - start)
+
+
+def low_disk(folder: Path, n: int, rounds: int) -> tuple[float, float] | str:
+    """(appends/s with room, appends/s with 300 KB free) on a tmpfs, or why not measured."""
+    if os.geteuid() != 0:
+        return "not measured: mounting a small tmpfs needs root"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"not measured: {done.stderr.strip()}"
+    try:
+        room, low = [], []
+        for r in range(rounds):
+            room.append(append_rate(folder / f"room{r}.sqlite3", n))
+            st = os.statvfs(folder)
+            (folder / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 300 * 1024))
+            low.append(append_rate(folder / f"low{r}.sqlite3", n))
+            (folder / "filler").unlink()
+        return max(room), max(low)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000, help="events per throughput round")
@@ -139,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             queued, delivered, drain = outage(broker, url, Path(tmp) / "outage", args.outage_events)
         finally:
             broker.stop()
+        disk = low_disk(Path(tmp) / "disk", args.outage_events, args.rounds)
     best_sink, best_raw = max(sink), max(raw)
     print(f"MQTT sink, QoS 1 through the spool: {best_sink:8.0f} events/s "
           f"(best of {args.rounds} x {args.events})")
@@ -148,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"outage: {queued} queued while the broker was down, {delivered} delivered after "
           f"it came back, drained in {drain:.2f} s ({delivered / drain:.0f} events/s, "
           "reconnect backoff included)")
+    if isinstance(disk, str):
+        print(f"nearly full disk: {disk}")
+    else:
+        print(f"spool appends on a tmpfs with room: {disk[0]:8.0f} /s; with 300 KB free (oldest "
+              f"dropped for each new one): {disk[1]:.0f} /s, ratio {disk[1] / disk[0]:.2f}")
     return 0
 
 

@@ -106,8 +106,9 @@ def add_mqtt_args(parser: argparse.ArgumentParser) -> None:
                             "are dropped beyond (default: 100000)")
     group.add_argument("--mqtt-drain", dest="drain_timeout_s", type=positive(float),
                        default=10.0, metavar="S",
-                       help="at the end, keep delivering queued messages for up to S seconds "
-                            "(default: 10); the rest waits in the spool for the next run")
+                       help="at the end, keep delivering queued messages for up to S seconds, "
+                            "reconnecting if the broker is away (default: 10); the rest waits "
+                            "in the spool for the next run")
 
 
 def mqtt_from_args(args: argparse.Namespace) -> MqttOptions | None:

@@ -1,4 +1,5 @@
-"""edge-classify: label image files with a TFLite classifier, on the CPU or the Edge TPU."""
+"""edge-classify: label image files with a TFLite model of any kind (classifier, detector,
+segmenter, pose), on the CPU or the Edge TPU."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, get_board
 from edge.camera.files import expand_images
@@ -23,11 +24,16 @@ from edge.cli.common import (
     print_json,
     run_command,
 )
+from edge.cli.kind_args import add_kind_args, decode_options_from_args, unit
 from edge.errors import ImageError, PreprocessError, one_line
+from edge.events import CLASSIFY, DETECT, POSE, SEGMENT
 from edge.runtime import Classification, Classifier
 from edge.runtime.policy import open_classifier
-from edge.runtime.postprocess import classify_scores
+from edge.runtime.postprocess import DecodeOptions, result_dict
 from edge.runtime.preprocess import RESIZE_MODES, raw_input_tensor
+
+if TYPE_CHECKING:
+    from edge.cli.mask_files import MaskWriter
 
 PROG = "edge-classify"
 EXAMPLES = (
@@ -36,17 +42,23 @@ EXAMPLES = (
     "edge-classify --model person_detect.tflite --backend tflm --raw-input person.bmp",
     "edge-classify --model m_edgetpu.tflite --device usb:0 --count 10 cat.jpg",
     "edge-classify --model m.tflite --json *.jpg | jq '.images[].results[0]'",
+    "edge-classify --model yolov8n_int8.tflite --classes person,dog --threshold 0.4 street.jpg",
+    "edge-classify --model deeplabv3.tflite --labels voc.txt --masks out/ photo.jpg",
+    "edge-classify --model movenet.tflite --json portrait.jpg | jq '.images[0].keypoints'",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Classify images with a .tflite model and print, per image file, the top "
-                    "classes with their scores and the inference time. Labels come from "
+        description="Run a .tflite model on images and print, per image file, what it found "
+                    "and the inference time: the top classes of a classifier, the boxes of a "
+                    "detector (SSD, YOLO, BlazeFace), the pixel share of each class of a "
+                    "segmenter, the keypoints of a pose model, in the image's own pixels. The "
+                    "kind is recognised from the model (--kind overrides). Labels come from "
                     "--labels, else from the model file itself, else from labels.txt beside it.")
     parser.add_argument("--model", required=True,
-                        help="a .tflite classifier (Coral style model.tflite@usb:0 accepted)")
+                        help="a .tflite model (Coral style model.tflite@usb:0 accepted)")
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, folders (their images, sorted by name) or quoted "
                              "glob patterns ('shots/*.jpg', 'data/**/*.png')")
@@ -54,13 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the labels inside the model")
     parser.add_argument("--top-k", type=_positive, default=3, metavar="K",
                         help="classes to print per image (default 3)")
-    parser.add_argument("--threshold", type=float, default=0.0,
-                        help="print only classes scoring at least this (default 0)")
+    parser.add_argument("--threshold", type=unit, default=None,
+                        help="print only classes, boxes or keypoints scoring at least this "
+                             "(default: 0; detectors 0.25 YOLO, 0.5 BlazeFace, 0.4 SSD)")
+    add_kind_args(parser)
+    parser.add_argument("--masks", metavar="DIR",
+                        help="segmenters: write, per image, DIR/NAME.mask.png (class index per "
+                             "pixel at the image's size) and DIR/NAME.overlay.png (colours over "
+                             "the image)")
     parser.add_argument("--count", type=_positive, default=1, metavar="N",
                         help="invokes per image, for timing (default 1)")
-    parser.add_argument("--resize", choices=RESIZE_MODES, default="squash",
-                        help="squash the whole image to the input (default, as Coral's examples)"
-                             " or centre-crop it to the input's aspect ratio first")
+    parser.add_argument("--resize", choices=RESIZE_MODES, default=None,
+                        help="squash the whole image to the input (default, as Coral's "
+                             "examples), centre-crop it to the input's aspect ratio first, or "
+                             "letterbox it (aspect kept, grey borders; the default for YOLO)")
     parser.add_argument("--mean", type=_floats, default=None, metavar="M[,M,M]",
                         help="pixel mean(s) subtracted before scaling (default: by input type; "
                              "float models 127.5)")
@@ -99,10 +118,13 @@ def _run(args: argparse.Namespace) -> int:
     if len(failures) == len(checked):  # nothing to classify: no interpreter, nothing on stdout
         return _report_failures(failures)
     with open_classifier(args.model, runtime_from_args(args), board, labels=args.labels,
-                         resize=args.resize, mean=args.mean, std=args.std) as classifier:
+                         resize=args.resize, mean=args.mean, std=args.std,
+                         kind=args.kind) as classifier:
+        options = decode_options_from_args(args, args.top_k)
+        masks = _mask_writer(args.masks) if classifier.kind.kind == SEGMENT else None
         reports = [{"image": str(image), "error": problem} if problem
-                   else _classify_file(classifier, image, args) for image, problem in checked]
-        reports = [_classify_file(classifier, image, args) for image in images]
+                   else _label_file(classifier, image, args, options, masks)
+                   for image, problem in checked]
         failures = [report["error"] for report in reports if "error" in report]
         if len(failures) < len(reports):  # nothing on stdout when no image could be read
             setup = _setup(classifier, args.raw_input)
@@ -111,6 +133,15 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 print(_format(args.model, setup, reports))
     return _report_failures(failures)
+
+
+def _mask_writer(folder: str | None) -> MaskWriter | None:
+    """The ``--masks`` writer, imported only when asked for (it draws with OpenCV)."""
+    if not folder:
+        return None
+    from edge.cli.mask_files import MaskWriter
+
+    return MaskWriter(folder)
 
 
 def _check(image: Path, max_pixels: int) -> str | None:
@@ -129,8 +160,8 @@ def _report_failures(failures: list[str]) -> int:
     return EXIT_ERROR if failures else EXIT_OK
 
 
-def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
-                   ) -> dict[str, Any]:
+def _label_file(classifier: Classifier, path: Path, args: argparse.Namespace,
+                options: DecodeOptions, masks: MaskWriter | None) -> dict[str, Any]:
     """The report of one image; one whose input cannot be made gives ``{"image", "error"}``
     (the run goes on with the others)."""
     try:
@@ -142,20 +173,29 @@ def _classify_file(classifier: Classifier, path: Path, args: argparse.Namespace
             tensor = classifier.preprocess(frame, color="bgr")
     except PreprocessError as e:
         return {"image": str(path), "error": str(e) if str(path) in str(e) else f"{path}: {e}"}
-    scores = classifier.run(tensor)
+    outputs = classifier.run_outputs(tensor)
     times = [classifier.invoke_ms]
     for _ in range(args.count - 1):
-        classifier.run(tensor)
+        classifier.run_outputs(tensor)
         times.append(classifier.invoke_ms)
-    results = classify_scores(scores, classifier.labels, args.top_k, args.threshold)
-    return {"image": str(path), "results": [_result(r) for r in results],
-            "invoke_ms": {"first": times[0], "median": statistics.median(times),
-                          "min": min(times), "count": len(times)}}
+    size = (frame.shape[1], frame.shape[0])
+    result = classifier.decode(outputs, size, options)
+    report = {"image": str(path), **result_dict(result),
+              "results": [_result(r) for r in result.predictions],
+              "invoke_ms": {"first": times[0], "median": statistics.median(times),
+                            "min": min(times), "count": len(times)}}
+    if result.kind != CLASSIFY:
+        report["width"], report["height"] = size
+    if masks is not None:
+        report.update(masks.write(path, frame, result, classifier.fit(size), classifier.labels))
+    return report
 
 
 def _setup(classifier: Classifier, raw_input: bool) -> dict[str, Any]:
     spec = classifier.input_spec
-    return {"backend": classifier.backend_name, "threads": classifier.threads,
+    return {"kind": classifier.kind.kind, "layout": classifier.kind.layout,
+            "resize": "none" if raw_input else classifier.resize,
+            "backend": classifier.backend_name, "threads": classifier.threads,
             "delegate": classifier.delegate_name, "labels": classifier.labels_origin or None,
             "input": {"width": spec.width, "height": spec.height, "channels": spec.channels,
                       "dtype": spec.dtype,
@@ -170,7 +210,8 @@ def _format(model: str, setup: dict[str, Any], reports: list[dict[str, Any]]) ->
     spec = setup["input"]
     lines = [f"{Path(model).name}: {setup['backend']}, {setup['threads']} thread(s), delegate "
              f"{setup['delegate']}, input {spec['width']}x{spec['height']}x{spec['channels']} "
-             f"{spec['dtype']} ({spec['conversion']}), labels {setup['labels'] or 'none'}"]
+             f"{spec['dtype']} ({spec['conversion']}, {setup['resize']}), labels "
+             f"{setup['labels'] or 'none'}, kind {setup['kind']} ({setup['layout']})"]
     for report in reports:
         if "error" in report:
             lines.append(f"{report['image']}: not classified (see the error below)")
@@ -181,11 +222,31 @@ def _format(model: str, setup: dict[str, Any], reports: list[dict[str, Any]]) ->
             timing = (f"{times['median']:.2f} ms median of {times['count']} (first "
                       f"{times['first']:.2f}, min {times['min']:.2f})")
         lines.append(f"{report['image']}: invoke {timing}")
-        for r in report["results"]:
-            lines.append(f"  {r['score']:.4f}  {r['index']:>5}  {r['label']}")
-        if not report["results"]:
-            lines.append("  (no class scored at least the threshold)")
+        lines.extend(_table(report))
     return "\n".join(lines)
+
+
+def _table(report: dict[str, Any]) -> list[str]:
+    """The rows of one image's result, as a table with a header for the kinds with columns."""
+    kind = report["kind"]
+    if kind == DETECT:
+        rows = [f"  {d['score']:.4f}  {d['label'] or d['index']:<16} "
+                + " ".join(f"{v:7.1f}" for v in d["box"]) for d in report["detections"]]
+        header = f"  {'score':6}  {'label':<16} {'xmin':>7} {'ymin':>7} {'xmax':>7} {'ymax':>7}"
+        empty = "  (no object scored at least the threshold)"
+    elif kind == POSE:
+        rows = [f"  {k['score']:.4f}  {k['name']:<16} {k['x']:7.1f} {k['y']:7.1f}"
+                for k in report["keypoints"]]
+        header = f"  {'score':6}  {'keypoint':<16} {'x':>7} {'y':>7}"
+        empty = "  (no keypoint scored at least the threshold)"
+    elif kind == SEGMENT:
+        rows = [f"  {s['share']:6.1%}  {s['index']:>5}  {s['label']}" for s in report["segments"]]
+        header = f"  {'pixels':>6}  {'index':>5}  label"
+        empty = "  (no class left after --classes)"
+    else:
+        rows = [f"  {r['score']:.4f}  {r['index']:>5}  {r['label']}" for r in report["results"]]
+        return rows or ["  (no class scored at least the threshold)"]
+    return [header, *rows] if rows else [empty]
 
 
 def _positive(text: str) -> int:

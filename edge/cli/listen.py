@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.bounded_read import MAX_LABEL_FILE_BYTES, read_text_bounded
-from edge.cli.args import add_mqtt_args, mqtt_from_args, positive
+from edge.cli.args import add_mqtt_args, mqtt_from_args, non_negative_int, positive
 from edge.cli.common import (
+    EXIT_ERROR,
     EXIT_OK,
     add_common_args,
     add_logging_args,
@@ -26,7 +27,13 @@ from edge.cli.common import (
     run_command,
 )
 from edge.errors import LabelError
-from edge.serial.gateway import MqttGateway, label_name, record_json
+from edge.serial.gateway import (
+    DEFAULT_MAX_DEVICES,
+    DeviceGate,
+    MqttGateway,
+    label_name,
+    record_json,
+)
 from edge.serial.listen import ListenSummary, listen
 from edge.serial.protocol import LabelRecord
 
@@ -38,6 +45,7 @@ EXAMPLES = (
     "edge-listen /dev/ttyACM0                         # what an exported firmware streams",
     "edge-listen /dev/ttyUSB0 --baud 921600 --format binary --labels labels.txt",
     "edge-listen socket://localhost:7000 --json --max-frames 10",
+    "edge-listen /dev/ttyUSB0 --mqtt mqtt://broker/edge --allow-device cam-1 --allow-device cam-2",
 )
 FORMATS = {"auto": "auto", "json": "text", "text": "text", "binary": "binary"}
 
@@ -68,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reset", action="store_true",
                         help="reset the device on open (pulse DTR); off by default")
     add_mqtt_args(parser)
+    gate = parser.add_argument_group(
+        "devices the gateway publishes for",
+        "each device name on the wire becomes a device on the broker, with retained Home "
+        "Assistant discovery messages; records of other names are counted as refused (and "
+        "printed with --stdout), never published")
+    gate.add_argument("--max-devices", type=non_negative_int, default=DEFAULT_MAX_DEVICES,
+                      metavar="N",
+                      help="publish for at most N device names, the first heard, besides "
+                           f"--device-name (default: {DEFAULT_MAX_DEVICES})")
+    gate.add_argument("--allow-device", action="append", metavar="NAME",
+                      help="publish only for this device name (repeatable); overrides "
+                           "--max-devices")
     add_logging_args(parser)
     add_common_args(parser, EXAMPLES)
     return parser
@@ -81,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _listen(args: argparse.Namespace) -> int:
     names = _read_labels(args.labels) if args.labels else ()
+    if hasattr(sys.stdout, "reconfigure"):  # a non-UTF-8 terminal gets escapes, not a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     show = _json_line if args.json else _text_line
     stop = threading.Event()
     previous = {}
@@ -91,30 +113,38 @@ def _listen(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             stack.callback(signal.signal, sig, handler)
         on_record = _printer(show, names, quiet=args.mqtt is not None and not args.stdout)
-        sink = None
+        sink = gate = None
         options = mqtt_from_args(args)
         if options is not None:
             from edge.sinks.mqtt import MqttSink
 
             sink = stack.enter_context(MqttSink.open(options))
-            gateway = MqttGateway(sink, names)
+            gate = DeviceGate(sink.device, args.max_devices, args.allow_device)
+            gateway = MqttGateway(sink, names, gate)
             on_record = _both(on_record, gateway.publish)
         summary = listen(args.port, on_record,
                          baud=args.baud, fmt=FORMATS[args.format],  # type: ignore[arg-type]
                          reset_on_open=args.reset, max_frames=args.max_frames,
                          duration=args.duration, stop=stop,
-                         on_status=None if sink is None else _status_to(sink),
+                         on_status=None if sink is None or gate is None
+                         else _status_to(sink, gate),
                          status_interval_s=args.status_interval)
         if sink is not None:
             sink.close()  # delivers what is queued (up to --mqtt-drain) before the summary
+    if gate is not None:
+        summary.gateway["refused"] = gate.refused
     mqtt = sink.counters() if sink is not None else None
     print(_summary_line(summary, args.json, mqtt), file=sys.stderr, flush=True)
+    if mqtt is not None and mqtt.get("failed"):
+        print(f"{PROG}: error: MQTT delivery stopped during the run (said above)",
+              file=sys.stderr, flush=True)
+        return EXIT_ERROR
     return EXIT_OK
 
 
-def _status_to(sink: MqttSink) -> Callable[[ListenSummary], None]:
+def _status_to(sink: MqttSink, gate: DeviceGate) -> Callable[[ListenSummary], None]:
     """The gateway's periodic status: the link's counters on the device's status topic."""
-    return lambda summary: sink.status(summary.as_dict())
+    return lambda summary: sink.status({**summary.as_dict(), "refused": gate.refused})
 
 
 def _printer(show: Callable[[LabelRecord, Sequence[str]], str], names: Sequence[str], *,
@@ -166,6 +196,15 @@ def _text_line(record: LabelRecord, names: Sequence[str]) -> str:
         parts.append(f"device={json.dumps(record.device, ensure_ascii=False)}")
     if record.file is not None:
         parts.append("file=" + json.dumps(record.file, ensure_ascii=False))
+    if record.run is not None:
+        parts.append(f"run={record.run:08x}")
+    if record.detections is not None:
+        parts.append(f"detections={len(record.detections)}")
+        for d in record_json(record, names)["detections"]:
+            who = (json.dumps(d["label"], ensure_ascii=False) if d["label"] is not None
+                   else str(d["index"]))
+            parts.append(f"{who}:{d['score']:.4f}@[" + ",".join(f"{v:.4f}" for v in d["box"])
+                         + "]")
     return " ".join(parts)
 
 

@@ -23,6 +23,7 @@ from edge.cli.args import (
     runtime_from_args,
 )
 from edge.cli.common import (
+    EXIT_ERROR,
     EXIT_OK,
     add_boards_dir_arg,
     add_common_args,
@@ -32,12 +33,14 @@ from edge.cli.common import (
     print_json,
     run_command,
 )
+from edge.cli.kind_args import add_kind_args
 from edge.errors import SinkError
 from edge.pipeline.recorder import RecordOptions
 from edge.pipeline.runner import LoopSettings
 from edge.pipeline.service import ModelOptions, RunOptions, SourceOptions, run_service
 from edge.pipeline.stats import RunSummary
 from edge.preview import PreviewOptions, parse_bind
+from edge.runtime.preprocess import RESIZE_MODES
 from edge.sinks import SinkOptions
 
 PROG = "edge-run"
@@ -46,6 +49,7 @@ EXAMPLES = (
     "edge-run --board rpi4 --camera 0 --model model.tflite --smooth 5",
     "edge-run --camera clip.mp4 --top-k 3 --output labels.jsonl",
     "edge-run --board rpi5 --camera 0 --serial /dev/serial0 --serial-format binary --on-change",
+    "edge-run --camera 0 --model yolov8n_int8.tflite --classes person --on-change --mqtt ...",
     "edge-run --list-boards --json",
 )
 
@@ -58,7 +62,9 @@ def _unit(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Classify camera frames continuously.")
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Label camera frames continuously with a classifier, a detector "
+                               "(boxes), a segmenter (pixel shares) or a pose model (keypoints).")
     _add_source_args(p.add_argument_group("source"))
     _add_model_args(p.add_argument_group("model"))
     add_runtime_args(p, board_default="host")
@@ -87,17 +93,21 @@ def _add_source_args(g: argparse._ArgumentGroup) -> None:
 
 
 def _add_model_args(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--model", help="a .tflite classifier (default: the bundled demo model)")
+    g.add_argument("--model", help="a .tflite classifier, detector, segmenter or pose model "
+                                   "(default: the bundled demo model)")
     g.add_argument("--labels", help="labels file (default: the model's own)")
-    g.add_argument("--resize", choices=["squash", "crop"], default="squash",
-                   help="fit frames to the model by squashing (default) or centre-cropping")
+    g.add_argument("--resize", choices=RESIZE_MODES, default=None,
+                   help="fit frames to the model by squashing (default), centre-cropping or "
+                        "letterboxing (the default for YOLO)")
+    add_kind_args(g)
 
 
 def _add_loop_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--top-k", type=positive(int), default=1, metavar="K",
                    help="labels per event, best first (default: 1)")
-    g.add_argument("--threshold", type=_unit, default=0.0, metavar="T",
-                   help="minimum score of a label (default: 0)")
+    g.add_argument("--threshold", type=_unit, default=None, metavar="T",
+                   help="minimum score of a label, box or keypoint (default: 0; detectors "
+                        "0.25 YOLO, 0.5 BlazeFace, 0.4 SSD)")
     g.add_argument("--smooth", type=positive(int), default=1, metavar="N",
                    help="combine scores over the last N frames (default: 1, none)")
     g.add_argument("--smooth-method", choices=["mean", "median"], default="mean",
@@ -119,7 +129,9 @@ def _add_sink_args(g: argparse._ArgumentGroup) -> None:
                    help="serial label protocol mode (default: json lines)")
     g.add_argument("--baud", type=positive(int), help="serial speed (default: the board's)")
     g.add_argument("--on-change", action="store_true",
-                   help="emit a label only when the top label changes")
+                   help="emit an event only when it changes: the top label (classifiers), "
+                        "the set of labels and their counts (detectors), the classes present "
+                        "(segmenters), the keypoints seen (pose)")
     g.add_argument("--stdout", action="store_true",
                    help="also print JSON lines when another sink is given")
 
@@ -165,7 +177,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         source=part_from_args(SourceOptions, args), board=args.board,
         boards_dirs=tuple(args.boards_dir), model=part_from_args(ModelOptions, args),
-        runtime=runtime_from_args(args), loop=part_from_args(LoopSettings, args),
+        runtime=runtime_from_args(args),
+        loop=part_from_args(LoopSettings, args, threshold=args.threshold or 0.0),
         sinks=part_from_args(SinkOptions, args, mqtt=mqtt_from_args(args)),
         preview=preview_from_args(args), record=record_from_args(args))
 
@@ -203,7 +216,8 @@ def _run(args: argparse.Namespace) -> int:
         if not quiet:
             w, h = info["input_size"]
             print(f"{PROG}: board {info['board']}, camera {info['camera']}, model "
-                  f"{info['model']} ({info['backend']}, {info['threads']} threads, delegate "
+                  f"{info['model']} ({info['kind']}, {info['backend']}, {info['threads']} "
+                  "threads, delegate "
                   f"{info['delegate']}, input {w}x{h})", file=sys.stderr, flush=True)
         if info.get("preview"):
             print(f"{PROG}: preview at {info['preview']}", file=sys.stderr, flush=True)
@@ -222,4 +236,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps({"summary": summary.as_dict()}) + "\n")
         sys.stdout.flush()
+    failed = [name for name, counts in summary.sinks.items() if counts.get("failed")]
+    if failed:
+        print(f"{PROG}: error: {', '.join(failed)} delivery stopped during the run (said "
+              "above); the other sinks got every label", file=sys.stderr, flush=True)
+        return EXIT_ERROR
     return EXIT_OK

@@ -10,21 +10,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from edge.backoff import Backoff
-from edge.camera.base import FrameSource
-from edge.events import LabelEvent, Scored
+from edge.camera.base import Frame, FrameSource
+from edge.events import LabelEvent, Prediction, Scored
 from edge.pipeline.capture import FrameGrabber
 from edge.pipeline.sdnotify import SystemdNotifier
 from edge.pipeline.smoothing import ScoreSmoother, select
 from edge.pipeline.stats import RunStats, RunSummary
 from edge.pipeline.writer import SinkWriter
+from edge.runtime.postprocess import FrameResult
 from edge.sinks.base import LabelSink
 
-ClassifyFn = Callable[[np.ndarray], Sequence[Scored]]
+# A frame's candidate classes (a classifier: smoothed here), or the whole result of another kind.
+ClassifyFn = Callable[[np.ndarray], Sequence[Scored] | FrameResult]
 StatusFn = Callable[[RunSummary], None]
 LabelledFn = Callable[[np.ndarray, LabelEvent], None]
 
@@ -34,14 +36,16 @@ class LoopSettings:
     """How the loop labels frames and when it stops.
 
     Attributes:
-        top_k: predictions per event.
-        threshold: minimum (smoothed) score of a prediction.
+        top_k: predictions per event (other kinds: headline labels).
+        threshold: minimum (smoothed) score of a prediction (classifiers; the decoder applies
+            it to the other kinds).
         smooth: frames in the smoothing window (1 = none).
         smooth_method: ``mean`` or ``median``.
         max_frames: stop after this many labelled frames.
         duration_s: stop after this many seconds.
         status_interval_s: seconds between status callbacks.
         poll_s: longest wait for a frame before checking the stop conditions again.
+        run_id: the ``run`` of every event (see :func:`edge.events.new_run_id`); "" for none.
     """
 
     top_k: int = 1
@@ -52,6 +56,7 @@ class LoopSettings:
     duration_s: float | None = None
     status_interval_s: float = 5.0
     poll_s: float = 0.1
+    run_id: str = ""
 
 
 def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelEvent], None],
@@ -95,11 +100,7 @@ def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelE
             if grabber.ended:
                 break
             continue
-        smoothed = smoother.update(classify(frame.rgb))
-        predictions = select(smoothed, settings.top_k, settings.threshold)
-        latency_ms = (time.monotonic_ns() - frame.timestamp_ns) / 1e6
-        event = LabelEvent(stats.frames, frame.index, frame.timestamp_ns, latency_ms, time.time(),
-                           predictions, frame.truth, frame.source, frame.file)
+        event = _event(classify(frame.rgb), smoother, settings, stats.frames, frame)
         emit(event)
         if on_label is not None:
             on_label(frame.rgb, event)
@@ -107,6 +108,26 @@ def run_loop(grabber: FrameGrabber, classify: ClassifyFn, emit: Callable[[LabelE
         if notifier is not None:
             notifier.frame_classified()
     return stats.summary(grabber.counters)
+
+
+def _event(found: Sequence[Scored] | FrameResult, smoother: ScoreSmoother,
+           settings: LoopSettings, seq: int, frame: Frame) -> LabelEvent:
+    """The label event of one frame: a classifier's candidates smoothed and selected, another
+    kind's result carried as it is (no smoothing: boxes move)."""
+    if isinstance(found, FrameResult):
+        predictions = tuple(Prediction(p.index, p.label, p.score)
+                            for p in found.predictions[:settings.top_k])
+    else:
+        predictions = select(smoother.update(found), settings.top_k, settings.threshold)
+    latency_ms = (time.monotonic_ns() - frame.timestamp_ns) / 1e6
+    event = LabelEvent(seq, frame.index, frame.timestamp_ns, latency_ms, time.time(),
+                       predictions, frame.truth, frame.source, frame.file,
+                       run=settings.run_id)
+    if not isinstance(found, FrameResult):
+        return event
+    return replace(event, kind=found.kind, detections=found.detections,
+                   keypoints=found.keypoints, segments=found.segments,
+                   frame_size=found.frame_size, mask=found.mask)
 
 
 def run_pipeline(source: FrameSource, classify: ClassifyFn, sinks: Sequence[LabelSink],

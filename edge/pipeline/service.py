@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from edge.boards import get_board
 from edge.camera import open_source, source_kind
 from edge.errors import ModelError
+from edge.events import CLASSIFY, new_run_id
 from edge.pipeline.recorder import FrameRecorder, RecordOptions
 from edge.pipeline.runner import LoopSettings, StatusFn, run_pipeline
 from edge.pipeline.sdnotify import SystemdNotifier
@@ -24,6 +25,7 @@ from edge.pipeline.signals import stop_on_signals
 from edge.pipeline.stats import RunSummary
 from edge.preview import PreviewOptions
 from edge.runtime.policy import RuntimeOptions, open_classifier
+from edge.runtime.postprocess import DecodeOptions, FrameResult, parse_classes
 from edge.sinks import LabelSink, SinkOptions, open_sinks
 
 # With smoothing, the classifier is asked for this many candidates so the moving window sees
@@ -59,14 +61,25 @@ class ModelOptions:
     """Which model labels the frames, and how frames are fitted to it.
 
     Attributes:
-        model: a .tflite classifier; None runs the bundled demo model.
+        model: a .tflite model; None runs the bundled demo model.
         labels: labels file; None takes the model's own (or the demo labels).
-        resize: ``squash`` or ``crop``.
+        resize: ``squash``, ``crop``, ``letterbox``, or None for the model's own default.
+        kind: ``--kind``: None recognises it from the model.
+        iou: detectors' NMS overlap limit (None: the layout's default).
+        max_detections: most boxes per frame.
+        classes: keep only these labels (detectors, segmenters); None keeps all.
+        threshold: least score of a box or keypoint (None: the layout's default); classifiers
+            use the loop's threshold.
     """
 
     model: str | None = None
     labels: str | None = None
-    resize: str = "squash"
+    resize: str | None = None
+    kind: str | None = None
+    iou: float | None = None
+    max_detections: int = 100
+    classes: str | None = None
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -149,29 +162,36 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         sinks = open_sinks(options.sinks, stack, stdout, default_port=runtime.serial_port,
                            default_baud=runtime.baud)
         clf = stack.enter_context(open_classifier(
-            model, options.runtime, board, labels=labels, resize=options.model.resize))
+            model, options.runtime, board, labels=labels, resize=options.model.resize,
+            kind=options.model.kind))
         source = stack.enter_context(open_source(
             options.source.camera, board=board, input_size=clf.input_size,
-            resize=options.model.resize, loop=options.source.loop, seed=options.source.seed,
+            resize="crop" if clf.resize == "crop" else "squash",  # what a camera scales to
+            loop=options.source.loop, seed=options.source.seed,
             max_image_pixels=options.source.max_image_pixels, labels=clf.labels))
         preview = _open_preview(options.preview, stack, f"{board.name}: {source.name}")
         if on_start is not None:
             on_start({"board": board.name, "camera": source.name, "model": model.name,
                       "backend": clf.backend_name, "threads": clf.threads,
                       "delegate": clf.delegate_name, "input_size": list(clf.input_size),
+                      "kind": clf.kind.kind,
                       "preview": preview.url if preview is not None else None})
-        settings = options.loop
+        settings = replace(options.loop, run_id=options.loop.run_id or new_run_id())
         candidates = (settings.top_k if settings.smooth == 1
                       else max(settings.top_k, SMOOTH_CANDIDATES))
         floor = settings.threshold if settings.smooth == 1 else 0.0
 
-        recorder = (FrameRecorder(options.record, clf.input_size, options.model.resize)
+        recorder = (FrameRecorder(options.record, clf.input_size, clf.resize)
                     if options.record is not None else None)
+        decode = decode_options(options.model, settings.top_k)
+        classifier = clf.kind.kind == CLASSIFY
 
-        def classify(rgb: Any) -> Sequence[Any]:
+        def classify(rgb: Any) -> Sequence[Any] | FrameResult:
             if recorder is not None:
                 recorder(rgb)
-            return clf.classify(rgb, top_k=candidates, threshold=floor)
+            if classifier:
+                return clf.classify(rgb, top_k=candidates, threshold=floor)
+            return clf.label(rgb, options=decode)
 
         last_notified = [float("-inf")]
 
@@ -197,6 +217,13 @@ def run_service(options: RunOptions, *, stdout: TextIO,
         finally:
             notifier.stopping()
         return with_sink_counters(summary, sinks)  # after the sinks closed: final numbers
+
+
+def decode_options(model: ModelOptions, top_k: int) -> DecodeOptions:
+    """What a detector's, segmenter's or pose model's results are filtered by."""
+    return DecodeOptions(top_k=top_k, threshold=model.threshold, iou=model.iou,
+                         max_detections=model.max_detections,
+                         classes=parse_classes(model.classes))
 
 
 def with_sink_counters(summary: RunSummary, sinks: Sequence[LabelSink]) -> RunSummary:

@@ -1,4 +1,5 @@
-"""Image classification on LiteRT, on the CPU (XNNPACK) or the Coral Edge TPU.
+"""Image models on LiteRT, on the CPU (XNNPACK) or the Coral Edge TPU: classifiers, detectors,
+segmenters and pose models (``edge.runtime.postprocess.DecodeOptions``/``FrameResult``).
 
 The public API, stable for ``edge-run`` and other callers::
 
@@ -15,6 +16,11 @@ The public API, stable for ``edge-run`` and other callers::
             results = clf.classify(frame, color="rgb", top_k=5, threshold=0.0)
             # -> list[Classification(index: int, label: str, score: float)], best first
             clf.invoke_ms     # duration of that frame's invoke
+
+    # Any kind (classify, detect, segment, pose; clf.kind says which), in the frame's pixels:
+    result = clf.label(frame, color="rgb", options=DecodeOptions(threshold=None, iou=None,
+                       max_detections=100, classes=None))
+    # -> FrameResult(kind, frame_size, predictions, detections, keypoints, segments, mask)
 
     # The two halves of classify(), for callers that want the tensor or the raw scores:
     tensor = clf.preprocess(frame, color="rgb")  # (1, H, W, C), reused buffer, model's dtype

@@ -1,9 +1,11 @@
-"""The classifier: one model, one interpreter, built once, run frame after frame.
+"""The model runner: one model, one interpreter, built once, run frame after frame.
 
-Opening does the expensive and fallible work in an order that makes the first failure the
-clearest one: read and validate the model with our own reader (structure and meaning), check
-its activation memory against the limit, pick the backend, refuse custom ops nothing can run,
-check it is a kind we run (an image classifier, :mod:`edge.runtime.kinds`), load the Edge TPU
+It runs classifiers, detectors, segmenters and pose models (:mod:`edge.runtime.kinds`); the
+class keeps the name it had when classifiers were all it ran. Opening does the expensive and
+fallible work in an order that makes the first failure the clearest one: read and validate the
+model with our own reader (structure and meaning), check its activation memory against the
+limit, pick the backend, refuse custom ops nothing can run, decide its kind and output layout
+(:mod:`edge.runtime.kinds`; ``kind`` overrides the guess), load the Edge TPU
 delegate when asked or needed, check the input is an image, load a model not seen before once
 in a child process (a crash there is an error, not the end of this process), then build the
 interpreter from bytes (``model_content``, which runs LiteRT's flatbuffer verifier; or the
@@ -24,16 +26,32 @@ from typing import Any, Self
 
 import numpy as np
 
+from edge.decode.geometry import Fit
 from edge.errors import DelegateError, InterpreterError, ModelError
+from edge.events import CLASSIFY, KINDS
 from edge.model import Model, read_model
 from edge.nativelog import filtered_native_stderr
 from edge.runtime import delegate as edgetpu
 from edge.runtime.backends import TFLM, Backend, load_backend
 from edge.runtime.first_load import load_in_child
-from edge.runtime.kinds import model_kind, refusal
+from edge.runtime.kinds import ModelKind, kind_mismatch, model_kind, refusal
 from edge.runtime.labels import find_labels
-from edge.runtime.postprocess import Classification, classify_scores, dequantize
-from edge.runtime.preprocess import InputSpec, Preprocessor, input_spec
+from edge.runtime.postprocess import (
+    Classification,
+    DecodeOptions,
+    FrameResult,
+    OutputSpec,
+    classify_scores,
+    dequantize,
+    make_decoder,
+)
+from edge.runtime.preprocess import (
+    DETECTOR_INTERPOLATION,
+    INTERPOLATION,
+    InputSpec,
+    Preprocessor,
+    input_spec,
+)
 from edge.runtime.resources import DEFAULT_MAX_ACTIVATION_MB, MB, check_activation_memory
 
 log = logging.getLogger(__name__)
@@ -54,10 +72,13 @@ def default_threads() -> int:
 
 
 class Classifier:
-    """An image classifier over one TFLite model. Use :meth:`open` to build one.
+    """A model of any kind (:data:`edge.events.KINDS`) over one TFLite interpreter. Use
+    :meth:`open` to build one; :meth:`label` gives any kind's result, :meth:`classify` the
+    classes of a classifier (the fast path).
 
     Attributes:
         model: the validated model.
+        kind: its kind and output layout (:class:`edge.runtime.kinds.ModelKind`).
         backend: the interpreter package in use.
         input_spec: what the input tensor wants (size, type, quantization, mean/std).
         labels: one label per class ("" where unknown), or ``()`` when there are none.
@@ -70,8 +91,10 @@ class Classifier:
 
     def __init__(self, model: Model, backend: Backend, interpreter: Any, *,
                  spec: InputSpec, labels: tuple[str, ...], threads: int, resize: str,
-                 delegate: Any = None, labels_origin: str = "") -> None:
+                 delegate: Any = None, labels_origin: str = "",
+                 kind: ModelKind | None = None) -> None:
         self.model = model
+        self.kind = kind or model_kind(model)
         self.backend = backend
         self.input_spec = spec
         self.labels = labels
@@ -81,21 +104,34 @@ class Classifier:
         self.invoke_ms = 0.0
         self._interpreter = interpreter
         self._delegate = delegate
-        self._preprocessor = Preprocessor(spec, resize)
+        # Classifiers keep INTER_AREA (docs/runtime.md); detectors, segmenters and pose models
+        # are fed as their own pipelines feed them: bilinear (Ultralytics, MediaPipe, TF's
+        # resize), 15-20x cheaper than INTER_AREA at camera sizes, which a 4 ms BlazeFace feels.
+        interpolation = INTERPOLATION if self.kind.kind == CLASSIFY else DETECTOR_INTERPOLATION
+        self._preprocessor = Preprocessor(spec, resize, interpolation)
         self._input_index = int(interpreter.get_input_details()[0]["index"])
-        output = interpreter.get_output_details()[0]
-        self._output_index = int(output["index"])
-        self._output_scale = float(output["quantization"][0])
-        self._output_zero_point = int(output["quantization"][1])
+        # The layout's outputs in its role order, by their place in the model's output list
+        # (the interpreter lists its outputs in that order; TFLM's indices are not tensors').
+        details = interpreter.get_output_details()
+        places = {tensor: place for place, tensor in enumerate(model.main.outputs)}
+        read = [details[places[t]] for t in self.kind.outputs] or [details[0]]
+        self._read_indices = [int(d["index"]) for d in read]
+        self._output_index = self._read_indices[0]
+        self._output_scale = float(read[0]["quantization"][0])
+        self._output_zero_point = int(read[0]["quantization"][1])
+        outputs = [OutputSpec(tuple(int(v) for v in d["shape"]), float(d["quantization"][0]),
+                              int(d["quantization"][1])) for d in read]
+        self._decode = make_decoder(self.kind.layout or "classes", outputs,
+                                    (spec.width, spec.height), self.kind.classes or None)
 
     @classmethod
     def open(cls, model: ModelSource, *, threads: int | None = None, backend: str | None = None,
              delegate: str | None = None, device: str | None = None,
-             labels: str | Path | Sequence[str] | None = None, resize: str = "squash",
+             labels: str | Path | Sequence[str] | None = None, resize: str | None = None,
              mean: Sequence[float] | float | None = None,
              std: Sequence[float] | float | None = None,
-             max_activation_mb: int | None = None) -> Classifier:
-        """Build the classifier for ``model``.
+             max_activation_mb: int | None = None, kind: str | None = None) -> Classifier:
+        """Build the runner for ``model``.
 
         Args:
             model: a path (optionally ``path@device``, Coral style), the file's bytes, or a
@@ -109,17 +145,21 @@ class Classifier:
                 ``edgetpu``.
             labels: a labels file or a list of labels; None uses the labels inside the model,
                 else ``labels.txt`` beside it (:func:`edge.runtime.labels.find_labels`).
-            resize: ``squash`` (whole frame) or ``crop`` (centre crop to the input's aspect).
+            resize: ``squash`` (whole frame), ``crop`` (centre crop to the input's aspect),
+                ``letterbox`` (whole frame, aspect kept, grey borders), or None: the layout's
+                own (``letterbox`` for YOLO, else ``squash``).
             mean: pixel mean(s); None uses the default for the input type (see
                 :mod:`edge.runtime.preprocess`).
             std: pixel standard deviation(s), likewise.
             max_activation_mb: refuse models whose non-constant tensors add up to more
                 (None: :data:`edge.runtime.resources.DEFAULT_MAX_ACTIVATION_MB`); board
                 profiles set it as ``max_activation_mb``.
+            kind: ``classify``, ``detect``, ``segment`` or ``pose`` to override what the
+                outputs suggest; None decides from the model.
 
         Raises:
-            ModelError: the model is unreadable, malformed or not an image classifier (the
-                message names the kind found: detection, multi-output, embedding, ...).
+            ModelError: the model is unreadable, malformed or of no kind edge reads (the
+                message names its outputs and ``--kind``), or not of the ``kind`` given.
             BackendError: no usable interpreter package.
             DelegateError: the Edge TPU is needed but unavailable.
             InterpreterError: the interpreter refused the model, or crashed loading it in the
@@ -133,9 +173,11 @@ class Classifier:
         check_activation_memory(model, limit_mb * MB)
         loaded = load_backend(backend)
         _check_custom_ops(model, loaded)
-        classes = _num_classes(model)
+        found = _model_kind(model, kind)
         use_tpu = _wants_edgetpu(model, delegate, device)
+        mean, std = _layout_normalization(found, model, mean, std)
         spec = _image_input(model, mean, std)
+        resize = resize or ("letterbox" if found.layout == "yolo" else "squash")
         threads = 1 if loaded.name == TFLM else _thread_count(threads)
         tpu = None
         if use_tpu and loaded.name == TFLM:
@@ -149,7 +191,8 @@ class Classifier:
                             "the TPU; compile it with edgetpu_compiler", _name(model), EDGETPU_OP)
         path = None if model.source == "<bytes>" else model.source
         # a user error before LiteRT logs:
-        names, origin = find_labels(path, model.labels, labels, classes)
+        embedded = found.names or model.labels
+        names, origin = find_labels(path, embedded, labels, _label_count(found))
         if tpu is None and loaded.name != TFLM:  # TFLM runs in a child of its own anyway;
             # an Edge TPU model cannot run without the device, so it is not loaded in a child first
             try:
@@ -160,7 +203,7 @@ class Classifier:
         log.info("%s: %s, %d thread(s), delegate %s", _name(model), loaded, threads,
                  "edgetpu" if tpu is not None else "none")
         return cls(model, loaded, interpreter, spec=spec, labels=names, threads=threads,
-                   resize=resize, delegate=tpu, labels_origin=origin)
+                   resize=resize, delegate=tpu, labels_origin=origin, kind=found)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -202,9 +245,52 @@ class Classifier:
 
     def classify(self, frame: np.ndarray, *, color: str = "rgb", top_k: int = 5,
                  threshold: float = 0.0) -> list[Classification]:
-        """The ``top_k`` best classes of a frame scoring at least ``threshold``, best first."""
+        """The ``top_k`` best classes of a frame scoring at least ``threshold``, best first
+        (classifiers; other kinds give their headline classes, see :meth:`label`)."""
+        if self.kind.kind != CLASSIFY:
+            return list(self.label(frame, color=color, options=DecodeOptions(
+                top_k=top_k, threshold=threshold or None)).predictions)
         scores = self.run(self.preprocess(frame, color))
         return classify_scores(scores, self.labels, top_k, threshold)
+
+    @property
+    def resize(self) -> str:
+        """How frames are fitted to the input: ``squash``, ``crop`` or ``letterbox``."""
+        return self._preprocessor.resize
+
+    def fit(self, frame_size: tuple[int, int]) -> Fit:
+        """Where a ``(width, height)`` frame lands in the input (how results map back)."""
+        return self._preprocessor.fit(frame_size)
+
+    def run_outputs(self, input_tensor: np.ndarray) -> list[np.ndarray]:
+        """The raw outputs the kind's decoder reads (in its role order) for one input tensor.
+
+        Raises:
+            InterpreterError: the input has the wrong shape or type, or the invoke failed.
+        """
+        interpreter = self._require_open()
+        try:
+            interpreter.set_tensor(self._input_index, input_tensor)
+            start = time.perf_counter()
+            interpreter.invoke()
+            self.invoke_ms = (time.perf_counter() - start) * 1e3
+            return [interpreter.get_tensor(i) for i in self._read_indices]
+        except InterpreterError:
+            raise
+        except (ValueError, RuntimeError) as e:
+            raise InterpreterError(f"{_name(self.model)}: {one_line(str(e))}") from e
+
+    def decode(self, outputs: list[np.ndarray], frame_size: tuple[int, int],
+               options: DecodeOptions | None = None) -> FrameResult:
+        """The result of raw outputs (:meth:`run_outputs`) for a ``(width, height)`` frame."""
+        return self._decode(outputs, self._preprocessor.fit(frame_size), self.labels,
+                            options or DecodeOptions())
+
+    def label(self, frame: np.ndarray, *, color: str = "rgb",
+              options: DecodeOptions | None = None) -> FrameResult:
+        """The result of one frame, of the model's kind, in the frame's pixels."""
+        outputs = self.run_outputs(self.preprocess(frame, color))
+        return self.decode(outputs, (frame.shape[1], frame.shape[0]), options)
 
     def close(self) -> None:
         """Release the interpreter (ending a TFLM child), then its delegate. Safe twice."""
@@ -290,12 +376,41 @@ def _image_input(model: Model, mean: Any, std: Any) -> InputSpec:
     return input_spec(inputs[0], mean, std, where=_name(model))
 
 
-def _num_classes(model: Model) -> int:
-    """The number of class scores; refuses models that are not single-output classifiers."""
-    kind = model_kind(model)
+def _model_kind(model: Model, asked: str | None) -> ModelKind:
+    """The model's kind (``asked`` overrides the guess); refuses kinds edge does not read."""
+    if asked is not None and asked not in KINDS:
+        raise ModelError(f"kind (={asked!r}) must be one of {', '.join(KINDS)}")
+    kind = model_kind(model, asked)
+    if asked is not None and kind.kind != asked:
+        raise ModelError(kind_mismatch(asked, kind, _name(model)))
     if not kind.supported:
         raise ModelError(refusal(kind, _name(model)))
-    return kind.classes
+    return kind
+
+
+def _label_count(kind: ModelKind) -> int | None:
+    """The class count labels are aligned to; None where the outputs do not say."""
+    return kind.classes if kind.layout in ("classes", "yolo") else None
+
+
+# What a layout's models were trained on when the caller gives no mean/std: Ultralytics feeds
+# pixels / 255; an integer input without quantization (MoveNet) takes raw pixels.
+_YOLO_NORMALIZATION = (0.0, 255.0)
+_RAW_PIXELS = (0.0, 1.0)
+
+
+def _layout_normalization(kind: ModelKind, model: Model, mean: Any, std: Any
+                          ) -> tuple[Any, Any]:
+    if mean is not None or std is not None or len(model.input_tensors) != 1:
+        return mean, std
+    tensor = model.input_tensors[0]
+    if kind.layout == "yolo":
+        return _YOLO_NORMALIZATION
+    quant = tensor.quantization
+    quantized = quant is not None and quant.scale.size > 0 and float(quant.scale[0]) > 0
+    if kind.kind != CLASSIFY and tensor.dtype == "uint8" and not quantized:
+        return _RAW_PIXELS
+    return mean, std
 
 
 def _thread_count(threads: int | None) -> int:

@@ -44,7 +44,7 @@ def read_labels(path: str | Path) -> tuple[str, ...]:
 
 
 def find_labels(model_path: str | Path | None, embedded: Sequence[str] | None,
-                given: str | Path | Sequence[str] | None, classes: int
+                given: str | Path | Sequence[str] | None, classes: int | None
                 ) -> tuple[tuple[str, ...], str]:
     """The labels of a model with ``classes`` outputs, and where they came from.
 
@@ -52,7 +52,8 @@ def find_labels(model_path: str | Path | None, embedded: Sequence[str] | None,
         model_path: the model file (None for a model given as bytes).
         embedded: the labels packed inside the model, or None.
         given: a labels file or list the user gave, or None.
-        classes: the model's number of class scores.
+        classes: the model's number of class scores; None when the model does not say
+            (detector post-processing, class-index maps): the labels are taken as they are.
 
     Returns:
         ``(labels, origin)``; origin is the file, ``"embedded"``, a list's ``"given"``, or
@@ -75,24 +76,25 @@ def find_labels(model_path: str | Path | None, embedded: Sequence[str] | None,
     except LabelError as e:
         log.warning("%s; ignoring it", e)
         return (), ""
-    if abs(len(labels) - classes) > 1:
+    if classes is not None and abs(len(labels) - classes) > 1:
         log.warning("%s has %d labels but the model has %d classes; ignoring it (pass "
                     "--labels to use a labels file)", sidecar, len(labels), classes)
         return (), ""
     return align_labels(labels, classes, str(sidecar)), str(sidecar)
 
 
-def align_labels(labels: Sequence[str], num_classes: int, source: str = "labels"
+def align_labels(labels: Sequence[str], num_classes: int | None, source: str = "labels"
                  ) -> tuple[str, ...]:
     """Exactly ``num_classes`` labels, index-aligned with the model's output.
 
     One label too many: the list has a background entry the model lacks, so the first is dropped.
     One too few: the model has a background class 0 the list lacks, so ``background`` is put
-    first. Any other mismatch is logged and the list is padded with ``""`` or cut.
+    first. Any other mismatch is logged and the list is padded with ``""`` or cut. ``None``
+    classes (the model does not say) takes the list as it is.
     """
     labels = tuple(labels)
     count = len(labels)
-    if count == num_classes:
+    if num_classes is None or count == num_classes:
         return labels
     if count == num_classes + 1:
         log.debug("%s: %d labels for %d classes; dropping the first (%r) as background",

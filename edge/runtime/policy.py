@@ -92,9 +92,10 @@ def choose_runtime(asked: RuntimeOptions, board: BoardProfile | None, *, model_n
 
 
 def open_classifier(model: str | Path, asked: RuntimeOptions, board: BoardProfile | None, *,
-                    labels: str | Path | Sequence[str] | None = None, resize: str = "squash",
+                    labels: str | Path | Sequence[str] | None = None, resize: str | None = None,
                     mean: Sequence[float] | float | None = None,
-                    std: Sequence[float] | float | None = None) -> Classifier:
+                    std: Sequence[float] | float | None = None,
+                    kind: str | None = None) -> Classifier:
     """Open ``model`` with the set-up :func:`choose_runtime` decides (logging its warning).
 
     ``model`` may carry a Coral device (``model.tflite@usb:0``), which counts as ``--device``.
@@ -114,7 +115,8 @@ def open_classifier(model: str | Path, asked: RuntimeOptions, board: BoardProfil
                             edgetpu_compiled=read.edgetpu_compiled)
     if choice.warning:
         log.warning("%s", choice.warning)
-    return Classifier.open(str(model), threads=choice.threads, backend=choice.backend,
+    # The model read once: Classifier.open takes it as it is (the device is in the choice).
+    return Classifier.open(read, threads=choice.threads, backend=choice.backend,
                            delegate=choice.delegate, device=choice.device, labels=labels,
                            resize=resize, mean=mean, std=std,
-                           max_activation_mb=choice.max_activation_mb)
+                           max_activation_mb=choice.max_activation_mb, kind=kind)

@@ -19,7 +19,9 @@ them inside, e.g. MoveNet) does not say how pixels map to it: it is accepted whe
 gives ``mean`` and ``std`` (``q = round((x - mean) / std)``, so ``0`` and ``1`` feed raw
 pixels), and refused otherwise with a message naming the flags.
 
-Resizing uses ``cv2.INTER_AREA`` (see docs/runtime.md for the measurements behind the choice).
+Classifiers are resized with ``cv2.INTER_AREA`` (see docs/runtime.md for the measurements behind
+the choice); detectors, segmenters and pose models bilinearly, as their own pipelines do
+(docs/detect.md).
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.decode.geometry import CROP, LETTERBOX, LETTERBOX_GREY, Fit, crop_box, fit_frame_to_input
 from edge.errors import PreprocessError
 from edge.model.types import Tensor, dtype_of
 
-RESIZE_MODES = ("squash", "crop")
+RESIZE_MODES = ("squash", "crop", "letterbox")
 COLOR_ORDERS = ("rgb", "bgr")
 INTERPOLATION = cv2.INTER_AREA
+LETTERBOX_INTERPOLATION = cv2.INTER_LINEAR  # Ultralytics' LetterBox
+DETECTOR_INTERPOLATION = cv2.INTER_LINEAR  # what detection/segmentation/pose pipelines use
 # A quantized input whose real range is at least this wide takes pixel values (0..255) itself.
 PIXEL_RANGE_MIN_SPAN = 32.0
 FLOAT_MEAN = 127.5
@@ -174,14 +179,8 @@ def _per_channel(name: str, value: Sequence[float] | float | None, default: floa
 
 def crop_to_aspect(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     """The largest centred region of ``frame`` with the aspect ratio width:height (a view)."""
-    rows, cols = frame.shape[:2]
-    if cols * height > rows * width:  # frame is wider than the input: trim left and right
-        keep = max(1, round(rows * width / height))
-        left = (cols - keep) // 2
-        return frame[:, left:left + keep]
-    keep = max(1, round(cols * height / width))
-    top = (rows - keep) // 2
-    return frame[top:top + keep, :]
+    left, top, cols, rows = crop_box((frame.shape[1], frame.shape[0]), (width, height))
+    return frame[top:top + rows, left:left + cols]
 
 
 def fit_frame(frame: np.ndarray, size: tuple[int, int], resize: str = "squash") -> np.ndarray:
@@ -192,6 +191,13 @@ def fit_frame(frame: np.ndarray, size: tuple[int, int], resize: str = "squash") 
     """
     if resize not in RESIZE_MODES:
         raise PreprocessError(f"resize (={resize!r}) must be one of {', '.join(RESIZE_MODES)}")
+    if resize == LETTERBOX:
+        out = np.full((size[1], size[0], *frame.shape[2:]), LETTERBOX_GREY, np.uint8)
+        left, top, width, height = fit_frame_to_input((frame.shape[1], frame.shape[0]), size,
+                                                      LETTERBOX).content
+        out[top:top + height, left:left + width] = cv2.resize(
+            frame, (width, height), interpolation=LETTERBOX_INTERPOLATION)
+        return out
     src = crop_to_aspect(frame, size[0], size[1]) if resize == "crop" else frame
     return cv2.resize(src, size, interpolation=INTERPOLATION)
 
@@ -228,8 +234,9 @@ class Preprocessor:
     Args:
         spec: the model's input.
         resize: ``squash`` (whole frame, aspect ratio not kept, as Coral's examples do) or
-            ``crop`` (centre crop to the input's aspect ratio first).
-        interpolation: OpenCV interpolation flag.
+            ``crop`` (centre crop to the input's aspect ratio first) or ``letterbox`` (the whole
+            frame, aspect ratio kept, grey borders: Ultralytics' preprocessing).
+        interpolation: OpenCV interpolation flag (``letterbox`` uses bilinear, as Ultralytics).
     """
 
     def __init__(self, spec: InputSpec, resize: str = "squash",
@@ -238,7 +245,7 @@ class Preprocessor:
             raise PreprocessError(f"resize (={resize!r}) must be one of {', '.join(RESIZE_MODES)}")
         self.spec = spec
         self.resize = resize
-        self.interpolation = interpolation
+        self.interpolation = LETTERBOX_INTERPOLATION if resize == LETTERBOX else interpolation
         self.conversion = spec.conversion
         size = (spec.height, spec.width, spec.channels)
         self._pixels = np.empty(size, np.uint8)
@@ -261,34 +268,48 @@ class Preprocessor:
             PreprocessError: the frame is not a uint8 image or ``color`` is unknown.
         """
         src = _image_view(frame)
-        if self.resize == "crop":
+        if self.resize == CROP:
             src = crop_to_aspect(src, self.spec.width, self.spec.height)
-        self._resize_and_convert(src, color)
+        if self.resize == LETTERBOX:
+            self._letterbox(src, color)
+        else:
+            self._resize_and_convert(src, color, self._pixels)
         if self.conversion == "int8-shift":
             np.bitwise_xor(self._pixels, 0x80, out=self._pixels)  # x - 128 as int8
         elif self.conversion != "identity":
             quantize(self._pixels, self.spec, self._input[0], self._scratch)
         return self._input
 
-    def _resize_and_convert(self, src: np.ndarray, color: str) -> None:
+    def fit(self, frame_size: tuple[int, int]) -> Fit:
+        """Where a ``(width, height)`` frame lands in the input (to map results back)."""
+        return fit_frame_to_input(frame_size, (self.spec.width, self.spec.height), self.resize)
+
+    def _letterbox(self, src: np.ndarray, color: str) -> None:
+        left, top, width, height = self.fit((src.shape[1], src.shape[0])).content
+        self._pixels.fill(LETTERBOX_GREY)
+        self._resize_and_convert(src, color, self._pixels[top:top + height, left:left + width])
+
+    def _resize_and_convert(self, src: np.ndarray, color: str, target: np.ndarray) -> None:
         key = (1 if src.ndim == 2 else src.shape[2], color, self.spec.channels)
         if key not in _CONVERSIONS:
             raise PreprocessError(f"color (={color!r}) must be one of {', '.join(COLOR_ORDERS)}")
         code = _CONVERSIONS[key]
-        size = (self.spec.width, self.spec.height)
-        pixels = self._pixels[:, :, 0] if self.spec.channels == 1 else self._pixels
+        size = (target.shape[1], target.shape[0])
+        pixels = target[:, :, 0] if self.spec.channels == 1 else target
+        direct = pixels if pixels.flags.c_contiguous else None  # a letterbox's inner region
         if code is None:
-            _into(cv2.resize(src, size, dst=pixels, interpolation=self.interpolation), pixels)
+            _into(cv2.resize(src, size, dst=direct, interpolation=self.interpolation), pixels)
             return
-        resized = self._resized_buffer(key[0])
+        resized = self._resized_buffer(key[0], size)
         _into(cv2.resize(src, size, dst=resized, interpolation=self.interpolation), resized)
-        _into(cv2.cvtColor(resized, code, dst=pixels), pixels)
+        _into(cv2.cvtColor(resized, code, dst=direct), pixels)
 
-    def _resized_buffer(self, channels: int) -> np.ndarray:
-        if channels not in self._resized:
-            shape = (self.spec.height, self.spec.width) + ((channels,) if channels > 1 else ())
-            self._resized[channels] = np.empty(shape, np.uint8)
-        return self._resized[channels]
+    def _resized_buffer(self, channels: int, size: tuple[int, int]) -> np.ndarray:
+        shape = (size[1], size[0]) + ((channels,) if channels > 1 else ())
+        buffer = self._resized.get(channels)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._resized[channels] = np.empty(shape, np.uint8)
+        return buffer
 
 
 def _image_view(frame: np.ndarray) -> np.ndarray:

@@ -25,22 +25,29 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 4096
 
 
+class _LinkLostError(Exception):
+    """Reading the link failed (the device went away); the cause is chained."""
+
+
 @dataclass
 class ListenSummary:
     """What a listening session saw: the decoder's counters plus link-level ones.
 
     ``delivered`` is how many records went to ``on_record``; it is below ``stats.frames`` only
-    when ``max_frames`` cut the last decoded batch short.
+    when ``max_frames`` cut the last decoded batch short. ``gateway`` holds what the consumer
+    of the records counted (e.g. ``refused`` records of devices it does not publish for).
     """
 
     stats: DecoderStats = field(default_factory=DecoderStats)
     delivered: int = 0
     reconnects: int = 0
     seconds: float = 0.0
+    gateway: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.stats.as_dict(), "delivered": self.delivered,
-                "reconnects": self.reconnects, "seconds": round(self.seconds, 3)}
+                "reconnects": self.reconnects, "seconds": round(self.seconds, 3),
+                **self.gateway}
 
 
 class _Session:
@@ -75,9 +82,16 @@ class _Session:
         return None if self.deadline is None else max(0.0, self.deadline - self.clock())
 
     def pump(self, port: Any) -> None:
-        """Read and deliver until done; pyserial raises when the device goes away."""
+        """Read and deliver until done; pyserial raises when the device goes away.
+
+        Only errors of the link mean a lost device: an ``OSError`` of ``on_record`` (e.g. a
+        closed stdout pipe) is the caller's, not a reason to reconnect.
+        """
         while not self.done():
-            data = port.read(max(1, min(port.in_waiting, READ_CHUNK)))
+            try:
+                data = port.read(max(1, min(port.in_waiting, READ_CHUNK)))
+            except (OSError, SerialLinkError) as e:  # pyserial's SerialException is an OSError
+                raise _LinkLostError(str(e)) from e
             for record in self.decoder.feed(data) if data else ():
                 if self.max_frames is not None and self.delivered >= self.max_frames:
                     break
@@ -136,7 +150,7 @@ def listen(url: str, on_record: Callable[[LabelRecord], None], *, baud: int = DE
             with port:
                 session.pump(port)
             break
-        except (OSError, SerialLinkError) as e:  # pyserial's SerialException is an OSError
+        except _LinkLostError as e:
             log.warning("lost %s (%s); reconnecting", url, e)
         port = _reconnect(url, baud, session, backoff, open_port)
         if port is not None:

@@ -13,12 +13,11 @@ binary mode a record is yielded only if its length, version and CRC-32 all check
 from __future__ import annotations
 
 import json
-import math
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from edge.errors import ProtocolError
 from edge.serial.cobs import MAX_PAYLOAD, cobs_decode, cobs_encode
@@ -31,7 +30,9 @@ STREAM_START = b"\x00"
 FLAG_LATENCY = 0x01
 FLAG_FRAME = 0x02
 FLAG_DEVICE = 0x04
-KNOWN_FLAGS = FLAG_LATENCY | FLAG_FRAME | FLAG_DEVICE
+FLAG_RUN = 0x08
+FLAG_DETECTIONS = 0x10
+KNOWN_FLAGS = FLAG_LATENCY | FLAG_FRAME | FLAG_DEVICE | FLAG_RUN | FLAG_DETECTIONS
 MAX_DEVICE = 32  # bytes of UTF-8 in a device name
 U32_MAX = 0xFFFF_FFFF
 LABEL_MAX = 0xFFFF
@@ -42,8 +43,26 @@ MAX_LINE = 2048
 _HEADER = struct.Struct("<BBIIHHB")  # version, flags, seq, time_ms, label, score, top-k count
 _U32 = struct.Struct("<I")
 _ENTRY = struct.Struct("<HH")  # top-k entry: label, score
+_BOX = struct.Struct("<HHHHHH")  # detection: label, score, xmin, ymin, xmax, ymax
 MIN_PAYLOAD = _HEADER.size + _U32.size
 MAX_TOP_K = (MAX_PAYLOAD - MIN_PAYLOAD - _U32.size) // _ENTRY.size
+MAX_DETECTIONS = (MAX_PAYLOAD - MIN_PAYLOAD - 1) // _BOX.size
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class DetectionRecord(NamedTuple):
+    """One object of a detector's record: label index, score, and its box normalised to the frame.
+
+    Attributes:
+        label: label index, uint16.
+        score: score in [0, 1].
+        box: ``(xmin, ymin, xmax, ymax)`` as fractions of the frame's width and height, each in
+            [0, 1] with ``xmin <= xmax`` and ``ymin <= ymax`` (uint16 on the wire).
+    """
+
+    label: int
+    score: float
+    box: tuple[float, float, float, float]
 MAX_FRAME = MAX_PAYLOAD + 1  # COBS-encoded, without the 0x00 delimiter
 
 
@@ -65,6 +84,10 @@ class LabelRecord:
         device: the sender's name (1-32 bytes of UTF-8), so a gateway knows who is talking.
         file: name of the image file the label is for (text mode only, when the sender
             labels files, e.g. ``edge-run --camera FOLDER``).
+        run: the sender's run id, uint32, new at every start: ``(device, run, seq)`` names a
+            record uniquely, so consumers can drop duplicates although ``seq`` restarts at 0.
+        detections: a detector's objects, best first (at most :data:`MAX_DETECTIONS`); None
+            for a record that is not a detector's, ``()`` for a detector that found nothing.
     """
 
     seq: int
@@ -77,6 +100,8 @@ class LabelRecord:
     frame: int | None = None
     device: str | None = None
     file: str | None = None
+    run: int | None = None
+    detections: tuple[DetectionRecord, ...] | None = None
 
 
 # --- quantization ------------------------------------------------------------------------------
@@ -109,9 +134,14 @@ def quantize(record: LabelRecord, mode: Mode) -> LabelRecord:
         def score(s: float) -> float:
             return _text_score(quantize_score(s)) / TEXT_SCORE_SCALE
     latency = None if record.latency_ms is None else _latency_us(record.latency_ms) / 1000
+    detections = None if record.detections is None else tuple(
+        DetectionRecord(d.label, score(d.score), (score(d.box[0]), score(d.box[1]),
+                                                  score(d.box[2]), score(d.box[3])))
+        for d in record.detections)
     return replace(record, score=score(record.score),
                    top_k=tuple((label, score(s)) for label, s in record.top_k),
-                   text=record.text if mode == "text" else None, latency_ms=latency)
+                   text=record.text if mode == "text" else None, latency_ms=latency,
+                   file=record.file if mode == "text" else None, detections=detections)
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -148,6 +178,14 @@ def check_record(record: LabelRecord) -> None:
         _utf8("text", record.text)
     if record.frame is not None:
         _check_int("frame", record.frame, U32_MAX)
+    if record.run is not None:
+        _check_int("run", record.run, U32_MAX)
+    if record.file is not None:
+        if not isinstance(record.file, str):
+            raise ProtocolError(f"file (={record.file!r}) must be a string or None")
+        _utf8("file", record.file)
+    if record.detections is not None:
+        _check_detections(record.detections)
     if record.device is not None:
         if not isinstance(record.device, str) or not 1 <= len(
                 _utf8("device", record.device)) <= MAX_DEVICE:
@@ -156,7 +194,30 @@ def check_record(record: LabelRecord) -> None:
     size = _payload_size(record)
     if size > MAX_PAYLOAD:
         raise ProtocolError(f"a binary frame of this record needs {size} bytes, more than "
-                            f"{MAX_PAYLOAD}; send fewer top_k entries or a shorter device name")
+                            f"{MAX_PAYLOAD}; send fewer top_k entries or detections, or a "
+                            "shorter device name")
+
+
+def _check_detections(detections: tuple[DetectionRecord, ...]) -> None:
+    if len(detections) > MAX_DETECTIONS:
+        raise ProtocolError(f"detections has {len(detections)} entries; at most "
+                            f"{MAX_DETECTIONS} fit")
+    for i, d in enumerate(detections):
+        _check_int(f"detections[{i}] label", d.label, LABEL_MAX)
+        _check_score(f"detections[{i}] score", d.score)
+        if len(d.box) != 4:
+            raise ProtocolError(f"detections[{i}] box (={d.box!r}) must be 4 numbers")
+        for name, value in zip(("xmin", "ymin", "xmax", "ymax"), d.box, strict=True):
+            _check_score(f"detections[{i}] {name}", value)
+        if d.box[0] > d.box[2] or d.box[1] > d.box[3]:
+            raise ProtocolError(f"detections[{i}] box (={d.box!r}) must have xmin <= xmax "
+                                "and ymin <= ymax")
+
+
+def detections_room(record: LabelRecord) -> int:
+    """How many detections fit in one frame of ``record`` beside its other fields."""
+    base = _payload_size(replace(record, detections=None)) + 1
+    return max(0, min(MAX_DETECTIONS, (MAX_PAYLOAD - base) // _BOX.size))
 
 
 def _utf8(name: str, text: str) -> bytes:
@@ -168,9 +229,11 @@ def _utf8(name: str, text: str) -> bytes:
 
 def _payload_size(record: LabelRecord) -> int:
     device = 0 if record.device is None else 1 + len(record.device.encode("utf-8", "replace"))
+    detections = 0 if record.detections is None else 1 + len(record.detections) * _BOX.size
     return (_HEADER.size + (record.latency_ms is not None) * _U32.size
             + (record.frame is not None) * _U32.size + device
-            + len(record.top_k) * _ENTRY.size + _U32.size)
+            + (record.run is not None) * _U32.size
+            + len(record.top_k) * _ENTRY.size + detections + _U32.size)
 
 
 # --- binary mode --------------------------------------------------------------------------------
@@ -179,7 +242,9 @@ def encode_payload(record: LabelRecord) -> bytes:
     """The binary payload of ``record`` before COBS: header, latency, top-k, CRC-32."""
     check_record(record)
     flags = ((record.latency_ms is not None) * FLAG_LATENCY
-             | (record.frame is not None) * FLAG_FRAME | (record.device is not None) * FLAG_DEVICE)
+             | (record.frame is not None) * FLAG_FRAME | (record.device is not None) * FLAG_DEVICE
+             | (record.run is not None) * FLAG_RUN
+             | (record.detections is not None) * FLAG_DETECTIONS)
     parts = [_HEADER.pack(VERSION, flags, record.seq, record.time_ms, record.label,
                           quantize_score(record.score), len(record.top_k))]
     if record.latency_ms is not None:
@@ -189,7 +254,14 @@ def encode_payload(record: LabelRecord) -> bytes:
     if record.device is not None:
         name = record.device.encode("utf-8")
         parts.append(bytes([len(name)]) + name)
+    if record.run is not None:
+        parts.append(_U32.pack(record.run))
     parts.extend(_ENTRY.pack(label, quantize_score(s)) for label, s in record.top_k)
+    if record.detections is not None:
+        parts.append(bytes([len(record.detections)]))
+        parts.extend(_BOX.pack(d.label, quantize_score(d.score),
+                               *(quantize_score(v) for v in d.box))
+                     for d in record.detections)
     payload = b"".join(parts)
     return payload + _U32.pack(zlib.crc32(payload))
 
@@ -216,8 +288,12 @@ def decode_payload(payload: bytes) -> LabelRecord | None:
     version, flags, seq, time_ms, label, score, count = _HEADER.unpack_from(payload)
     if version != VERSION or flags & ~KNOWN_FLAGS:
         return None
+    crc_at = len(payload) - _U32.size
     offset = _HEADER.size
-    latency = frame = device = None
+    fixed = (flags & FLAG_LATENCY != 0) + (flags & FLAG_FRAME != 0) + (flags & FLAG_RUN != 0)
+    if offset + fixed * _U32.size > crc_at:  # the fields the flags announce are not all there
+        return None
+    latency = frame = device = run = None
     if flags & FLAG_LATENCY:
         latency = _U32.unpack_from(payload, offset)[0] / 1000
         offset += _U32.size
@@ -228,12 +304,40 @@ def decode_payload(payload: bytes) -> LabelRecord | None:
         device, offset = _read_device(payload, offset)
         if device is None:
             return None
-    if len(payload) != offset + count * _ENTRY.size + _U32.size:
+    if flags & FLAG_RUN:
+        if offset + _U32.size > crc_at:
+            return None
+        run = _U32.unpack_from(payload, offset)[0]
+        offset += _U32.size
+    top_end = offset + count * _ENTRY.size
+    # The top-k list must end at the CRC, or just before the detections' count byte.
+    if top_end > crc_at or (top_end == crc_at) != (not flags & FLAG_DETECTIONS):
         return None
     top_k = tuple((lab, s / SCORE_SCALE) for lab, s in
-                  _ENTRY.iter_unpack(payload[offset:offset + count * _ENTRY.size]))
+                  _ENTRY.iter_unpack(payload[offset:top_end]))
+    detections = None
+    if flags & FLAG_DETECTIONS:
+        detections = _read_detections(payload, top_end)
+        if detections is None:
+            return None
     return LabelRecord(seq, time_ms, label, score / SCORE_SCALE, None, top_k, latency, frame,
-                       device)
+                       device, None, run, detections)
+
+
+def _read_detections(payload: bytes, offset: int) -> tuple[DetectionRecord, ...] | None:
+    """The count-prefixed detections at ``offset``, which must end at the CRC (None if bad)."""
+    count = payload[offset]
+    start = offset + 1
+    if len(payload) != start + count * _BOX.size + _U32.size:
+        return None
+    out = []
+    for label, score, *box in _BOX.iter_unpack(payload[start:start + count * _BOX.size]):
+        if box[0] > box[2] or box[1] > box[3]:
+            return None
+        out.append(DetectionRecord(label, score / SCORE_SCALE,
+                                   (box[0] / SCORE_SCALE, box[1] / SCORE_SCALE,
+                                    box[2] / SCORE_SCALE, box[3] / SCORE_SCALE)))
+    return tuple(out)
 
 
 def _read_device(payload: bytes, offset: int) -> tuple[str | None, int]:
@@ -260,7 +364,10 @@ def decode_frame(chunk: bytes) -> LabelRecord | FrameError:
         return "malformed"
     if not crc_ok(payload):
         return "crc_errors"
-    record = decode_payload(payload)
+    try:
+        record = decode_payload(payload)
+    except (struct.error, IndexError):  # pragma: no cover - decode_payload checks every bound
+        return "malformed"
     return "malformed" if record is None else record
 
 
@@ -276,6 +383,14 @@ def _json_string(text: str) -> str:
 
 def _fixed(value: int, scale: int, digits: int) -> str:
     return f"{value // scale}.{value % scale:0{digits}d}"
+
+
+def _text_fraction(value: float) -> str:
+    return _fixed(_text_score(quantize_score(value)), TEXT_SCORE_SCALE, 4)
+
+
+def _text_detection(d: DetectionRecord) -> str:
+    return f"[{d.label},{','.join(_text_fraction(v) for v in (d.score, *d.box))}]"
 
 
 def encode_text(record: LabelRecord) -> bytes:
@@ -299,6 +414,10 @@ def encode_text(record: LabelRecord) -> bytes:
         parts.append(f',"frame":{record.frame}')
     if record.device is not None:
         parts.append(f',"device":{_json_string(record.device)}')
+    if record.run is not None:
+        parts.append(f',"run":"{record.run:08x}"')
+    if record.detections is not None:
+        parts.append(f',"detections":[{",".join(_text_detection(d) for d in record.detections)}]')
     if record.file is not None:
         parts.append(f',"file":{_json_string(record.file)}')
     parts.append("}\n")
@@ -324,8 +443,49 @@ def _pair(entry: Any) -> tuple[int, float] | None:
     return None
 
 
+def _is_text(value: Any) -> bool:
+    """A JSON string that is valid UTF-8 (no lone surrogates such as ``"\\ud800"``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _run_id(value: Any) -> int | None:
+    """A run id as text mode carries it: 1 to 8 hex digits (None if it is not one)."""
+    if isinstance(value, str) and 1 <= len(value) <= 8 and _HEX.issuperset(value):
+        return int(value, 16)
+    return None
+
+
+def _detection(entry: Any) -> DetectionRecord | None:
+    if not (isinstance(entry, list) and len(entry) == 6 and _is_int(entry[0], LABEL_MAX)
+            and all(_is_score(v) for v in entry[1:])):
+        return None
+    box = (float(entry[2]), float(entry[3]), float(entry[4]), float(entry[5]))
+    if box[0] > box[2] or box[1] > box[3]:
+        return None
+    return DetectionRecord(entry[0], float(entry[1]), box)
+
+
+def _detections(value: Any) -> tuple[DetectionRecord, ...] | None:
+    if not isinstance(value, list) or len(value) > MAX_DETECTIONS:
+        return None
+    out = [_detection(entry) for entry in value]
+    return None if any(d is None for d in out) else tuple(d for d in out if d is not None)
+
+
 def decode_text_line(line: bytes) -> LabelRecord | None:
-    """The record in one text line (without its newline), or None if it is not one."""
+    """The record in one text line (without its newline), or None if it is not one.
+
+    Every field is checked as the binary decoder checks it: ranges, UTF-8 strings (a lone
+    surrogate escape is not one), the device name's length, and the line's length.
+    """
+    if len(line) >= MAX_LINE:  # the newline makes it MAX_LINE + 1 or more
+        return None
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError):
@@ -335,25 +495,37 @@ def decode_text_line(line: bytes) -> LabelRecord | None:
     seq, time_ms, label, score = (obj.get(k) for k in ("seq", "time_ms", "label", "score"))
     text, top_k, latency = obj.get("text"), obj.get("top_k", []), obj.get("latency_ms")
     frame, device = obj.get("frame"), obj.get("device")
-    file = obj.get("file")
+    file, run = obj.get("file"), obj.get("run")
     if not (_is_int(seq, U32_MAX) and _is_int(time_ms, U32_MAX) and _is_int(label, LABEL_MAX)
-            and _is_score(score) and (text is None or isinstance(text, str))
-            and (file is None or isinstance(file, str))
+            and _is_score(score) and (text is None or _is_text(text))
+            and (file is None or _is_text(file))
             and isinstance(top_k, list) and len(top_k) <= MAX_TOP_K):
         return None
-    if latency is not None and not (type(latency) in (int, float) and 0 <= latency < math.inf):
+    if latency is not None and not (type(latency) in (int, float)
+                                    and 0 <= latency <= U32_MAX / 1000):
         return None
     if frame is not None and not _is_int(frame, U32_MAX):
         return None
-    if device is not None and not (isinstance(device, str)
-                                   and 1 <= len(device.encode("utf-8", "replace")) <= MAX_DEVICE):
+    if device is not None and not (_is_text(device)
+                                   and 1 <= len(device.encode("utf-8")) <= MAX_DEVICE):
         return None
+    run_id = None if run is None else _run_id(run)
+    if run is not None and run_id is None:
+        return None
+    detections = None
+    if "detections" in obj:
+        detections = _detections(obj["detections"])
+        if detections is None:
+            return None
     pairs = [_pair(entry) for entry in top_k]
     if any(p is None for p in pairs):
         return None
-    return LabelRecord(obj["seq"], obj["time_ms"], obj["label"], float(obj["score"]), text,
-                       tuple(p for p in pairs if p is not None),
-                       None if latency is None else float(latency), frame, device, file)
+    record = LabelRecord(obj["seq"], obj["time_ms"], obj["label"], float(obj["score"]), text,
+                         tuple(p for p in pairs if p is not None),
+                         None if latency is None else float(latency), frame, device, file,
+                         run_id, detections)
+    # As in binary mode: the record fits one frame (so a gateway may forward it as one).
+    return record if _payload_size(record) <= MAX_PAYLOAD else None
 
 
 # --- the stream ---------------------------------------------------------------------------------

@@ -57,7 +57,8 @@ class LabelSink(ABC):
 
 
 class OnChangeSink(LabelSink):
-    """Passes an event on only when its top label differs from the last one passed on."""
+    """Passes an event on only when it differs from the last one passed on
+    (:meth:`LabelEvent.change_key`: the top label, or a detector's labels and counts)."""
 
     _UNSET = object()
 
@@ -67,9 +68,9 @@ class OnChangeSink(LabelSink):
         self._last: Any = self._UNSET
 
     def write(self, event: LabelEvent) -> None:
-        top = event.top.index if event.top else None
-        if top != self._last:
-            self._last = top
+        key = event.change_key()
+        if key != self._last:
+            self._last = key
             self.inner.write(event)
 
     def flush(self) -> None:

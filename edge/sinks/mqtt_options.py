@@ -61,9 +61,9 @@ def parse_broker_url(url: str) -> BrokerUrl:
         raise SinkError(f"--mqtt {_safe(url)}: may not contain '?' or '#' (no query, and no "
                         f"MQTT wildcard in the prefix); use {URL_FORM}")
     prefix = parts.path.strip("/") or DEFAULT_PREFIX
-    if any(c in prefix for c in "+\x00") or "//" in prefix:
+    if not prefix.isprintable() or any(c in prefix for c in "+\x00") or "//" in prefix:
         raise SinkError(f"--mqtt {_safe(url)}: the topic prefix {prefix!r} may not contain "
-                        "+, NUL or empty levels")
+                        "+, NUL, unprintable characters or empty levels")
     return BrokerUrl(host=parts.hostname, port=port, tls=scheme == "mqtts",
                      username=unquote(parts.username) if parts.username else None,
                      password=unquote(parts.password) if parts.password is not None else None,

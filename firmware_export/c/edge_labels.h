@@ -1,6 +1,6 @@
 /*
- * edge_labels.h - encoder for the edge serial label protocol, version 1 (with the frame and
- * device fields).
+ * edge_labels.h - encoder for the edge serial label protocol, version 1 (with the frame,
+ * device, run and detections fields).
  *
  * Header-only C99 for microcontroller firmware: no malloc, no stdio, no floating point except
  * in edge_labels_quantize_score(). Every function writes into a buffer owned by the caller and
@@ -18,6 +18,17 @@
  *
  *     char line[128];
  *     size_t n = edge_labels_encode_text(&record, line, sizeof line);
+ *
+ * A detector's record (e.g. FOMO centroids as small boxes) carries its objects best first:
+ *
+ *     edge_labels_detection_t objects[2];
+ *     objects[0].label = 1;
+ *     objects[0].score_q16 = edge_labels_quantize_score(0.91f);
+ *     objects[0].box_q16[0] = edge_labels_normalise(x0, frame_width);   (xmin, ymin, xmax, ymax)
+ *     ...
+ *     record.detections = objects;
+ *     record.detection_count = 2;
+ *     record.has_detections = 1;      (also with detection_count 0: "nothing found")
  */
 #ifndef EDGE_LABELS_H
 #define EDGE_LABELS_H
@@ -29,10 +40,14 @@
 #define EDGE_LABELS_FLAG_LATENCY 0x01u
 #define EDGE_LABELS_FLAG_FRAME 0x02u
 #define EDGE_LABELS_FLAG_DEVICE 0x04u
+#define EDGE_LABELS_FLAG_RUN 0x08u
+#define EDGE_LABELS_FLAG_DETECTIONS 0x10u
 #define EDGE_LABELS_MAX_DEVICE 32u
 #define EDGE_LABELS_HEADER_SIZE 15u
 #define EDGE_LABELS_MAX_PAYLOAD 254u
 #define EDGE_LABELS_MAX_TOP_K 57u
+#define EDGE_LABELS_MAX_DETECTIONS 19u
+#define EDGE_LABELS_DETECTION_SIZE 12u
 /* COBS code byte + payload + 0x00 delimiter. */
 #define EDGE_LABELS_MAX_FRAME (EDGE_LABELS_MAX_PAYLOAD + 2u)
 #define EDGE_LABELS_MAX_LINE 2048u
@@ -44,7 +59,15 @@ typedef struct {
     uint16_t score_q16; /* edge_labels_quantize_score(score) */
 } edge_labels_entry_t;
 
-/* One classification result. Zero-initialise it, then fill in what you have. */
+/* One object a detector found; box edges normalised to 0..65535 of the frame's size. */
+typedef struct {
+    uint16_t label;
+    uint16_t score_q16;  /* edge_labels_quantize_score(score) */
+    uint16_t box_q16[4]; /* xmin, ymin, xmax, ymax: edge_labels_normalise(pixels, size);
+                            xmin <= xmax and ymin <= ymax */
+} edge_labels_detection_t;
+
+/* One result. Zero-initialise it, then fill in what you have. */
 typedef struct {
     uint32_t seq;                     /* increments per record, wraps at 2^32 */
     uint32_t time_ms;                 /* device time in milliseconds */
@@ -59,6 +82,12 @@ typedef struct {
     uint32_t frame;                   /* frame counter; seq counts records sent, so frames
                                          skipped on purpose (send on change) are not lost */
     const char *device;               /* NUL-terminated UTF-8 name, 1..32 bytes, or NULL */
+    uint8_t has_run;                  /* nonzero if run is set */
+    uint32_t run;                     /* run id, new at every boot (e.g. from a boot counter
+                                         or a hardware RNG): (device, run, seq) is unique */
+    uint8_t has_detections;           /* nonzero for a detector's record */
+    uint8_t detection_count;          /* at most EDGE_LABELS_MAX_DETECTIONS (and what fits) */
+    const edge_labels_detection_t *detections; /* best first; NULL if detection_count == 0 */
 } edge_labels_record_t;
 
 /* Score in [0, 1] to uint16: score * 65535 rounded half up; NaN and below 0 give 0. */
@@ -71,6 +100,15 @@ static inline uint16_t edge_labels_quantize_score(float score)
         return 65535u;
     }
     return (uint16_t)(score * 65535.0f + 0.5f);
+}
+
+/* A pixel coordinate as a fraction of size in 0..65535, rounded half up; 65535 beyond size. */
+static inline uint16_t edge_labels_normalise(uint32_t pixels, uint32_t size)
+{
+    if (size == 0u || pixels >= size) {
+        return 65535u;
+    }
+    return (uint16_t)(((uint64_t)pixels * 65535u + size / 2u) / size);
 }
 
 /* CRC-32 as zlib.crc32: reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF. */
@@ -130,17 +168,44 @@ static inline size_t edge_labels_device_len_(const char *device)
     return n;
 }
 
+/* Nonzero if r's lists and device name are valid (sizes aside). */
+static inline int edge_labels_valid_(const edge_labels_record_t *r)
+{
+    size_t device = edge_labels_device_len_(r->device);
+    unsigned i;
+    if (r->top_k_count > EDGE_LABELS_MAX_TOP_K || (r->top_k_count > 0u && r->top_k == NULL)
+        || (r->device != NULL && (device == 0u || device > EDGE_LABELS_MAX_DEVICE))) {
+        return 0;
+    }
+    if (r->has_detections) {
+        if (r->detection_count > EDGE_LABELS_MAX_DETECTIONS
+            || (r->detection_count > 0u && r->detections == NULL)) {
+            return 0;
+        }
+        for (i = 0; i < r->detection_count; i++) {
+            const uint16_t *b = r->detections[i].box_q16;
+            if (b[0] > b[2] || b[1] > b[3]) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 /* Size of the binary payload of r (CRC included), or 0 if r is invalid or too big. */
 static inline size_t edge_labels_payload_size(const edge_labels_record_t *r)
 {
     size_t device = edge_labels_device_len_(r->device);
     size_t size;
-    if (r->top_k_count > EDGE_LABELS_MAX_TOP_K || (r->top_k_count > 0u && r->top_k == NULL)
-        || (r->device != NULL && (device == 0u || device > EDGE_LABELS_MAX_DEVICE))) {
+    if (!edge_labels_valid_(r)) {
         return 0u;
     }
     size = EDGE_LABELS_HEADER_SIZE + (r->has_latency ? 4u : 0u) + (r->has_frame ? 4u : 0u)
-           + (r->device != NULL ? 1u + device : 0u) + 4u * (size_t)r->top_k_count + 4u;
+           + (r->device != NULL ? 1u + device : 0u) + (r->has_run ? 4u : 0u)
+           + 4u * (size_t)r->top_k_count
+           + (r->has_detections
+                  ? 1u + EDGE_LABELS_DETECTION_SIZE * (size_t)r->detection_count : 0u)
+           + 4u;
     return size <= EDGE_LABELS_MAX_PAYLOAD ? size : 0u;
 }
 
@@ -158,7 +223,9 @@ static inline size_t edge_labels_encode_binary(const edge_labels_record_t *r, ui
     p[0] = (uint8_t)EDGE_LABELS_VERSION;
     p[1] = (uint8_t)((r->has_latency ? EDGE_LABELS_FLAG_LATENCY : 0u)
                      | (r->has_frame ? EDGE_LABELS_FLAG_FRAME : 0u)
-                     | (r->device != NULL ? EDGE_LABELS_FLAG_DEVICE : 0u));
+                     | (r->device != NULL ? EDGE_LABELS_FLAG_DEVICE : 0u)
+                     | (r->has_run ? EDGE_LABELS_FLAG_RUN : 0u)
+                     | (r->has_detections ? EDGE_LABELS_FLAG_DETECTIONS : 0u));
     edge_labels_put_u32_(p + 2, r->seq);
     edge_labels_put_u32_(p + 6, r->time_ms);
     edge_labels_put_u16_(p + 10, r->label);
@@ -180,10 +247,27 @@ static inline size_t edge_labels_encode_binary(const edge_labels_record_t *r, ui
             p[at++] = (uint8_t)r->device[i];
         }
     }
+    if (r->has_run) {
+        edge_labels_put_u32_(p + at, r->run);
+        at += 4u;
+    }
     for (i = 0; i < r->top_k_count; i++) {
         edge_labels_put_u16_(p + at, r->top_k[i].label);
         edge_labels_put_u16_(p + at + 2u, r->top_k[i].score_q16);
         at += 4u;
+    }
+    if (r->has_detections) {
+        p[at++] = r->detection_count;
+        for (i = 0; i < r->detection_count; i++) {
+            const edge_labels_detection_t *d = &r->detections[i];
+            edge_labels_put_u16_(p + at, d->label);
+            edge_labels_put_u16_(p + at + 2u, d->score_q16);
+            edge_labels_put_u16_(p + at + 4u, d->box_q16[0]);
+            edge_labels_put_u16_(p + at + 6u, d->box_q16[1]);
+            edge_labels_put_u16_(p + at + 8u, d->box_q16[2]);
+            edge_labels_put_u16_(p + at + 10u, d->box_q16[3]);
+            at += EDGE_LABELS_DETECTION_SIZE;
+        }
     }
     edge_labels_put_u32_(p + at, edge_labels_crc32(p, at));
     at = edge_labels_cobs_in_place(buf, size);
@@ -245,6 +329,16 @@ static inline void edge_labels_put_score_(edge_labels_writer_t_ *w, uint16_t q)
     edge_labels_put_fixed_(w, ten_thousandths, 10000u, 4);
 }
 
+/* v as exactly eight lowercase hex digits. */
+static inline void edge_labels_put_hex32_(edge_labels_writer_t_ *w, uint32_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    int shift;
+    for (shift = 28; shift >= 0; shift -= 4) {
+        edge_labels_put_char_(w, hex[(v >> (unsigned)shift) & 0x0Fu]);
+    }
+}
+
 /* JSON string escaping only '"', '\\' and control characters (as \u00xx). */
 static inline void edge_labels_put_string_(edge_labels_writer_t_ *w, const char *s)
 {
@@ -271,9 +365,9 @@ static inline size_t edge_labels_encode_text(const edge_labels_record_t *r, char
 {
     edge_labels_writer_t_ w;
     unsigned i;
-    size_t device = edge_labels_device_len_(r->device);
-    if (r->top_k_count > EDGE_LABELS_MAX_TOP_K || (r->top_k_count > 0u && r->top_k == NULL)
-        || (r->device != NULL && (device == 0u || device > EDGE_LABELS_MAX_DEVICE))) {
+    int j;
+    /* The text form carries what a binary frame can: the same records in both modes. */
+    if (edge_labels_payload_size(r) == 0u) {
         return 0u;
     }
     w.buf = buf;
@@ -314,6 +408,27 @@ static inline size_t edge_labels_encode_text(const edge_labels_record_t *r, char
     if (r->device != NULL) {
         edge_labels_put_(&w, ",\"device\":");
         edge_labels_put_string_(&w, r->device);
+    }
+    if (r->has_run) {
+        edge_labels_put_(&w, ",\"run\":\"");
+        edge_labels_put_hex32_(&w, r->run);
+        edge_labels_put_(&w, "\"");
+    }
+    if (r->has_detections) {
+        edge_labels_put_(&w, ",\"detections\":[");
+        for (i = 0; i < r->detection_count; i++) {
+            const edge_labels_detection_t *d = &r->detections[i];
+            edge_labels_put_(&w, i == 0u ? "[" : ",[");
+            edge_labels_put_uint_(&w, d->label, 1);
+            edge_labels_put_(&w, ",");
+            edge_labels_put_score_(&w, d->score_q16);
+            for (j = 0; j < 4; j++) {
+                edge_labels_put_(&w, ",");
+                edge_labels_put_score_(&w, d->box_q16[j]);
+            }
+            edge_labels_put_(&w, "]");
+        }
+        edge_labels_put_(&w, "]");
     }
     edge_labels_put_(&w, "}\n");
     return w.overflow ? 0u : w.len;

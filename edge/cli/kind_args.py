@@ -1,0 +1,55 @@
+"""The options of model kinds, shared by edge-classify and edge-run: ``--kind`` and what a
+detector's results are filtered by."""
+
+from __future__ import annotations
+
+import argparse
+
+from edge.events import KINDS
+from edge.runtime.postprocess import DecodeOptions, parse_classes
+
+
+def unit(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}")
+    return value
+
+
+def add_kind_args(group: argparse._ActionsContainer) -> None:
+    """``--kind``, ``--iou``, ``--max-detections`` and ``--classes`` (``--threshold`` is each
+    command's own: it also filters classes)."""
+    group.add_argument("--kind", choices=KINDS, default=None,
+                       help="what the model is, when its outputs do not say it clearly "
+                            "(default: recognised from the model; docs/detect.md)")
+    group.add_argument("--iou", type=unit, default=None, metavar="T",
+                       help="detectors: boxes of a class overlapping a better one by more "
+                            "than this are dropped (default: 0.45 YOLO, 0.3 BlazeFace; SSDs "
+                            "do their own NMS)")
+    group.add_argument("--max-detections", type=at_least_one, default=100, metavar="N",
+                       help="detectors: most boxes per image (default 100)")
+    group.add_argument("--classes", default=None, metavar="LABEL[,LABEL]",
+                       help="detectors and segmenters: keep only these labels (or class "
+                            "indices), e.g. person,car")
+
+
+def decode_options_from_args(args: argparse.Namespace, top_k: int) -> DecodeOptions:
+    """The kind options of the command line as :class:`DecodeOptions`."""
+    return DecodeOptions(top_k=top_k, threshold=args.threshold, iou=args.iou,
+                         max_detections=args.max_detections,
+                         classes=parse_classes(args.classes))
