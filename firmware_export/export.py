@@ -34,9 +34,10 @@ from firmware_export.codegen.project import (
 )
 from firmware_export.codegen.tflm_sources import TflmSelection, choose_tree, select_files
 from firmware_export.image import build_image
+from firmware_export.patch.choose import DEFAULT_MAX_OVERHEAD, PatchChoice
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan
 from firmware_export.plan.budget import Budget, check_budget, mcu_spec
-from firmware_export.plan.fit import check_exportable, plan_for_board
+from firmware_export.plan.fit import check_exportable, patch_model, plan_for_board
 from firmware_export.plan.offline import OfflinePlan
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class ExportResult:
     offline: OfflinePlan | None
     slot_image: Path | None = None  # with --model-slot: the image edge-flash would write
     library: PinnedLibrary | None = None  # None: TFLM copied into the project (--tflm)
+    patch: PatchChoice | None = None  # --patch: the tiles the model was rewritten into
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "files": list(self.files),
@@ -66,7 +68,8 @@ class ExportResult:
                 "arena": self.arena.breakdown(), "budget": self.budget.to_dict(),
                 "offline_plan": None if self.offline is None else {
                     "strategy": self.offline.strategy, "head": self.offline.head,
-                    "greedy_head": self.offline.greedy_head, "saving": self.offline.saving}}
+                    "greedy_head": self.offline.greedy_head, "saving": self.offline.saving},
+                "patch": None if self.patch is None else self.patch.to_dict()}
 
 
 def support_headers() -> dict[str, str]:
@@ -98,8 +101,9 @@ def firmware_values(model: Model, source_name: str, identifier: str, arena: Aren
 def export_model(model_path: str | Path, board: str | BoardProfile, out: str | Path,
                  name: str | None = None, offline_plan: str = "auto",
                  margin: int = DEFAULT_MARGIN, boards_dirs: Iterable[str | Path] = (),
-                 tflm: str | Path | Sequence[str | Path] = (), model_slot: bool = False
-                 ) -> ExportResult:
+                 tflm: str | Path | Sequence[str | Path] = (), model_slot: bool = False,
+                 patch: str | tuple[int, int] = "off",
+                 max_overhead: float = DEFAULT_MAX_OVERHEAD) -> ExportResult:
     """Write the firmware project for ``model_path`` on ``board`` into ``out``.
 
     Args:
@@ -108,6 +112,9 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
             platformio.ini pins the board's library (libraries.toml).
         model_slot: build the firmware to boot from the model slot and write the slot image
             (``model_slot.img``) into the project.
+        patch: ``off``, ``auto`` or a grid (rows, cols): rewrite the model's first stages to
+            run tile by tile (:mod:`firmware_export.patch`) before planning.
+        max_overhead: with ``auto``, the largest extra fraction of multiply-adds allowed.
 
     Raises:
         ModelError: the file is not a valid model.
@@ -121,14 +128,15 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     source = Path(model_path)
     model = read_model(source)
     check_exportable(model)
-    selection = library = None
+    labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
+    model, patched = patch_model(model, patch, profile, offline_plan, max_overhead)
+    selection = library = None  # chosen for the operators the firmware runs (the tiles' too)
     trees = [tflm] if isinstance(tflm, (str, Path)) else list(tflm)
     if trees:
         selection = select_files(choose_tree(trees, spec.kernels), model.opcodes)
     else:
         library = library_for(spec.kernels)
         check_operators(library, model.opcodes)
-    labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
     model, offline, arena = plan_for_board(model, profile, offline_plan, margin)
     slot_image = (build_image(model.content, labels, arena.size, profile.name)
                   if model_slot else None)
@@ -142,7 +150,7 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     _write_project(target, files, model.content, selection, slot_image)
     names = (*files, MODEL_FILE, *((SLOT_IMAGE,) if slot_image else ()))
     return ExportResult(target, names, model, target / MODEL_FILE, arena, budget, offline,
-                        None if slot_image is None else target / SLOT_IMAGE, library)
+                        None if slot_image is None else target / SLOT_IMAGE, library, patched)
 
 
 def manifest_json(values: FirmwareValues, budget: Budget) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.boards import get_board, load_boards
 from edge.cli.common import (
@@ -31,6 +31,7 @@ EXAMPLES = (
     "edge-inspect model.tflite --json | jq .total_macs",
     "edge-inspect model.tflite --activation-bytes 2   # the paper's 16-bit view",
     "edge-inspect model.tflite --board nano33ble --plot memory.svg --csv layers.csv",
+    "edge-inspect model.tflite --board nano33ble --patch auto --plot patched.svg",
     "edge-inspect --list-boards",
 )
 
@@ -55,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--margin", type=_non_negative, default=None, metavar="BYTES",
                         help="bytes added to the predicted arena with --board (default: "
                         "edge-export's)")
+    parser.add_argument("--patch", default="off", metavar="MODE",
+                        help="inspect the model as edge-export --patch rewrites it: off "
+                        "(default), auto or a grid RxC (e.g. 3x3); planned for --board, else "
+                        "for the pip tflite-micro interpreter; the table, --plot and --board "
+                        "then show the tiled model")
+    parser.add_argument("--max-overhead", type=float, default=0.25, metavar="FRACTION",
+                        help="with --patch auto: the largest extra share of multiply-adds "
+                        "(default 0.25)")
     parser.add_argument("--plot", type=_plot_path, metavar="FILE.png|FILE.svg",
                         help="draw per-layer live memory and multiply-adds (PNG or SVG)")
     parser.add_argument("--csv", type=Path, metavar="FILE.csv",
@@ -80,6 +89,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.list_boards:
         return _list_boards(args)
     model = read_model(args.model)
+    patched = None
+    if args.patch.strip().lower() != "off":
+        model, patched = _patch(model, args)
     width = args.activation_bytes or _activation_width(model)
     report = analyze(model, width)
     fit = _board_fit(model, args) if args.board else None  # before any output
@@ -95,12 +107,24 @@ def _run(args: argparse.Namespace) -> int:
         data["outputs"] = [_tensor_info(t) for t in model.output_tensors]
         if fit is not None:
             data["fit"] = fit.to_dict()
+        if args.patch.strip().lower() != "off":
+            data["patch"] = None if patched is None else patched.to_dict()
         print_json(data)
     else:
+        if args.patch.strip().lower() != "off":
+            print(patched.summary() if patched is not None
+                  else "patch: no tile grid makes the arena smaller; the model stays untiled")
         print(format_report(model, report))
         if fit is not None:
             print("\n" + format_fit(fit))
     return 0
+
+
+def _patch(model: Model, args: argparse.Namespace) -> tuple[Model, Any]:
+    from firmware_export.plan.fit import patch_model
+
+    board = get_board(args.board, args.boards_dir, kind="mcu") if args.board else None
+    return patch_model(model, args.patch, board, max_overhead=args.max_overhead)
 
 
 def _board_fit(model: Model, args: argparse.Namespace) -> BoardFit:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import re
 import warnings
 from pathlib import Path
@@ -25,8 +24,6 @@ INSTALL_HINT = pip_install("build")
 
 def import_tensorflow() -> ModuleType:
     """Import TensorFlow, or raise :class:`BackendError` saying which extra to install."""
-    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is not for our users.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         with filtered_native_stderr():  # oneDNN and cpu_feature_guard banners
             import tensorflow as tf

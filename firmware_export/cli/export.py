@@ -17,6 +17,7 @@ from edge.cli.common import (
     run_command,
 )
 from firmware_export.export import ExportResult, export_model
+from firmware_export.patch.choose import DEFAULT_MAX_OVERHEAD, parse_patch
 from firmware_export.plan.arena import DEFAULT_MARGIN
 from firmware_export.plan.fit import OFFLINE_CHOICES
 from firmware_export.tflm.tree import locate_tree
@@ -25,6 +26,8 @@ PROG = "edge-export"
 EXAMPLES = (
     "edge-export person_detect.tflite --board nano33ble --out fw",
     "edge-export model.tflite --board esp32s3 --out fw --verify --json",
+    "edge-export mobilenet_v2.tflite --board nano33ble --out fw --patch auto",
+    "edge-export mobilenet_v2.tflite --board nano33ble --out fw --patch 3x3 --verify",
 )
 
 
@@ -60,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "slot and the model gets the model and slot parts)")
     parser.add_argument("--margin", type=int, default=DEFAULT_MARGIN, metavar="BYTES",
                         help=f"bytes added to the predicted arena (default {DEFAULT_MARGIN})")
+    parser.add_argument("--patch", default="off", metavar="MODE",
+                        help="patch-based inference: rewrite the model's first stages to run "
+                        "tile by tile (halos recomputed, outputs byte-identical) so the arena "
+                        "shrinks; off (default), auto (search the cut and the grid for the "
+                        "smallest arena within --max-overhead and say what was chosen) or a "
+                        "grid RxC such as 3x3")
+    parser.add_argument("--max-overhead", type=float, default=DEFAULT_MAX_OVERHEAD,
+                        metavar="FRACTION", help="with --patch auto: the largest extra share "
+                        "of multiply-adds the tiles may recompute (default "
+                        f"{DEFAULT_MAX_OVERHEAD:g} = {DEFAULT_MAX_OVERHEAD * 100:.0f} %%)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     add_boards_dir_arg(parser)
     add_logging_args(parser)
@@ -78,7 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     result = export_model(args.model, args.board, args.out, name=args.name,
                           offline_plan=args.offline_plan, margin=args.margin,
                           boards_dirs=args.boards_dir, tflm=[t.root for t in trees],
-                          model_slot=args.model_slot)
+                          model_slot=args.model_slot, patch=parse_patch(args.patch),
+                          max_overhead=args.max_overhead)
     report: dict[str, Any] = result.to_dict()
     verified = None
     if args.verify:
@@ -101,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
 def _print_summary(result: ExportResult, verified: Any) -> None:
     arena, budget = result.arena, result.budget
     print(f"wrote {result.out}/ ({len(result.files)} files) for {budget.board}")
+    if result.patch is not None:
+        print(result.patch.summary())
     print(f"kTensorArenaSize = {arena.size:,} B = head {arena.plan.head:,} + tail "
           f"{arena.tail.total:,} + margin {arena.margin:,} (aligned); pointer size "
           f"{arena.pointer_size}, {arena.kernels} kernels")

@@ -26,6 +26,8 @@ _SHARED: dict[str, Layout] = {
     "TfLiteReducerParams": (1, 1), "TfLiteSoftmaxParams": (4, 4), "TfLitePoolParams": (40, 4),
     "TfLiteReshapeParams": (36, 4), "OpDataAdd": (60, 4), "OpDataReduce": (44, 4),
     "OpDataPooling": (32, 4),
+    # the patch rewrite's operators (PAD's OpData, MUL's OpDataMul: no pointers)
+    "TfLiteConcatenationParams": (8, 4), "OpDataPad": (56, 4), "OpDataMul": (36, 4),
 }
 
 _LP64: dict[str, Layout] = {
@@ -38,7 +40,7 @@ _LP64: dict[str, Layout] = {
     "ScratchBufferHandle": (8, 8), "ScratchBufferRequest": (16, 8), "pointer": (8, 8),
     "TfLiteFullyConnectedParams": (16, 4), "TfLiteAddParams": (8, 4), "TfLiteMulParams": (4, 4),
     "OpDataConv": (72, 8), "OpDataFullyConnected": (64, 8), "OpDataQuantizeReference": (32, 8),
-    "SoftmaxParams": (80, 8),
+    "SoftmaxParams": (80, 8), "OpDataConcatenation": (40, 8),
 }
 
 _ILP32: dict[str, Layout] = {
@@ -51,7 +53,7 @@ _ILP32: dict[str, Layout] = {
     "ScratchBufferHandle": (4, 4), "ScratchBufferRequest": (12, 4), "pointer": (4, 4),
     "TfLiteFullyConnectedParams": (16, 4), "TfLiteAddParams": (8, 4), "TfLiteMulParams": (4, 4),
     "OpDataConv": (56, 4), "OpDataFullyConnected": (48, 4), "OpDataQuantizeReference": (24, 4),
-    "SoftmaxParams": (56, 4),
+    "SoftmaxParams": (56, 4), "OpDataConcatenation": (24, 4),
 }
 
 _ARM: dict[str, Layout] = {
@@ -86,7 +88,9 @@ ABIS: dict[str, Abi] = {
                           "RecordingMicroAllocator": (272, 8),
                           "MicroBuiltinDataAllocator": (24, 8),
                           "TfLiteFullyConnectedParams": (32, 8), "OpDataConv": (80, 8),
-                          "OpDataFullyConnected": (72, 8)},
+                          "OpDataFullyConnected": (72, 8),
+                          # built with USE_TFLM_COMPRESSION: + int scratch_indices[10]
+                          "OpDataConcatenation": (80, 8)},
                ("RecordingSingleArenaBufferAllocator", "GreedyMemoryPlanner",
                 "RecordingMicroAllocator")),
     "x86-32": Abi("x86-32", 4, _ILP32),

@@ -35,7 +35,7 @@ from firmware_export.plan.offline import (
 
 __all__ = ["DEFAULT_MARGIN", "OFFLINE_CHOICES", "ArenaPlan", "BoardFit", "Placement",
            "apply_offline_plan", "board_fit", "check_exportable", "family", "largest_fitting",
-           "mobilenet_v2_model_bytes", "pip_arena", "plan_for_board"]
+           "mobilenet_v2_model_bytes", "patch_model", "pip_arena", "plan_for_board"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,31 @@ def plan_for_board(model: Model, board: BoardProfile, offline_plan: str = "auto"
     model, offline = apply_offline_plan(model, spec.kernels, offline_plan)
     return model, offline, plan_arena(model, spec.pointer_size, spec.kernels, margin,
                                       abi=default_abi(spec.pointer_size, board.cpu))
+
+
+def patch_model(model: Model, patch: str | tuple[int, int], board: BoardProfile | None = None,
+                offline_plan: str = "auto", max_overhead: float = 0.25
+                ) -> tuple[Model, Any]:
+    """``model`` rewritten for patch-based inference (``--patch off|auto|RxC``), planned for
+    ``board`` (else the pip interpreter), and the choice made (None: left untiled).
+
+    Raises:
+        ExportError: a bad ``patch``, or a model or grid that cannot be tiled.
+    """
+    from firmware_export.patch.choose import choose_patch, parse_patch
+    from firmware_export.plan.abi import get_abi
+
+    grid = parse_patch(patch) if isinstance(patch, str) else patch
+    if board is not None:
+        spec = mcu_spec(board)
+        kernels, abi = spec.kernels, default_abi(spec.pointer_size, board.cpu)
+    else:
+        kernels, abi = "reference", get_abi("pip")
+    choice = choose_patch(model, grid, kernels, abi, offline_plan, max_overhead)
+    if choice is None:
+        return model, None
+    log.info("%s", choice.summary())
+    return choice.rewrite.model, choice
 
 
 def pip_arena(model: Model, margin: int = DEFAULT_MARGIN) -> ArenaPlan:

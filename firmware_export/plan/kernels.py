@@ -166,6 +166,12 @@ KERNELS: dict[str, KernelCost] = {
     "MAX_POOL_2D": KernelCost("TfLitePoolParams", "OpDataPooling",
                               op_data_extra={"cmsis-nn": 4}),
     "RESHAPE": KernelCost("TfLiteReshapeParams"),
+    # what the patch rewrite adds (firmware_export/patch): SLICE parses nothing, keeps nothing
+    "SLICE": KernelCost(),
+    "PAD": KernelCost(None, "OpDataPad"),
+    "PADV2": KernelCost(None, "OpDataPad"),
+    "CONCATENATION": KernelCost("TfLiteConcatenationParams", "OpDataConcatenation"),
+    "MUL": KernelCost("TfLiteMulParams", "OpDataMul"),
 }
 
 # Operators not in the table: a deliberately generous guess, flagged in the report.

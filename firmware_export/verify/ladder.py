@@ -54,8 +54,12 @@ def sample_inputs(model: Model, count: int = N_INPUTS, seed: int = 0) -> list[np
 
 
 def verify_export(model: Model, model_path: Path, project: Path, board: BoardProfile,
-                  trees: Sequence[TflmTree], exported: ArenaPlan) -> VerifyReport:
+                  trees: Sequence[TflmTree], exported: ArenaPlan,
+                  untiled: bytes | None = None) -> VerifyReport:
     """Run every rung for the project exported at ``project``.
+
+    ``untiled``: with ``--patch``, the model before the rewrite; the pip rung then checks the
+    tiled outputs byte-identical to it (and every build must equal the pip outputs).
 
     Raises:
         VerifyError: a step failed in a way that is not a check's answer (a crash outside
@@ -65,6 +69,8 @@ def verify_export(model: Model, model_path: Path, project: Path, board: BoardPro
     report = VerifyReport()
     inputs = sample_inputs(model)
     reference = _pip_rung(report, model, model_path, inputs)
+    if untiled is not None and reference is not None:
+        report.add(_untiled_equality(untiled, inputs, reference))
     litert = litert_outputs(model_path, inputs)
     specs, notes = plan_builds(board, trees)
     report.notes.extend(notes)
@@ -93,6 +99,24 @@ def _pip_rung(report: VerifyReport, model: Model, path: Path,
     report.add(checks.arena_ratio("minimal arena", "pip x86-64 (reference)", predicted.minimum,
                                   measured, predicted.size))
     return outputs
+
+
+def _untiled_equality(untiled: bytes, inputs: list[np.ndarray],
+                      tiled: list[np.ndarray]) -> Check:
+    """The patch rewrite's promise: the same output bytes as the model before it."""
+    from edge.model import read_model
+
+    with tempfile.TemporaryDirectory(prefix="edge-verify-") as work:
+        path = Path(work) / "untiled.tflite"
+        path.write_bytes(untiled)
+        arena = plan_arena(read_model(untiled), 8, "reference", abi=get_abi("pip")).size
+        outputs = pip_outputs(path, arena, inputs)
+    equal = all(np.array_equal(a, b) for a, b in zip(outputs, tiled, strict=True))
+    return Check("tiled = untiled model", "pip x86-64", PASS if equal else FAIL,
+                 f"{len(inputs)} inputs: output bytes of the patched model "
+                 f"{'identical to' if equal else 'DIFFER from'} the untiled model's "
+                 "(every build below must equal the pip interpreter's)",
+                 {"inputs": len(inputs), "identical": equal})
 
 
 def _build_rung(report: VerifyReport, spec: BuildSpec, model: Model, project: Path,

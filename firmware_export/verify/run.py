@@ -26,5 +26,6 @@ def verify_result(result: ExportResult, trees: Sequence[TflmTree],
     """Verify the project ``result`` describes on the pip interpreter and real TFLM builds
     (``trees``, else those in ``$EDGE_TFLM_DIR``)."""
     board = get_board(result.budget.board, boards_dirs, "mcu")
+    untiled = result.patch.rewrite.original if result.patch is not None else None
     return verify_export(result.model, result.model_path, result.out, board,
-                         list(trees) or env_trees(), result.arena)
+                         list(trees) or env_trees(), result.arena, untiled)

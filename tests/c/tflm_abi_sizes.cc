@@ -16,9 +16,12 @@
 #include "tensorflow/lite/micro/kernels/quantize.h"
 #include "tensorflow/lite/micro/kernels/pooling.h"
 #include "tensorflow/lite/micro/kernels/softmax.h"
+#include "tensorflow/lite/micro/kernels/pad.h"
+#include "tensorflow/lite/micro/kernels/mul.h"
 #include "tensorflow/lite/core/c/builtin_op_data.h"
 #undef private
 #undef protected
+#define N(NAME, T) printf("%s %u %u\n", NAME, (unsigned)sizeof(T), (unsigned)alignof(T));
 #define S(T) printf("%s %u %u\n", #T, (unsigned)sizeof(T), (unsigned)alignof(T));
 using namespace tflite;
 using tflite::internal::ScratchBufferRequest;
@@ -30,4 +33,5 @@ S(TfLiteEvalTensor) S(NodeAndRegistration) S(TfLiteTensor) S(TfLiteAffineQuantiz
 S(BufferRequirements) S(ListEntry) S(ScratchBufferHandle) S(ScratchBufferRequest)
 S(TfLiteConvParams) S(TfLiteDepthwiseConvParams) S(TfLiteFullyConnectedParams) S(TfLiteAddParams) S(TfLiteReducerParams) S(TfLiteSoftmaxParams) S(TfLitePoolParams) S(TfLiteReshapeParams) S(TfLiteMulParams)
 S(OpDataConv) S(OpDataFullyConnected) S(OpDataAdd) S(OpDataReduce) S(OpDataQuantizeReference) S(OpDataPooling) S(SoftmaxParams) S(TfLiteNode) S(TfLiteIntArray)
+S(TfLiteConcatenationParams) N("OpDataConcatenation", ConcatenationParams) N("OpDataPad", tflite::OpData) S(OpDataMul)
 return 0; }
