@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=["auto", "json", "binary"], default="auto",
                         help="wire format; auto detects text (JSON lines) or binary (COBS)")
     parser.add_argument("--labels", type=Path, metavar="FILE",
-                        help="labels file (one per line) to name label indices")
+                        help="labels file (one per line), or the .tflite model with its "
+                             "labels embedded, to name label indices")
     parser.add_argument("--json", action="store_true", help="print records as JSON lines")
     parser.add_argument("--max-frames", type=positive(int), metavar="N",
                         help="stop after N records")
@@ -164,6 +165,13 @@ def _both(first: Callable[[LabelRecord], None],
 def _read_labels(path: Path) -> tuple[str, ...]:
     from edge.model.labels import parse_label_lines
 
+    if path.suffix == ".tflite":  # the labels embedded in the model the device runs
+        from edge.model import read_model
+
+        labels = read_model(path).labels
+        if not labels:
+            raise LabelError(f"{path}: has no embedded labels; pass its labels file")
+        return tuple(labels)
     text = read_text_bounded(path, MAX_LABEL_FILE_BYTES, error=LabelError, what="labels")
     return parse_label_lines(text.splitlines())
 
