@@ -131,26 +131,37 @@ class McuSpec:
         assert part is not None  # the parser requires one
         return part
 
-    def model_region(self, slot: bool) -> FlashPart:
+    def model_region(self, slot: bool, fallback: bool = True) -> FlashPart:
         """Where the embedded model (``model_data.cc``) links: the linker script's FLASH.
 
-        The one rule for both layouts of the flash map. Firmware built to boot from the slot
+        The one rule for every layout of the flash map. Firmware built to boot from the slot
         (``slot=True``, ``--model-slot``) keeps the model part for its fallback model and the
-        slot part for edge-flash's image. Firmware built without it has no slot: its model gets
-        the model part plus the adjacent slot part (the parser checks they touch), so no byte
-        is counted twice and none is left unused.
+        slot part for edge-flash's image; without a fallback (``fallback=False``, ``--fallback
+        none``) it embeds no model and the slot takes both parts, so the region is empty.
+        Firmware built without a slot has none: its model gets the model part plus the adjacent
+        slot part (the parser checks they touch), so no byte is counted twice and none is left
+        unused.
         """
         model, slot_part = self.model_part, self.flash_part("slot")
+        if slot and not fallback and slot_part is not None:
+            return FlashPart("model", "none (no fallback model: the slot has its flash)",
+                             min(model.address, slot_part.address), 0)
         if slot or slot_part is None:
             return model
         start = min(model.address, slot_part.address)
         return FlashPart("model", f"{model.name} + {slot_part.name}", start,
                          model.size + slot_part.size)
 
-    def slot_region(self, slot: bool) -> FlashSlot | None:
+    def slot_region(self, slot: bool, fallback: bool = True) -> FlashSlot | None:
         """The model slot of firmware built with (``slot=True``) or without ``--model-slot``:
-        the slot part, or None (without it the slot's flash belongs to the embedded model)."""
-        return self.model_slot if slot else None
+        the slot part (with a fallback model), the model and slot parts together (without
+        one), or None (no slot: its flash belongs to the embedded model)."""
+        if not slot or self.model_slot is None:
+            return None
+        if fallback:
+            return self.model_slot
+        whole = self.model_region(slot=False)
+        return FlashSlot(whole.address, whole.size)
 
     @property
     def flash_for_model(self) -> int:

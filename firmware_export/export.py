@@ -37,7 +37,7 @@ from firmware_export.codegen.tflm_sources import TflmSelection, choose_tree, sel
 from firmware_export.image import build_image
 from firmware_export.patch.choose import DEFAULT_MAX_OVERHEAD, PatchChoice
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan
-from firmware_export.plan.budget import Budget, check_budget, mcu_spec
+from firmware_export.plan.budget import Budget, check_budget, float_weight_savings, mcu_spec
 from firmware_export.plan.fit import check_exportable, patch_model, plan_for_board
 from firmware_export.plan.offline import OfflinePlan
 
@@ -89,15 +89,17 @@ def support_headers() -> dict[str, str]:
 
 def firmware_values(model: Model, source_name: str, identifier: str, arena: ArenaPlan,
                     profile: BoardProfile, labels: tuple[str, ...], library: PinnedLibrary | None,
-                    tflm_flags: tuple[str, ...], model_slot: bool) -> FirmwareValues:
+                    tflm_flags: tuple[str, ...], model_slot: bool, fallback: bool = True
+                    ) -> FirmwareValues:
     """The plain values the generators read, taken from the model, board and plan."""
     graph_input = model.input_tensors[0]
     return FirmwareValues(
         array_name=identifier, model_file=source_name, content=model.content,
         opcodes=tuple(model.opcodes), input_shape=tuple(graph_input.shape),
         input_dtype=graph_input.dtype, labels=labels, arena=arena_values(arena),
-        board=board_values(profile, model_slot), library=library, tflm_flags=tflm_flags,
-        model_slot=model_slot, headers=support_headers())
+        board=board_values(profile, model_slot, fallback), library=library,
+        tflm_flags=tflm_flags, model_slot=model_slot, headers=support_headers(),
+        fallback=fallback)
 
 
 def export_model(model_path: str | Path, board: str | BoardProfile, out: str | Path,
@@ -105,7 +107,8 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
                  margin: int = DEFAULT_MARGIN, boards_dirs: Iterable[str | Path] = (),
                  tflm: str | Path | Sequence[str | Path] = (), model_slot: bool = False,
                  patch: str | tuple[int, int] = "off",
-                 max_overhead: float = DEFAULT_MAX_OVERHEAD) -> ExportResult:
+                 max_overhead: float = DEFAULT_MAX_OVERHEAD, fallback: bool = True
+                 ) -> ExportResult:
     """Write the firmware project for ``model_path`` on ``board`` into ``out``.
 
     Args:
@@ -117,6 +120,9 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
         patch: ``off``, ``auto`` or a grid (rows, cols): rewrite the model's first stages to
             run tile by tile (:mod:`firmware_export.patch`) before planning.
         max_overhead: with ``auto``, the largest extra fraction of multiply-adds allowed.
+        fallback: with ``model_slot``, also embed the model, run when the slot holds no valid
+            image (``--fallback embedded``); False (``--fallback none``): no embedded model, the
+            slot takes the model part's flash too.
 
     Raises:
         ModelError: the file is not a valid model.
@@ -142,10 +148,14 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     model, offline, arena = plan_for_board(model, profile, offline_plan, margin)
     slot_image = (build_image(model.content, labels, arena.size, profile.name)
                   if model_slot else None)
-    budget = check_budget(profile, arena, len(model.content), slot_image)
+    budget = check_budget(profile, arena, len(model.content), slot_image,
+                          quantize_saves=float_weight_savings(
+                              [(t.dtype, len(t.data)) for t in model.main.tensors
+                               if t.data is not None]), fallback=fallback)
     identifier = check_identifier(name) if name else c_identifier(source.name)
     values = firmware_values(model, source.name, identifier, arena, profile, labels, library,
-                             () if selection is None else selection.flags, model_slot)
+                             () if selection is None else selection.flags, model_slot,
+                             fallback or not model_slot)
     files = render_all(values)
     files[MANIFEST] = manifest_json(values, budget)
     target = Path(out)
@@ -163,6 +173,7 @@ def manifest_json(values: FirmwareValues, budget: Budget) -> str:
         "model_file": values.model_file, "model_bytes": len(values.content),
         "model_sha256": hashlib.sha256(values.content).hexdigest(),
         "tensor_arena_size": values.arena.size, "model_slot": values.model_slot,
+        "fallback": ("embedded" if values.fallback else "none") if values.model_slot else None,
         "slot": None if board.slot is None else {"address": board.slot[0],
                                                  "length": board.slot[1]},
         "model_region": {"address": board.model_region[0], "length": board.model_region[1]},

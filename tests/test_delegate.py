@@ -115,3 +115,56 @@ def test_real_edgetpu_classifies_parrot():
         assert classifier.delegate_name == "edgetpu"
         frame = read_image(DATA / "images" / "parrot.jpg")
         assert classifier.classify(frame, color="bgr", top_k=1)[0].index == 89
+
+
+def _refuses_to_open(name: str) -> None:
+    raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+
+
+def test_missing_runtime_on_linux_names_the_apt_package_not_pycoral():
+    with pytest.raises(DelegateError) as info:
+        load_edgetpu_delegate(StandInLoader(), "usb", system="Linux",
+                              open_library=_refuses_to_open)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "install libedgetpu1-std from Coral's apt repository" in message
+    assert "deb https://packages.cloud.google.com/apt coral-edgetpu-stable main" in message
+    assert "pycoral is not needed" in message
+
+
+def test_missing_runtime_elsewhere_points_at_coral_s_page():
+    with pytest.raises(DelegateError) as info:
+        load_edgetpu_delegate(StandInLoader(), "usb", system="Darwin",
+                              open_library=_refuses_to_open)
+    assert "libedgetpu.1.dylib is not installed" in str(info.value)
+    assert "apt" not in str(info.value)
+
+
+@pytest.mark.parametrize(("device", "named", "not_named"), [
+    ("usb:0", ["60-libedgetpu1-std.rules", "plugdev"], ["gasket"]),
+    ("pci", ["gasket-dkms", "/dev/apex_0"], ["plugdev"]),
+    ("", ["60-libedgetpu1-std.rules", "gasket-dkms"], []),
+])
+def test_no_device_on_linux_names_the_udev_rule_or_the_driver(device, named, not_named):
+    loader = StandInLoader(ValueError("Failed to load delegate from libedgetpu.so.1"))
+    with pytest.raises(DelegateError) as info:
+        load_edgetpu_delegate(loader, device, system="Linux", open_library=opens)
+    message = str(info.value)
+    assert "\n" not in message
+    assert all(word in message for word in named), message
+    assert not any(word in message for word in not_named), message
+
+
+def test_the_edge_tpu_path_needs_no_pycoral():
+    """pycoral has no wheels for Python 3.11 (Pi 5, bookworm): edge must never import it."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    importers = []
+    for path in [*root.glob("edge/**/*.py"), *root.glob("firmware_export/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name.split(".")[0] in {"pycoral", "edgetpu"} for name in names):
+                importers.append(path.relative_to(root))
+    assert importers == []

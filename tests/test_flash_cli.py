@@ -205,11 +205,12 @@ def test_pico_model_update_by_copy_to_the_boot_drive(bench: Bench, person: Path,
     drive = tmp_path / "RPI-RP2"
     drive.mkdir()
     (drive / "INFO_UF2.TXT").write_text("UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\n")
-    result = bench.run(str(person), "--board", "pico", "--port", str(drive), "--arena-size", "1")
+    result = bench.run(str(person), "--board", "pico", "--port", str(drive),
+                       "--arena-size", "85264")
     assert result.returncode == 0, result.stderr
     assert bench.calls() == []
     ((address, data),) = uf2.from_uf2((drive / "model-pico.uf2").read_bytes(), 0xE48BFF56)
-    assert address == 0x10100000 and img.parse_image(data, "pico").header.arena_size == 1
+    assert address == 0x10100000 and img.parse_image(data, "pico").header.arena_size == 85264
 
 
 def test_stm32_model_update_with_pyocd(bench: Bench, person: Path) -> None:
@@ -349,8 +350,7 @@ def test_arena_size_defaults_to_edge_exports_prediction(person: Path, tmp_path: 
 def test_image_larger_than_the_slot(bench: Bench, pty_port: str) -> None:
     if not BIG.is_file():
         pytest.skip(f"shared reference data not found at {BIG}")
-    line = one_error_line(bench.run(str(BIG), "--board", "nano33ble", "--port", pty_port,
-                                    "--arena-size", "1"))
+    line = one_error_line(bench.run(str(BIG), "--board", "nano33ble", "--port", pty_port))
     assert line == ("edge-flash: error: model image is 4,091,924 bytes, larger than nano33ble's "
                     "model slot (360,448 bytes at 0xa8000) by 3,731,476 bytes; use a smaller "
                     "model")
@@ -358,18 +358,18 @@ def test_image_larger_than_the_slot(bench: Bench, pty_port: str) -> None:
 
 
 def test_unknown_board(bench: Bench, person: Path) -> None:
-    line = one_error_line(bench.run(str(person), "--board", "esp32", "--arena-size", "1"))
+    line = one_error_line(bench.run(str(person), "--board", "esp32", "--arena-size", "85264"))
     assert "unknown board 'esp32'; did you mean esp32s3" in line
 
 
 def test_no_port(bench: Bench, person: Path) -> None:
-    line = one_error_line(bench.run(str(person), "--board", "esp32s3", "--arena-size", "1"))
+    line = one_error_line(bench.run(str(person), "--board", "esp32s3", "--arena-size", "85264"))
     assert "no port: esp32s3 is flashed with esptool over a serial port; pass --port" in line
 
 
 def test_port_that_does_not_exist(bench: Bench, person: Path) -> None:
     line = one_error_line(bench.run(str(person), "--board", "esp32s3", "--port",
-                                    "/dev/ttyEDGE404", "--arena-size", "1"))
+                                    "/dev/ttyEDGE404", "--arena-size", "85264"))
     assert "port /dev/ttyEDGE404 does not exist" in line
     assert bench.calls() == []
 
@@ -378,7 +378,7 @@ def test_port_busy_held_open_by_another_process(bench: Bench, person: Path,
                                                 pty_port: str) -> None:
     with serial.Serial(pty_port):
         line = one_error_line(bench.run(str(person), "--board", "esp32s3", "--port", pty_port,
-                                        "--arena-size", "1"))
+                                        "--arena-size", "85264"))
     assert f"port {pty_port} is busy: open in process {os.getpid()}" in line
     assert bench.calls() == []
 
@@ -389,7 +389,8 @@ def test_port_busy_locked_exclusively(person: Path, pty_port: str, tmp_path: Pat
     """In-process: our own process's fds are not "another process", so the lock decides."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     with serial.Serial(pty_port, exclusive=True):
-        code = main([str(person), "--board", "esp32s3", "--port", pty_port, "--arena-size", "1"])
+        code = main([str(person), "--board", "esp32s3", "--port", pty_port,
+                     "--arena-size", "85264"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith(f"edge-flash: error: port {pty_port} is busy: another program")
@@ -397,7 +398,7 @@ def test_port_busy_locked_exclusively(person: Path, pty_port: str, tmp_path: Pat
 
 def test_missing_program_says_what_to_install(tmp_path: Path, person: Path) -> None:
     bench = Bench(tmp_path / "bench", ())
-    line = one_error_line(bench.run(str(person), "--board", "stm32h743", "--arena-size", "1"))
+    line = one_error_line(bench.run(str(person), "--board", "stm32h743", "--arena-size", "85264"))
     assert line == "edge-flash: error: pyocd not found on PATH; pip install pyocd"
 
 
@@ -407,27 +408,27 @@ def test_missing_esptool_package_says_what_to_install(tmp_path: Path, person: Pa
     (bench.pylib / "esptool").mkdir(parents=True)
     (bench.pylib / "esptool" / "__init__.py").write_text("raise ImportError('not here')\n")
     line = one_error_line(bench.run(str(person), "--board", "esp32s3", "--port", pty_port,
-                                    "--arena-size", "1"))
+                                    "--arena-size", "85264"))
     assert line.startswith("edge-flash: error: esptool is not installed; pip install esptool")
 
 
 def test_failing_tool(bench: Bench, person: Path) -> None:
-    line = one_error_line(bench.run(str(person), "--board", "pico", "--arena-size", "1",
+    line = one_error_line(bench.run(str(person), "--board", "pico", "--arena-size", "85264",
                                     env={"EDGE_TEST_EXIT": "3"}))
     assert line.startswith("edge-flash: error: picotool failed with exit code 3")
     assert bench.leftovers() == []  # the private image folder goes on failure too
 
 
 def test_teensy_refuses_model_only_updates(bench: Bench, person: Path) -> None:
-    line = one_error_line(bench.run(str(person), "--board", "teensy41", "--arena-size", "1"))
+    line = one_error_line(bench.run(str(person), "--board", "teensy41", "--arena-size", "85264"))
     assert "HalfKay bootloader erases the whole flash" in line
 
 
 @pytest.mark.parametrize("args, message", [
     (["--board", "pico"], "nothing to flash"),
     (["MODEL", "--board", "pico", "--arena-size", "0"], "--arena-size (=0) must be in"),
-    (["missing.tflite", "--board", "pico", "--arena-size", "1"], "no such model file"),
-    (["NOTMODEL", "--board", "pico", "--arena-size", "1"], "not a TFLite model"),
+    (["missing.tflite", "--board", "pico", "--arena-size", "85264"], "no such model file"),
+    (["NOTMODEL", "--board", "pico", "--arena-size", "85264"], "not a TFLite model"),
     (["MODEL"], "--board is required"),
 ])
 def test_bad_requests(args: list[str], message: str, person: Path, tmp_path: Path,
@@ -619,3 +620,133 @@ def test_edge_flash_plans_the_model_as_edge_export_does() -> None:
     written, offline, arena = plan_for_board(model, get_board("stm32h743", kind="mcu"))
     assert offline is not None and arena.plan.head == 96 * 1024 < offline.greedy_head
     assert written.content != model.content
+
+
+# --- the firmware's boot checks stay meaningful (issue 25 point 5) ----------------------------
+
+
+def test_arena_below_the_plan_is_refused(person: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """An image claiming 1,000 B for a model that needs 82,576 would pass the firmware's
+    ARENA_TOO_SMALL check: refused before anything is written."""
+    out = tmp_path / "m.img"
+    assert main([str(person), "--board", "nano33ble", "--arena-size", "1000", "-o",
+                 str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--arena-size 1,000 is below the 82,576 B" in line and "on nano33ble" in line
+    assert "omit --arena-size or give at least 82,576" in line
+    assert not out.exists()
+    # The plan itself and anything above it are accepted.
+    for arena in ("82576", "90000"):
+        assert main([str(person), "--board", "nano33ble", "--arena-size", arena, "-o",
+                     str(out)]) == 0
+        assert img.unpack_header(out.read_bytes()).arena_size == int(arena)
+    capsys.readouterr()
+
+
+def _edit_manifest(project: Path, **changes: Any) -> None:
+    path = project / "edge-export.json"
+    doc = json.loads(path.read_text())
+    for key, value in changes.items():
+        doc[key] = value
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"board_id": 0x12345678}, ["board_id 0x12345678 is not nano33ble's", "re-export"]),
+    ({"slot": {"address": 0xA8000 + 4096, "length": 360_448 - 4096}},
+     ["slot 356,352 B at 0xa9000 differs from the nano33ble profile's 360,448 B at 0xa8000"]),
+    ({"slot": {"address": 0xA8000, "length": 720_896}}, ["slot 720,896 B at 0xa8000 differs"]),
+    ({"slot": None}, ["slot none differs"]),
+    ({"slot": {"address": "0xa8000"}}, ["malformed slot"]),
+    ({"format": 2}, ["manifest format 2", "reads format 1"]),
+    ({"board_id": -1}, ["malformed tensor_arena_size, board, board_id or model_slot"]),
+])
+def test_manifest_that_disagrees_with_the_profile_is_refused(
+        exported: Path, person: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        changes: dict[str, Any], words: list[str]) -> None:
+    _edit_manifest(exported, **changes)
+    out = tmp_path / "m.img"
+    assert main([str(person), "--board", "nano33ble", "--firmware", str(exported), "-o",
+                 str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert all(word in line for word in words), line
+    assert "edge-export.json" in line
+    assert not out.exists()
+
+
+def test_export_writes_the_manifest_format_flash_reads(exported: Path) -> None:
+    from firmware_export.flash.exported import MANIFEST_FORMAT, read_project
+
+    doc = json.loads((exported / "edge-export.json").read_text())
+    assert doc["format"] == MANIFEST_FORMAT
+    project = read_project(exported)
+    assert project is not None and project.slot == (0xA8000, 360_448)
+    assert project.board_id == img.board_id("nano33ble")
+
+
+@pytest.mark.parametrize("kind", ["folder", "under a file"])
+def test_output_naming_a_folder_is_a_user_error(person: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                kind: str) -> None:
+    target = tmp_path / "images"
+    if kind == "folder":
+        target.mkdir()
+        out = target
+    else:
+        target.write_text("not a folder")
+        out = target / "m.img"
+    assert main([str(person), "--board", "pico", "-o", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "internal error" not in line and "bug" not in line
+    assert ("is a folder; name the image file in it" in line if kind == "folder"
+            else f"{target} is a file, not a folder" in line)
+
+
+# --- --fallback none: the demo model updated in place on nano33ble (issue 24 point 4) ---------
+
+DEMO_MODEL = ROOT / "edge" / "demo" / "demo_model.tflite"
+
+
+def test_image_too_big_for_the_fallback_layout_names_fallback_none(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo.img"
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "-o", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "larger than nano33ble's model slot (360,448 bytes at 0xa8000)" in line
+    assert "--model-slot --fallback none (its slot holds 720,896 bytes)" in line
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "--fallback", "none", "-o",
+                 str(out)]) == 0
+    image = img.parse_image(out.read_bytes(), "nano33ble")
+    assert image.model == DEMO_MODEL.read_bytes()
+
+
+def test_the_layout_comes_from_the_project_and_must_agree(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "fw"
+    export_model(DEMO_MODEL, "nano33ble", project, model_slot=True, fallback=False)
+    out = tmp_path / "demo.img"
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "--firmware", str(project), "-o",
+                 str(out)]) == 0
+    assert out.read_bytes() == (project / "model_slot.img").read_bytes()
+    capsys.readouterr()
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "--firmware", str(project),
+                 "--fallback", "embedded", "-o", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "was exported with --fallback none, not embedded" in line
+    # A manifest whose slot is the other layout's is refused.
+    _edit_manifest(project, slot={"address": 0xA8000, "length": 360_448})
+    assert main([str(DEMO_MODEL), "--board", "nano33ble", "--firmware", str(project), "-o",
+                 str(out)]) == 2
+    assert "differs from the nano33ble profile's 720,896 B at 0x50000" in (
+        capsys.readouterr().err)
+
+
+def test_dry_run_writes_the_image_at_the_whole_slot(bench: Bench) -> None:
+    result = bench.run(str(DEMO_MODEL), "--board", "nano33ble", "--fallback", "none",
+                       "--port", "/dev/null", "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    (step,) = doc["steps"]
+    assert step["address"] == "0x00050000" and "--offset=0x50000" in step["args"]
+    assert "--model-slot --fallback none" in result.stderr

@@ -23,7 +23,7 @@ from firmware_export.codegen.linker import linker_script
 from firmware_export.codegen.project import board_values
 from firmware_export.export import export_model
 from firmware_export.plan.arena import plan_arena
-from firmware_export.plan.budget import check_budget
+from firmware_export.plan.budget import check_budget, float_weight_savings
 from tests.conftest import ROOT, shared_file
 
 MCU_BOARDS = sorted(name for name, board in load_boards().items() if board.kind == "mcu")
@@ -166,11 +166,43 @@ def test_demo_model_fits_nano33ble_without_a_slot(tmp_path: Path) -> None:
 
 
 def test_demo_model_with_model_slot_on_nano33ble_says_by_how_much(tmp_path: Path) -> None:
-    """With --model-slot the embedded fallback gets the 360,448 B model part only."""
+    """With --model-slot the embedded fallback gets the 360,448 B model part only. The model is
+    int8 already: the message names what would help, never "quantize it"."""
     with pytest.raises(BudgetError, match=r"660,752 B but nano33ble has 360,448 B .*"
-                                          r"--model-slot .*720,896 B.* 300,304 B too many"):
+                                          r"--model-slot .*720,896 B.* 300,304 B too many") as e:
         export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw", model_slot=True)
     assert not (tmp_path / "fw").exists()
+    message = str(e.value)
+    assert "quantize" not in message and "a smaller model" in message
+    boards = message.split("a board with room for it: ")[1].split(", ")
+    assert "stm32h743" in boards and "nano33ble" not in boards
+    # Each board named holds the model in the same layout and its arena in RAM.
+    for name in boards:
+        spec = spec_of(name).mcu
+        assert spec is not None and spec.model_slot is not None
+        assert spec.model_region(True).size >= 660_752 and spec.ram_for_arena >= 210_616
+
+
+def test_quantizing_is_advised_only_when_it_would_make_the_model_fit() -> None:
+    board = spec_of("nano33ble")
+    assert board.mcu is not None
+    arena = plan_arena(read_model(shared_file("models/person_detect.tflite")),
+                       board.mcu.pointer_size, board.mcu.kernels)
+    too_big = board.mcu.model_region(False).size + 1000
+    with pytest.raises(BudgetError, match=r"1,000 B too many; quantize it to int8 .*3,000 B"):
+        check_budget(board, arena, too_big, quantize_saves=3000)
+    with pytest.raises(BudgetError) as e:
+        check_budget(board, arena, too_big, quantize_saves=999)
+    assert "quantize" not in str(e.value) and "a smaller model" in str(e.value)
+    big_image = b"\0" * (board.mcu.model_slot.length + 10) if board.mcu.model_slot else b""
+    with pytest.raises(BudgetError, match=r"model image .* 10 B too many; .*quantize it"):
+        check_budget(board, arena, 1000, big_image, quantize_saves=10)
+
+
+def test_float_weight_savings_by_type() -> None:
+    assert float_weight_savings([("float32", 400), ("float16", 100), ("int8", 1000),
+                                 ("int32", 64)]) == 350
+    assert float_weight_savings([("int8", 1000)]) == 0
 
 
 BASE = """name = "{name}"
@@ -235,3 +267,65 @@ def test_docs_flash_map_table_matches_the_profiles() -> None:
                 (name, part)
         region = spec.model_region(slot=False)
         assert shown["no-slot"] == f"`{region.address:#x}`, {region.size // 1024:,} KB", name
+
+
+# --- --fallback none: the slot takes the model part too (issue 24 point 4) ---------------------
+
+
+def test_demo_model_with_model_slot_names_fallback_none(tmp_path: Path) -> None:
+    with pytest.raises(BudgetError, match=r"300,304 B too many; --fallback none \(no embedded "
+                                          r"model; the slot then gets 720,896 B"):
+        export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw", model_slot=True)
+
+
+def test_demo_model_updates_in_place_on_nano33ble_without_a_fallback(tmp_path: Path) -> None:
+    """--model-slot --fallback none: no embedded model, the slot spans the model and slot
+    parts (720,896 B at 0x50000); manifest, build flags, model_data.cc and budget agree."""
+    result = export_model(DEMO_MODEL, "nano33ble", tmp_path / "fw", model_slot=True,
+                          fallback=False)
+    assert result.slot_image is not None
+    image_bytes = result.slot_image.stat().st_size
+    assert (result.budget.slot_length, result.budget.slot_image_bytes) == (720_896, image_bytes)
+    assert (result.budget.model_bytes, result.budget.flash_for_model) == (0, 0)
+    manifest = json.loads((result.out / "edge-export.json").read_text())
+    assert manifest["fallback"] == "none"
+    assert manifest["slot"] == {"address": 0x50000, "length": 720_896}
+    ini = (result.out / "platformio.ini").read_text()
+    assert "-DEDGE_MODEL_NO_FALLBACK=1" in ini and "-DEDGE_MODEL_SLOT_ADDRESS=0x50000u" in ini
+    assert "-DEDGE_MODEL_SLOT_LENGTH=0xb0000u" in ini
+    model_cc = (result.out / "src" / "model_data.cc").read_text()
+    assert "#if !defined(EDGE_MODEL_NO_FALLBACK)" in model_cc
+    assert linker_flash((result.out / "link" / "board.ld").read_text())[1] == 0
+    # The default layout keeps the embedded fallback and says so.
+    embedded = export_model(shared_file("models/person_detect.tflite"), "nano33ble",
+                            tmp_path / "fw2", model_slot=True)
+    doc = json.loads((embedded.out / "edge-export.json").read_text())
+    assert doc["fallback"] == "embedded" and doc["slot"]["length"] == 360_448
+    assert "-DEDGE_MODEL_FALLBACK=1" in (embedded.out / "platformio.ini").read_text()
+
+
+def test_esp32s3_without_a_fallback_gives_the_app_partition_only_the_firmware(
+        tmp_path: Path) -> None:
+    result = export_model(shared_file("models/person_detect.tflite"), "esp32s3",
+                          tmp_path / "fw", model_slot=True, fallback=False)
+    table = partition_table(result.out)
+    spec = spec_of("esp32s3").mcu
+    assert spec is not None
+    firmware, whole = spec.flash_part("firmware"), spec.model_region(False)
+    assert firmware is not None
+    assert table["app0"] == (firmware.address, firmware.size)
+    assert table["edge_model"] == (whole.address, whole.size)
+
+
+def test_no_fallback_layout_of_every_board_with_a_slot() -> None:
+    for name in MCU_BOARDS:
+        spec = spec_of(name).mcu
+        assert spec is not None
+        if spec.model_slot is None:
+            assert spec.slot_region(True, fallback=False) is None
+            continue
+        whole = spec.slot_region(True, fallback=False)
+        assert whole is not None
+        region = spec.model_region(False)
+        assert (whole.address, whole.length) == (region.address, region.size)
+        assert spec.model_region(True, fallback=False).size == 0

@@ -4,7 +4,9 @@ The Cortex-M4 build of the exported main.cpp with EDGE_USE_MODEL_SLOT reads the 
 `edge-flash -o` wrote, placed in emulated flash at nano33ble's slot address, runs it on the
 person / no-person images and streams their labels; for an image with one flipped bit, one made
 for another board and one whose arena exceeds kTensorArenaSize, its own slot check refuses
-with one text record and never invokes a model.
+with one text record and never invokes the image's model: firmware with the embedded fallback
+(``--fallback embedded``, the default) then runs that, firmware without one (``--fallback
+none``, whose slot spans the model part too, at 0x50000) runs nothing.
 """
 
 from __future__ import annotations
@@ -106,3 +108,49 @@ def test_arena_larger_than_the_firmware_is_refused(slot_setup: SlotSetup) -> Non
 
 def test_erased_slot_is_refused(slot_setup: SlotSetup) -> None:
     assert refused(boot(slot_setup, None), "no model image")
+
+
+# --- --fallback embedded / none ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def no_fallback(slot_setup: SlotSetup) -> tuple[Path, Program]:
+    """person_detect exported --model-slot --fallback none, and its slot firmware."""
+    library = tflm_library("cortex-m4", "cmsis-nn")
+    exported = export_model(slot_setup.person, "nano33ble", slot_setup.folder / "fw-none",
+                            model_slot=True, fallback=False)
+    return exported.out, build_slot(exported.out, library, slot_setup.board, fallback=False)
+
+
+def test_with_the_fallback_an_erased_slot_runs_the_embedded_model(slot_setup: SlotSetup) -> None:
+    records = boot(slot_setup, None)
+    assert ["no model image" in r.text.lower() for r in records if r.text] == [True]
+    assert [r.label for r in records if not r.text] == [1, 0]
+
+
+def test_without_a_fallback_the_image_boots_from_the_whole_slot(
+        slot_setup: SlotSetup, no_fallback: tuple[Path, Program]) -> None:
+    project, firmware = no_fallback
+    image = slot_setup.folder / "none.bin"
+    # edge-flash reads the layout from the project's edge-export.json.
+    assert flash_main([str(slot_setup.person), "--board", "nano33ble", "--firmware",
+                       str(project), "-o", str(image), "-q"]) == 0
+    result, records = boot_from_slot(firmware, slot_setup.board, image, slot_setup.frames,
+                                     SIDE * SIDE, fallback=False)
+    assert not result.crashed and result.returncode == 0, result.describe()
+    assert [r.text for r in records if r.text] == []
+    assert [r.label for r in records] == [1, 0]
+    # At the embedded layout's slot address (0xa8000) the firmware finds nothing.
+    result, records = boot_from_slot(firmware, slot_setup.board, image, slot_setup.frames,
+                                     SIDE * SIDE, fallback=True)
+    assert [r.label for r in records if not r.text] == []
+
+
+def test_without_a_fallback_an_erased_slot_runs_nothing(
+        slot_setup: SlotSetup, no_fallback: tuple[Path, Program]) -> None:
+    _, firmware = no_fallback
+    result, records = boot_from_slot(firmware, slot_setup.board, None, slot_setup.frames,
+                                     SIDE * SIDE, fallback=False)
+    assert not result.crashed and result.returncode == 0, result.describe()
+    assert [r.text.lower() for r in records] == [r.text.lower() for r in records if r.text]
+    assert len(records) == 1 and "no model image" in records[0].text.lower()

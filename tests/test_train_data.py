@@ -4,6 +4,7 @@ edge-run's frame recorder. No TensorFlow needed."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -169,9 +170,28 @@ def test_board_sizing_picks_the_largest_that_fits() -> None:
 def test_progress_lines_show_eta_and_results() -> None:
     running = Progress("train", 2, 10, 5, 20, 0.5, 0.75, 12.0, 30.0, 400.0)
     assert training_line(running).endswith("ETA epoch 0:30, run <= 6:40")
-    done = Progress("train", 2, 10, 20, 20, 0.4, 0.8, 42.0, 0.0, 320.0, 0.9, 0.3, True)
-    assert "val acc 90.0%  (best so far)" in training_line(done)
+    done = Progress("train", 2, 10, 20, 20, 0.4, 0.8, 42.0, 0.0, 320.0, 0.9, 0.3, True,
+                    waiting_for="runs at least to epoch 4")
+    assert training_line(done).endswith(
+        "val acc 90.0%  (best so far); runs at least to epoch 4; run <= 5:20 more")
     assert clock(3725) == "1:02:05"
+    # The first step of a stage traces the graph: no ETA from it.
+    first = Progress("train", 1, 10, 1, 20, 1.1, 0.3, 40.0, math.nan, math.nan)
+    assert training_line(first).endswith("ETA after the first step (tracing the graph)")
+
+
+def test_count_bar_in_a_log_writes_a_line_per_quarter() -> None:
+    import io
+
+    from edge.cli.progress import CountBar
+
+    log = io.StringIO()
+    bar = CountBar("calibration images", log)
+    for done in range(1, 301):
+        bar(done, 300)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 5, lines  # 0, 25, 50, 75, 100 %
+    assert lines[-1].endswith("300/300 calibration images")
 
 
 def test_labels_embedded_after_the_flatbuffer_round_trip() -> None:
@@ -277,3 +297,16 @@ def test_train_refuses_a_missing_weights_file(tmp_path: Path,
     assert main(["train", str(root), str(tmp_path / "m.keras"), "--weights",
                  str(tmp_path / "nope.h5")]) == 2
     assert "nope.h5: no such weights file" in _error_line(capsys)
+
+
+def test_verbosity_is_taken_after_the_sub_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli.model import main as edge_model
+
+    for flag in ("-q", "-v", "-qq"):
+        capsys.readouterr()
+        code = edge_model(["build", "--alpha", "0.35", "--resolution", "96", "--classes", "2",
+                           str(tmp_path / "m.txt"), flag])
+        err = capsys.readouterr().err
+        assert code == 2 and "must end in .keras" in err and "unrecognized" not in err, err

@@ -151,6 +151,7 @@ def test_ctrl_c_keeps_the_best_model_so_far(scratch: tuple[Path, str], digits: P
     # (then recorded as partial), never as a whole epoch.
     assert all(h["partial"] for h in training["history"][training["best_epoch"]:])
     assert "(interrupted); kept that model" in stderr
+    assert "stopping after the batch in hand" in stderr  # said at once, before the saving
     assert "1/broken.png" in stderr  # undecodable images are listed and skipped
     assert record["classes"] == list(TARGET) and record["input_size"] == [RESOLUTION] * 2
     assert record["board"]["name"] == "nano33ble" and "largest MobileNetV2" in stderr

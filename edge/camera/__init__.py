@@ -92,7 +92,7 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
                 input_size: tuple[int, int] = (224, 224), resize: str = "squash",
                 loop: bool = False, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
                 seed: int = 0, max_image_pixels: int | None = None,
-                labels: Sequence[str] | None = None) -> FrameSource:
+                labels: Sequence[str] | None = None, realtime: bool = False) -> FrameSource:
     """The frame source ``spec`` names; not yet opened: use it as a context manager.
 
     Args:
@@ -108,6 +108,8 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
             board's limit).
         labels: the model's labels; the demo scene gives its ground truth only when they
             are the scene's own (see :func:`edge.camera.demo.truth_mismatch`).
+        realtime: play a video file at its own pace (by its timestamps), not as fast as it
+            decodes; live sources are paced by their camera anyway, images have no time.
 
     Raises:
         CameraError: ``spec`` names nothing usable.
@@ -134,7 +136,7 @@ def open_source(spec: str, *, board: BoardProfile | None = None,
 
     target: int | str = int(spec) if spec.isdigit() else spec
     return OpenCVSource(target, cast(Kind, kind), loop=loop, open_timeout_s=open_timeout_s,
-                        read_timeout_s=read_timeout_s)
+                        read_timeout_s=read_timeout_s, realtime=realtime)
 
 
 __all__ = ["CAMERA_HELP", "Frame", "FrameSource", "open_source", "source_kind"]

@@ -46,10 +46,13 @@ class FrameSource(ABC):
         name: what the user asked for, for messages (``"/dev/video0"``, ``"demo"``).
         live: True for cameras and network streams, whose frames go stale when not taken at
             once; False for files and synthetic scenes, which wait for the reader.
+        paced: a finite source that delivers each frame at its own time (a video file with
+            ``realtime``): handed over like a live one's, the newest replacing a stale one.
     """
 
     name: str = "camera"
     live: bool = True
+    paced: bool = False
 
     def __init__(self) -> None:
         self._next_index = 0

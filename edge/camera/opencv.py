@@ -6,10 +6,12 @@ The only module that opens ``cv2.VideoCapture``. Frames leave it in RGB order.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Literal
 
 from edge.camera.base import Frame, FrameSource
+from edge.camera.pacing import Pacer
 from edge.errors import BackendError, CameraError
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,13 @@ class OpenCVSource(FrameSource):
         size: (width, height) to request from a device; None keeps its default.
         open_timeout_s: how long FFmpeg may take to open a stream.
         read_timeout_s: how long a read from a stream or device may block.
+        realtime: play a video file at its own pace (by its frames' timestamps) instead of as
+            fast as it decodes; no effect on devices and streams, which are live anyway.
     """
 
     def __init__(self, target: int | str, kind: Kind, *, loop: bool = False,
                  size: tuple[int, int] | None = (640, 480), open_timeout_s: float = 10.0,
-                 read_timeout_s: float = 5.0) -> None:
+                 read_timeout_s: float = 5.0, realtime: bool = False) -> None:
         super().__init__()
         self.target = target
         self.kind = kind
@@ -51,6 +55,9 @@ class OpenCVSource(FrameSource):
         self.size = size
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.paced = realtime and kind == "file"
+        self._pacer = Pacer()
+        self._wake = threading.Event()
         self._cap: Any = None
         self._cv2: Any = None
 
@@ -74,6 +81,8 @@ class OpenCVSource(FrameSource):
                 cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
                 cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
         self._cap = cap
+        self._pacer.reset()
+        self._wake.clear()
         log.debug("opened %s %s", self.kind, self.name)
 
     def _open_hint(self) -> str:
@@ -94,6 +103,8 @@ class OpenCVSource(FrameSource):
         if self._cap is None:
             raise CameraError(f"{self.name} is not open")
         ok = self._cap.grab()
+        if ok and self.paced:
+            self._wait_due()
         stamp = time.monotonic_ns()
         if ok:
             ok, bgr = self._cap.retrieve()
@@ -106,10 +117,25 @@ class OpenCVSource(FrameSource):
             return self.read()
         return self._frame(self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB), stamp)
 
+    def interrupt(self) -> None:
+        """Wake a read waiting for its frame's time (a stop)."""
+        self._wake.set()
+
+    def _wait_due(self) -> None:
+        """Sleep until the grabbed frame's time comes (``realtime``)."""
+        cv2 = self._cv2
+        msec = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        pts = self._pacer.timestamp(msec / 1000.0 if msec > 0 else None,
+                                    float(self._cap.get(cv2.CAP_PROP_FPS)))
+        delay = self._pacer.delay(pts, time.monotonic())
+        if delay > 0:
+            self._wake.wait(delay)
+
     def _rewind(self) -> bool:
         """Start the file again; False when it has no frames at all."""
         if self._cap.get(self._cv2.CAP_PROP_POS_FRAMES) <= 0:
             return False
+        self._pacer.reset()
         if not self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, 0):
             self.reopen()
         return True

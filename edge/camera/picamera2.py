@@ -19,7 +19,10 @@ main stream too.
 from __future__ import annotations
 
 import logging
+import site
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,8 +32,10 @@ from edge.errors import BackendError, CameraError
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = ("on Raspberry Pi OS: sudo apt install python3-picamera2 and create the venv "
-                "with --system-site-packages (elsewhere: pip install 'edge-labels[rpi]')")
+APT_PACKAGE = "python3-picamera2"
+VENV_FLAG = "--system-site-packages"
+INSTALL_HINT = (f"on Raspberry Pi OS: sudo apt install {APT_PACKAGE} and create the venv with "
+                f"python3 -m venv {VENV_FLAG} (elsewhere: pip install 'edge-labels[rpi]')")
 # Preference order for the lores stream; YUV420 works on every Pi.
 LORES_PREFERENCE = ("BGR888", "RGB888", "YUV420")
 
@@ -40,9 +45,51 @@ def _import() -> tuple[Any, Any]:
     try:
         import libcamera
         from picamera2 import Picamera2
-    except ImportError as e:
-        raise BackendError(f"picamera2 is not installed; {INSTALL_HINT}") from e
+    except (ImportError, ValueError) as e:  # ValueError: a numpy ABI mismatch in its imports
+        raise BackendError(install_advice(e, _hiding_venv(), _system_sites())) from e
     return Picamera2, libcamera
+
+
+def install_advice(error: BaseException, hiding_venv: Path | None,
+                   system_sites: list[Path]) -> str:
+    """One line on why picamera2 cannot be imported and what to do.
+
+    Args:
+        error: what the import raised.
+        hiding_venv: the venv this Python runs in when it hides the system's site-packages.
+        system_sites: the system Python's site-packages folders.
+    """
+    missing = isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in {
+        "picamera2", "libcamera"}
+    if not missing:
+        return f"picamera2 cannot be imported ({error}); {INSTALL_HINT}"
+    installed = [site for site in system_sites if (site / "picamera2").is_dir()]
+    if hiding_venv is not None and installed:
+        return (f"picamera2 is installed for the system Python ({installed[0]}) but the venv "
+                f"{hiding_venv} cannot see it: recreate it with python3 -m venv {VENV_FLAG} "
+                f"{hiding_venv}")
+    return f"picamera2 is not installed; {INSTALL_HINT}"
+
+
+def _hiding_venv() -> Path | None:
+    """This Python's venv when it was made without ``--system-site-packages``."""
+    if sys.prefix == sys.base_prefix:
+        return None
+    config = Path(sys.prefix) / "pyvenv.cfg"
+    try:
+        lines = config.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key.strip() == "include-system-site-packages":
+            return None if value.strip().lower() == "true" else Path(sys.prefix)
+    return Path(sys.prefix)
+
+
+def _system_sites() -> list[Path]:
+    """The base (system) Python's site-packages folders."""
+    return [Path(p) for p in site.getsitepackages([sys.base_prefix])]
 
 
 def choose_lores_format(allowed: tuple[str, ...] | list[str]) -> str:

@@ -25,6 +25,7 @@ from edge.cli.common import (
     configure_logging,
     run_command,
 )
+from edge.errors import LabelError
 from edge.runtime.labels import read_labels
 from edge.serial.gateway import (
     DEFAULT_MAX_DEVICES,
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=["auto", "json", "binary"], default="auto",
                         help="wire format; auto detects text (JSON lines) or binary (COBS)")
     parser.add_argument("--labels", type=Path, metavar="FILE",
-                        help="labels file (one per line) to name label indices")
+                        help="labels file (one per line), or the .tflite model with its "
+                             "labels embedded, to name label indices")
     parser.add_argument("--json", action="store_true", help="print records as JSON lines")
     parser.add_argument("--max-frames", type=positive(int), metavar="N",
                         help="stop after N records")
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _listen(args: argparse.Namespace) -> int:
-    names = read_labels(args.labels) if args.labels else ()
+    names = _read_labels(args.labels) if args.labels else ()
     if hasattr(sys.stdout, "reconfigure"):  # a non-UTF-8 terminal gets escapes, not a crash
         sys.stdout.reconfigure(errors="backslashreplace")
     show = _json_line if args.json else _text_line
@@ -158,6 +160,17 @@ def _both(first: Callable[[LabelRecord], None],
         first(record)
         second(record)
     return call
+
+
+def _read_labels(path: Path) -> tuple[str, ...]:
+    if path.suffix == ".tflite":  # the labels embedded in the model the device runs
+        from edge.model import read_model
+
+        labels = read_model(path).labels
+        if not labels:
+            raise LabelError(f"{path}: has no embedded labels; pass its labels file")
+        return tuple(labels)
+    return read_labels(path)
 
 
 def _json_line(record: LabelRecord, names: Sequence[str]) -> str:

@@ -1,6 +1,7 @@
 """edge-model: train, quantize and evaluate MobileNetV2 classifiers for your own images.
 
     edge-model train DATA model.keras --board nano33ble     # DATA/<class>/*.jpg
+    edge-model train DATA model.keras --alpha 1.0 --weights mobilenet_v2_1.0_224_quant.tflite
     edge-model quantize model.keras                          # -> model.tflite, labels inside
     edge-model evaluate model.keras DATA --micro             # float, int8, TFLite Micro
     edge-model build --alpha 0.35 --resolution 96 --classes 11 untrained.keras
@@ -26,12 +27,15 @@ from edge.modelbuild.build import ALPHAS, MIN_RESOLUTION
 PROG = "edge-model"
 
 
+AUTO = "auto"
+
+
 def _weights(value: str) -> str | None:
-    """``none``, ``imagenet``, or a path (kept as given)."""
+    """``none``, ``imagenet``, ``auto``, or a path (kept as given)."""
     if value.lower() == "none":
         return None
-    if value.lower() == "imagenet":
-        return "imagenet"
+    if value.lower() in ("imagenet", AUTO):
+        return value.lower()
     return value
 
 
@@ -59,25 +63,43 @@ def _add_train(sub: Any) -> None:
                    "(--alpha/--resolution override)")
     add_boards_dir_arg(p)
     _add_size_args(p, required=False)
-    p.add_argument("--weights", type=_weights, default=None, metavar="none|imagenet|PATH",
-                   help="none (from scratch, default), imagenet (Keras download), or a "
-                        "backbone: a Keras *_no_top.h5 file or a .keras model from edge-model")
-    p.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30)")
-    p.add_argument("--patience", type=int, default=5,
-                   help="stop after N epochs without a better val accuracy (default: 5)")
+    p.add_argument("--weights", type=_weights, default=AUTO,
+                   metavar="auto|none|imagenet|PATH",
+                   help="auto (default): ImageNet weights when cached or downloadable, else "
+                        "from scratch; none (from scratch); imagenet (Keras download, cached); "
+                        "or a backbone: a Keras *_no_top.h5 file, a .keras model from "
+                        "edge-model, or a quantized MobileNetV2 .tflite (e.g. "
+                        "mobilenet_v2_1.0_224_quant.tflite; its width is the default --alpha)")
+    p.add_argument("--epochs", type=int,
+                   help="most epochs (default: from scratch, enough for 1,500 steps, 30-200; "
+                        "with pre-trained weights 30)")
+    p.add_argument("--patience", type=int,
+                   help="stop after N epochs without progress of the smoothed val accuracy "
+                        "or loss (default: a tenth of the epochs, at least 5)")
+    p.add_argument("--min-epochs", type=int,
+                   help="never stop before this epoch (default: a third of the epochs from "
+                        "scratch; head epochs + 2 with pre-trained weights)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
     p.add_argument("--learning-rate", type=float,
                    help="peak rate (default: 2e-3 from scratch, 1e-3 for a new head)")
-    p.add_argument("--head-epochs", type=int, default=3,
-                   help="pre-trained weights: epochs training only the new head (default: 3)")
+    p.add_argument("--head-epochs", type=int,
+                   help="pre-trained weights: epochs training only the new head (default: "
+                        "enough for 120 steps, 3-10)")
     p.add_argument("--fine-tune-blocks", type=int, default=3,
                    help="pre-trained weights: last blocks fine-tuned after that (default: 3)")
     p.add_argument("--val", type=_fraction, default=0.1, help="validation share (default 0.1)")
     p.add_argument("--test", type=_fraction, default=0.1, help="held-out share (default 0.1)")
     p.add_argument("--no-flip", action="store_true",
                    help="no horizontal flips (for text, digits, arrows)")
-    p.add_argument("--crop", type=float, default=0.85,
-                   help="random crops keep at least this share of each side (1 = off)")
+    p.add_argument("--crop", type=float,
+                   help="random crops keep at least this share of each side (1 = off; "
+                        "default 0.85, 0.8 below 1,000 images per class)")
+    p.add_argument("--rotate", type=float,
+                   help="random turns up to this many degrees (0 = off; default 0, 15 below "
+                        "1,000 images per class, with shifts and zoom-outs)")
+    p.add_argument("--color", type=float,
+                   help="max change of each colour channel's gain and of saturation (0 = off; "
+                        "default 0, 0.2 below 1,000 images per class)")
     p.add_argument("--brightness", type=float, default=0.15, help="max brightness change")
     p.add_argument("--contrast", type=float, default=0.2, help="max contrast change")
     p.add_argument("--no-class-weights", action="store_true",
@@ -136,6 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     examples = [line.strip() for line in __doc__.splitlines()[1:] if line.strip()]
     for name, command in sub.choices.items():
         add_common_args(command, [e for e in examples if e.startswith(f"{PROG} {name} ")])
+        # -v/-q after the sub-command too; SUPPRESS keeps a value given before it.
+        command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                             help="more log output on stderr (repeat for debug)")
+        command.add_argument("-q", "--quiet", action="count", default=argparse.SUPPRESS,
+                             help="less output on stderr: status lines and warnings off")
     add_common_args(parser, examples)
     return parser
 

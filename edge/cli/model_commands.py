@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS
 from edge.cli.common import EXIT_INTERRUPTED, EXIT_OK, print_json
 from edge.errors import LabelError
 
+if TYPE_CHECKING:
+    from edge.modelbuild.augment import Augmentation
+
 PROG = "edge-model"
+log = logging.getLogger("edge-model")
 DEFAULT_SIZE = (0.35, 96)
 
 
@@ -47,6 +53,10 @@ def _size(args: argparse.Namespace, classes: int) -> tuple[float, int, dict[str,
 
         record = read_metadata(Path(args.weights)) or {}
         alpha = float(record.get("architecture", {}).get("alpha", alpha))
+    elif args.weights and str(args.weights).endswith(".tflite"):
+        from edge.modelbuild.weights import tflite_alpha
+
+        alpha = tflite_alpha(Path(args.weights))
     alpha = args.alpha if args.alpha is not None else alpha
     resolution = args.resolution if args.resolution is not None else resolution
     if args.board and (args.alpha is not None or args.resolution is not None):
@@ -54,9 +64,40 @@ def _size(args: argparse.Namespace, classes: int) -> tuple[float, int, dict[str,
     return alpha, resolution, extra
 
 
+def _resolve_weights(args: argparse.Namespace, alpha: float, resolution: int,
+                     per_class: int) -> str | None:
+    """``--weights auto``: ImageNet when cached or reachable, else from scratch (with one
+    warning line when the data is small for that)."""
+    if args.weights != "auto":
+        return str(args.weights) if args.weights is not None else None
+    from edge.modelbuild.build import imagenet_file, imagenet_reachable
+    from edge.modelbuild.train import SCRATCH_IMAGES_PER_CLASS
+
+    if imagenet_file(alpha, resolution).is_file() or imagenet_reachable():
+        return "imagenet"
+    if per_class < SCRATCH_IMAGES_PER_CLASS:
+        log.warning("no ImageNet weights (offline, none cached): training from scratch on %d "
+                    "training images per class; from scratch wants about %d per class, so "
+                    "for better accuracy pass --weights mobilenet_v2_1.0_224_quant.tflite "
+                    "(--alpha 1.0) or another MobileNetV2 .tflite or *_no_top.h5 file",
+                    per_class, SCRATCH_IMAGES_PER_CLASS)
+    return None
+
+
+def _augmentation(args: argparse.Namespace, per_class: int) -> Augmentation:
+    """Sized to the data (Augmentation.for_data), then what the user set."""
+    from dataclasses import replace
+
+    from edge.modelbuild.augment import Augmentation
+
+    sized = Augmentation.for_data(per_class, flip=not args.no_flip)
+    given = {"crop": args.crop, "rotate": args.rotate, "color": args.color,
+             "brightness": args.brightness, "contrast": args.contrast}
+    return replace(sized, **{k: v for k, v in given.items() if v is not None})
+
+
 def train(args: argparse.Namespace) -> int:
     from edge.cli.progress import TrainingProgress
-    from edge.modelbuild.augment import Augmentation
     from edge.modelbuild.dataset import SplitFractions, scan_folder
     from edge.modelbuild.train import TrainSettings, train_file
     from edge.pipeline.signals import stop_on_signals
@@ -64,18 +105,22 @@ def train(args: argparse.Namespace) -> int:
     fractions = SplitFractions(args.val, args.test)
     folder = scan_folder(args.data, fractions)  # fails fast on a bad layout
     alpha, resolution, extra = _size(args, len(folder.classes))
+    counts = folder.counts()
+    per_class = min(counts["train"].values())
+    weights = _resolve_weights(args, alpha, resolution, per_class)
     settings = TrainSettings(
-        alpha=alpha, resolution=resolution, weights=args.weights, epochs=args.epochs,
+        alpha=alpha, resolution=resolution, weights=weights, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
-        fractions=fractions, augmentation=Augmentation(not args.no_flip, args.crop,
-                                                       args.brightness, args.contrast),
+        min_epochs=args.min_epochs,
+        fractions=fractions, augmentation=_augmentation(args, per_class),
         class_weights=not args.no_class_weights, head_epochs=args.head_epochs,
         fine_tune_blocks=args.fine_tune_blocks, seed=args.seed)
-    counts = folder.counts()
     _say(args, f"{args.data}: {len(folder.classes)} classes, "
          + ", ".join(f"{sum(counts[s].values())} {s}" for s in ("train", "val", "test"))
-         + f" images; MobileNetV2 {alpha:g}/{resolution}, weights {args.weights or 'none'}")
+         + f" images; MobileNetV2 {alpha:g}/{resolution}, weights {weights or 'none'}")
     stop = threading.Event()
+    if not args.quiet:
+        threading.Thread(target=_say_when_stopping, args=(args, stop), daemon=True).start()
     with stop_on_signals(stop):
         result = train_file(args.data, args.output, settings, extra=extra, stop=stop,
                             progress=None if args.quiet else TrainingProgress())
@@ -83,6 +128,15 @@ def train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.metadata)
     return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+
+def _say_when_stopping(args: argparse.Namespace, stop: threading.Event) -> None:
+    """Say at once that Ctrl-C was heard: finishing the batch, measuring and saving can take
+    a while on a busy machine."""
+    stop.wait()
+    newline = "\n" if sys.stderr.isatty() else ""  # after a progress bar drawn in place
+    print(f"{newline}{PROG}: stopping after the batch in hand, then saving the best model so "
+          "far (Ctrl-C again aborts without saving)", file=sys.stderr, flush=True)
 
 
 def _report_training(args: argparse.Namespace, result: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TextIO
 
@@ -22,15 +23,19 @@ def bar(done: int, total: int, width: int = 24) -> str:
 
 
 def training_line(p: Progress) -> str:
-    """One line of training progress: in an epoch with ETAs, or the epoch's result."""
+    """One line of training progress: in an epoch with ETAs, or the epoch's result with what
+    the stopping rule waits for."""
     head = f"epoch {p.epoch}/{p.epochs} ({p.stage})"
     if p.val_accuracy is None:
+        eta = ("ETA after the first step (tracing the graph)" if math.isnan(p.eta_run_s)
+               else f"ETA epoch {clock(p.eta_epoch_s)}, run <= {clock(p.eta_run_s)}")
         return (f"{head} {bar(p.step, p.steps)} {p.step}/{p.steps} loss {p.loss:.3f} "
-                f"acc {p.accuracy:.1%}  ETA epoch {clock(p.eta_epoch_s)}, "
-                f"run <= {clock(p.eta_run_s)}")
+                f"acc {p.accuracy:.1%}  {eta}")
     best = "  (best so far)" if p.best else ""
+    rest = "" if math.isnan(p.eta_run_s) else f"; run <= {clock(p.eta_run_s)} more"
+    waiting = f"; {p.waiting_for}" if p.waiting_for else ""
     return (f"{head} done in {clock(p.epoch_seconds)}: loss {p.loss:.3f} acc {p.accuracy:.1%} "
-            f"val acc {p.val_accuracy:.1%}{best}; run <= {clock(p.eta_run_s)} more")
+            f"val acc {p.val_accuracy:.1%}{best}{waiting}{rest}")
 
 
 class TrainingProgress:
@@ -56,13 +61,24 @@ class TrainingProgress:
 
 
 class CountBar:
-    """``[####....] done/total what`` for counted work (calibration images)."""
+    """``[####....] done/total what`` for counted work (calibration images): redrawn on a
+    terminal; in a log, one line at each quarter."""
 
     def __init__(self, what: str, stream: TextIO | None = None) -> None:
         self.what = what
         self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._quarter = -1
 
     def __call__(self, done: int, total: int) -> None:
-        end = "\n" if done >= total else ""
-        self.stream.write(f"\r{bar(done, total, 30)} {done}/{total} {self.what}{end}")
+        line = f"{bar(done, total, 30)} {done}/{total} {self.what}"
+        if self.tty:
+            end = "\n" if done >= total else ""
+            self.stream.write(f"\r{line}{end}")
+        else:
+            quarter = 4 * done // max(total, 1)
+            if quarter == self._quarter:
+                return
+            self._quarter = quarter
+            self.stream.write(line + "\n")
         self.stream.flush()

@@ -48,6 +48,7 @@ EXAMPLES = (
     "edge-run --camera demo --max-frames 100                  # the bundled model on a live scene",
     "edge-run --board rpi4 --camera 0 --model model.tflite --smooth 5",
     "edge-run --camera clip.mp4 --top-k 3 --output labels.jsonl",
+    "edge-run --camera clip.mp4 --preview 8080     # at the clip's own pace (--realtime)",
     "edge-run --board rpi5 --camera 0 --serial /dev/serial0 --serial-format binary --on-change",
     "edge-run --camera 0 --model yolov8n_int8.tflite --classes person --on-change --mqtt ...",
     "edge-run --list-boards --json",
@@ -87,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_source_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--camera", default="0", help=f"{CAMERA_HELP} (default: 0)")
     g.add_argument("--loop", action="store_true", help="restart a video file or folder at its end")
+    g.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                   help="play a video file at its own pace, by its timestamps, instead of as "
+                        "fast as it decodes (frames the model cannot keep up with are dropped, "
+                        "as a camera's); default: on with --preview or --mqtt, off otherwise")
     g.add_argument("--stall-timeout", dest="stall_timeout_s", type=positive(float), default=5.0,
                    metavar="S", help="reopen a camera that sends no frame for S seconds "
                                      "(default: 5)")
@@ -143,6 +148,14 @@ def _add_preview_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--preview-token", metavar="TOKEN",
                    help="require this token (?token= or Authorization: Bearer) on every "
                         "request; use it when HOST exposes the preview")
+    g.add_argument("--preview-host", action="append", default=[], metavar="NAME",
+                   help="a host name the preview is reached by (repeatable); requests for "
+                        "other names are refused (DNS rebinding). The bound address and, on "
+                        "loopback, localhost always work")
+    g.add_argument("--preview-connections", dest="max_connections", type=positive(int),
+                   default=640, metavar="N",
+                   help="most connections at once (default: 640, lowered to fit the "
+                        "descriptor limit); idle ones make room for new ones")
     g.add_argument("--preview-fps", dest="max_fps", type=positive(float), default=10.0,
                    metavar="N", help="most preview frames encoded per second (default: 10)")
 
@@ -169,13 +182,22 @@ def preview_from_args(args: argparse.Namespace) -> PreviewOptions | None:
     if args.preview is None:
         return None
     host, port = parse_bind(args.preview)
-    return part_from_args(PreviewOptions, args, host=host, port=port, token=args.preview_token)
+    return part_from_args(PreviewOptions, args, host=host, port=port, token=args.preview_token,
+                          hosts=tuple(args.preview_host))
+
+
+def realtime_from_args(args: argparse.Namespace) -> bool:
+    """``--realtime``/``--no-realtime``, or on when a preview or MQTT shows the labels live."""
+    if args.realtime is not None:
+        return bool(args.realtime)
+    return args.preview is not None or args.mqtt is not None
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     """The parsed command line as :class:`RunOptions`, one part per argument group."""
     return RunOptions(
-        source=part_from_args(SourceOptions, args), board=args.board,
+        source=part_from_args(SourceOptions, args, realtime=realtime_from_args(args)),
+        board=args.board,
         boards_dirs=tuple(args.boards_dir), model=part_from_args(ModelOptions, args),
         runtime=runtime_from_args(args),
         loop=part_from_args(LoopSettings, args, threshold=args.threshold or 0.0),

@@ -63,6 +63,10 @@ def parse_model(content: bytes, source: str) -> Model:
     if len(content) < 8:
         raise ModelError(f"{source}: {len(content)} bytes is too short to be a TFLite model "
                          "(empty or truncated file)")
+    if content[4:8] != IDENTIFIER and content[:4] == b"PK\x03\x04" \
+            and source.endswith(".keras"):
+        raise ModelError(f"{source}: a Keras model, not a TFLite model; run `edge-model "
+                         f"quantize {source}` and give the .tflite it writes")
     if content[4:8] != IDENTIFIER:
         raise ModelError(f"{source}: not a TFLite model (no '{IDENTIFIER.decode()}' identifier "
                          f"at byte 4; found {content[4:8]!r}); give a .tflite flatbuffer")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import warnings
 from pathlib import Path
@@ -52,6 +53,58 @@ WEIGHTS_HINT = ("on a machine with network, download {url} and pass --weights PA
                 "--weights none")
 
 
+IMAGENET_SIZES = (96, 128, 160, 192, 224)  # Keras has no-top weights for these sides
+
+
+def imagenet_file(alpha: float, resolution: int) -> Path:
+    """Where Keras keeps the ImageNet weights of MobileNetV2 ``alpha`` without top for
+    ``resolution`` (other sides use the 224 file)."""
+    rows = resolution if resolution in IMAGENET_SIZES else 224
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    return home / "models" / (f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_"
+                              f"{float(alpha)}_{rows}_no_top.h5")
+
+
+def imagenet_reachable(timeout: float = 3.0) -> bool:
+    """Whether Keras' download location for the MobileNetV2 weights answers within
+    ``timeout`` seconds (a HEAD request, nothing downloaded)."""
+    import urllib.request
+
+    try:
+        from keras.src.applications.mobilenet_v2 import BASE_WEIGHT_PATH
+    except ImportError:
+        return False
+    try:
+        request = urllib.request.Request(BASE_WEIGHT_PATH, method="HEAD")
+        with urllib.request.urlopen(request, timeout=timeout):
+            return True
+    except Exception as e:  # any refusal, timeout, DNS or HTTP error: not reachable
+        log.debug("ImageNet weights not reachable: %s", e)
+        return "HTTP Error" in str(e)  # the server answered (e.g. 403 to HEAD): reachable
+
+
+def check_imagenet_file(path: Path) -> None:
+    """Keep the SHA-256 of a downloaded weights file beside it (``.sha256``) on first use and
+    check it on every later one: a truncated or altered cache file is one error line.
+
+    Raises:
+        TrainingError: the file no longer matches the checksum recorded when it came.
+    """
+    import hashlib
+
+    if not path.is_file():
+        return
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    record = path.with_name(path.name + ".sha256")
+    if not record.is_file():
+        record.write_text(digest + "\n")
+        return
+    if record.read_text().split()[0] != digest:
+        raise TrainingError(f"{path}: cached ImageNet weights changed since they were "
+                            f"downloaded (SHA-256 differs from {record.name}); delete both "
+                            "files to download them again")
+
+
 def _download_url(error: BaseException) -> str:
     match = re.search(r"https?://\S+?\.h5", str(error))
     return match.group(0) if match else "the Keras MobileNetV2 weights file"
@@ -75,8 +128,21 @@ def _backbone(keras: Any, alpha: float, resolution: int, weights: str | None) ->
         base = _keras_backbone(keras, alpha, resolution, None)
         copy_backbone(Path(weights), base, alpha)
         return base
+    if weights is not None and weights.endswith(".tflite"):
+        from edge.modelbuild.weights import load_tflite_backbone
+
+        base = _keras_backbone(keras, alpha, resolution, None)
+        load_tflite_backbone(Path(weights), base, alpha)
+        return base
     try:
-        return _keras_backbone(keras, alpha, resolution, weights)
+        if weights == "imagenet":
+            check_imagenet_file(imagenet_file(alpha, resolution))
+        base = _keras_backbone(keras, alpha, resolution, weights)
+        if weights == "imagenet":
+            check_imagenet_file(imagenet_file(alpha, resolution))
+        return base
+    except TrainingError:
+        raise
     except Exception as e:  # Keras' get_file raises a bare Exception when a download fails
         if weights == "imagenet" and "fetch failure" in str(e):
             raise TrainingError(
@@ -134,7 +200,8 @@ def build_mobilenetv2(
         classes: number of output classes (softmax).
         weights: ``None`` for random initialisation, ``"imagenet"`` (Keras downloads them once
             into ~/.keras/models), or the path of a Keras weights file of MobileNetV2 without
-            its top (``*_no_top.h5``).
+            its top (``*_no_top.h5``), of a ``.keras`` model from edge-model, or of a quantized
+            MobileNetV2 ``.tflite`` (:mod:`edge.modelbuild.weights`).
         dropout: dropout rate before the classifier.
 
     Returns:

@@ -199,6 +199,8 @@ def evaluate(model: Path, data: Path, *, tflite: Path | None = None, micro: bool
     if not len(loaded.labels):
         raise TrainingError(f"{data}: no decodable image in the {split} split")
     images = LoadedImages(loaded.pixels, mapping[loaded.labels], loaded.files, loaded.skipped)
+    if int8_file is not None:
+        _check_int8_classes(int8_file, classes)
     scores = []
     if float_file is not None:
         scores.append(float_scores(float_file, images, classes))
@@ -209,6 +211,23 @@ def evaluate(model: Path, data: Path, *, tflite: Path | None = None, micro: bool
             scores.append(Scores("micro", micro_predictions(int8_file, tensors),
                                  images.labels, classes))
     return Evaluation(split, len(images.labels), images.skipped, classes, tuple(scores))
+
+
+def _check_int8_classes(tflite: Path, classes: Sequence[str]) -> None:
+    """The int8 model must score the same classes, in the same order, as the float model or
+    the data: else its confusion matrix would index classes that do not exist."""
+    from edge.model import read_model
+
+    model = read_model(tflite)
+    outputs = model.output_tensors[0].shape[-1] if model.output_tensors else 0
+    if outputs != len(classes):
+        raise TrainingError(f"{tflite}: has {outputs} outputs, but the classes are "
+                            f"{len(classes)} ({', '.join(classes)}); pass the .tflite made "
+                            "from this model (`edge-model quantize MODEL.keras`)")
+    if model.labels and tuple(model.labels) != tuple(classes):
+        raise TrainingError(f"{tflite}: its labels ({', '.join(model.labels)}) are not the "
+                            f"classes {', '.join(classes)}; pass the .tflite made from this "
+                            "model (`edge-model quantize MODEL.keras`)")
 
 
 def _input_size(float_file: Path | None, int8_file: Path | None) -> tuple[int, int]:

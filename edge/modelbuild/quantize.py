@@ -293,10 +293,24 @@ def quantize_file(
     frames = [preprocess_frame(image, model_input_size(model)) for image in images]
     flatbuffer = quantize_keras(model, frames, progress)
     check_quantization(flatbuffer, frames)
-    extra = {METADATA_MEMBER: json.dumps(record).encode()} if record else None
+    extra = ({METADATA_MEMBER: json.dumps(deployed_record(record)).encode()} if record
+             else None)
     content = with_embedded_files(flatbuffer, names, extra) if names else flatbuffer
     write_atomic(output, content)
     return QuantizeResult(output, len(content), names, where, len(frames))
+
+
+def deployed_record(record: dict[str, Any]) -> dict[str, Any]:
+    """What of the training record travels inside the ``.tflite`` (and so into an MCU's flash
+    through edge-export): classes, input size, task and the split fractions ``edge-model
+    evaluate`` needs to find the held-out images. No paths, no history."""
+    split = record.get("data", {}).get("split", {})
+    kept: dict[str, Any] = {"classes": record.get("classes", []),
+                            "input_size": record.get("input_size"),
+                            "task": record.get("task", "classify")}
+    if "val" in split and "test" in split:
+        kept["data"] = {"split": {"val": split["val"], "test": split["test"]}}
+    return kept
 
 
 def write_atomic(path: Path, data: bytes) -> None:

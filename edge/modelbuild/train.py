@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import TrainingError
-from edge.modelbuild.augment import Augmentation, augment_batch
+from edge.modelbuild.augment import SMALL_DATA, Augmentation, augment_batch
 from edge.modelbuild.build import BACKBONE, build_mobilenetv2, import_tensorflow
 from edge.modelbuild.dataset import (
     ImageFolder,
@@ -40,10 +40,27 @@ from edge.modelbuild.dataset import (
     scan_folder,
 )
 from edge.modelbuild.keras_file import check_output, save_keras
+from edge.modelbuild.schedule import (
+    EarlyStopping,
+    StoppingRule,
+    StopState,
+    learning_rate,
+    planned_epochs,
+)
 
 log = logging.getLogger(__name__)
 
 SCRATCH_LEARNING_RATE = 2e-3
+# From scratch, a run is planned by training steps (updates), not passes over the data: a small
+# data set gets more epochs. Measured on 150 images per class (docs/train.md).
+SCRATCH_MIN_STEPS = 1500
+SCRATCH_EPOCHS = (30, 200)
+# Below this many training images per class, from scratch is a gamble (docs/train.md) and
+# `edge-model train` says which --weights to use instead.
+SCRATCH_IMAGES_PER_CLASS = 2000
+PRETRAINED_EPOCHS = 30
+HEAD_MIN_STEPS = 120  # a new head needs about this many updates before fine-tuning starts
+HEAD_EPOCHS = (3, 10)
 HEAD_LEARNING_RATE = 1e-3
 FINE_TUNE_FACTOR = 0.1
 PREDICT_BATCH = 64
@@ -56,48 +73,105 @@ class TrainSettings:
 
     Attributes:
         weights: None (from scratch), ``imagenet``, or the path of a backbone: a Keras
-            ``*_no_top.h5`` weights file or a ``.keras`` model made by edge-model.
-        epochs: most epochs in all (head and fine-tuning stages together).
+            ``*_no_top.h5`` weights file, a ``.keras`` model made by edge-model, or a
+            quantized MobileNetV2 ``.tflite`` (see :mod:`edge.modelbuild.weights`).
+        epochs: most epochs in all (head and fine-tuning stages together); None plans them
+            from the data (:func:`run_plan`).
         learning_rate: peak learning rate; None takes 2e-3 from scratch, 1e-3 for a new head.
-        patience: epochs without a better validation accuracy before training stops.
-        head_epochs: epochs of the head-only stage (pre-trained weights only).
+        patience: epochs without progress of the smoothed validation measures before
+            training stops; None: a tenth of the planned epochs, at least 5.
+        min_epochs: epochs always run; None: a third of the planned epochs from scratch.
+        label_smoothing: share of each target spread over the other classes; None: 0.1 for
+            small data (below SMALL_DATA training images per class), else 0.
+        weight_decay: decoupled weight decay of AdamW from scratch; None: 1e-4 for small
+            data, else 0 (plain Adam).
+        head_epochs: epochs of the head-only stage (pre-trained weights only); None: enough
+            for :data:`HEAD_MIN_STEPS` steps, 3-10 epochs.
         fine_tune_blocks: how many of the last blocks are fine-tuned (pre-trained weights).
     """
 
     alpha: float = 0.35
     resolution: int = 96
     weights: str | None = None
-    epochs: int = 30
+    epochs: int | None = None
     batch_size: int = 32
     learning_rate: float | None = None
-    patience: int = 5
+    patience: int | None = None
+    min_epochs: int | None = None
     fractions: SplitFractions = field(default_factory=SplitFractions)
     augmentation: Augmentation = field(default_factory=Augmentation)
     class_weights: bool = True
-    head_epochs: int = 3
+    head_epochs: int | None = None
     fine_tune_blocks: int = 3
     dropout: float = 0.2
+    label_smoothing: float | None = None
+    weight_decay: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         checks = (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 1),
-                  ("patience", self.patience, 1), ("head_epochs", self.head_epochs, 0),
+                  ("patience", self.patience, 1), ("min_epochs", self.min_epochs, 0),
+                  ("head_epochs", self.head_epochs, 0),
                   ("fine_tune_blocks", self.fine_tune_blocks, 0))
         for name, value, low in checks:
-            if value < low:
+            if value is not None and value < low:
                 raise TrainingError(f"{name.replace('_', '-')} (={value}) must be >= {low}")
         if self.fine_tune_blocks > LAST_BLOCK:
             raise TrainingError(f"fine-tune-blocks (={self.fine_tune_blocks}) must be <= "
                                 f"{LAST_BLOCK} (MobileNetV2 has {LAST_BLOCK} blocks)")
         if self.weights not in (None, "imagenet") and not Path(str(self.weights)).is_file():
             raise TrainingError(f"{self.weights}: no such weights file; --weights takes none, "
-                                "imagenet, a Keras *_no_top.h5 file or a .keras model")
+                                "imagenet, a Keras *_no_top.h5 file, a .keras model or a "
+                                "quantized MobileNetV2 .tflite")
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             raise TrainingError(f"learning-rate (={self.learning_rate}) must be in (0, 1)")
 
     @property
     def pretrained(self) -> bool:
         return self.weights is not None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How long a run is: planned epochs and the stopping rule, resolved from the settings
+    and the size of the training split."""
+
+    epochs: int
+    rule: StoppingRule
+    head_epochs: int = 0
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+
+
+def run_plan(settings: TrainSettings, train_images: int, classes: int = 1) -> RunPlan:
+    """Epochs and stopping rule for ``train_images`` training images.
+
+    From scratch, the run is planned for :data:`SCRATCH_MIN_STEPS` updates (150 images per
+    class and 3 classes: 12 steps an epoch, 125 epochs), never stops in its first third and
+    waits a tenth of it for progress; with pre-trained weights, 30 epochs and patience 5.
+    """
+    head = 0
+    if settings.pretrained:
+        epochs = settings.epochs or PRETRAINED_EPOCHS
+        head = settings.head_epochs if settings.head_epochs is not None else planned_epochs(
+            train_images, settings.batch_size, min_steps=HEAD_MIN_STEPS, low=HEAD_EPOCHS[0],
+            high=HEAD_EPOCHS[1])
+        head = min(head, epochs)
+        min_epochs = settings.min_epochs if settings.min_epochs is not None else min(
+            epochs, head + 3)
+    else:
+        epochs = settings.epochs or planned_epochs(
+            train_images, settings.batch_size, min_steps=SCRATCH_MIN_STEPS,
+            low=SCRATCH_EPOCHS[0], high=SCRATCH_EPOCHS[1])
+        min_epochs = settings.min_epochs if settings.min_epochs is not None else epochs // 3
+    patience = settings.patience or max(5, epochs // 10)
+    small = train_images / max(classes, 1) < SMALL_DATA
+    smoothing = settings.label_smoothing if settings.label_smoothing is not None else (
+        0.1 if small else 0.0)
+    decay = settings.weight_decay if settings.weight_decay is not None else (
+        1e-4 if small else 0.0)
+    return RunPlan(epochs, StoppingRule(min(min_epochs, epochs), patience), head, smoothing,
+                   decay)
 
 
 @dataclass(frozen=True)
@@ -110,19 +184,23 @@ class Stage:
     trainable_blocks: int | None  # None: the whole backbone; 0: none (head only)
 
 
-def plan_stages(settings: TrainSettings) -> list[Stage]:
-    """The stages of a run: one from scratch; head then fine-tuning with pre-trained weights."""
+def plan_stages(settings: TrainSettings, epochs: int | None = None,
+                head_epochs: int | None = None) -> list[Stage]:
+    """The stages of a run of ``epochs`` (default: the settings' or 30): one from scratch;
+    head (``head_epochs``, default: the settings' or 3) then fine-tuning with pre-trained
+    weights."""
+    epochs = epochs or settings.epochs or PRETRAINED_EPOCHS
     if not settings.pretrained:
         rate = settings.learning_rate or SCRATCH_LEARNING_RATE
-        return [Stage("train", settings.epochs, rate, None)]
+        return [Stage("train", epochs, rate, None)]
     rate = settings.learning_rate or HEAD_LEARNING_RATE
-    head = min(settings.head_epochs, settings.epochs)
+    head = min(head_epochs if head_epochs is not None else settings.head_epochs or 3, epochs)
     stages = [Stage("head", head, rate, 0)] if head else []
-    if settings.epochs > head and settings.fine_tune_blocks > 0:
-        stages.append(Stage("fine-tune", settings.epochs - head, rate * FINE_TUNE_FACTOR,
+    if epochs > head and settings.fine_tune_blocks > 0:
+        stages.append(Stage("fine-tune", epochs - head, rate * FINE_TUNE_FACTOR,
                             settings.fine_tune_blocks))
-    elif settings.epochs > head:
-        stages.append(Stage("head", settings.epochs - head, rate, 0))
+    elif epochs > head:
+        stages.append(Stage("head", epochs - head, rate, 0))
     return stages
 
 
@@ -189,6 +267,8 @@ class Progress:
     val_accuracy: float | None = None
     val_loss: float | None = None
     best: bool = False
+    learning_rate: float = 0.0
+    waiting_for: str = ""  # what the stopping rule waits for (set at the end of an epoch)
 
 
 ProgressFn = Callable[[Progress], None]
@@ -262,8 +342,14 @@ class _Run:
 
     def __init__(self, tf: Any, model: Any, settings: TrainSettings, train: LoadedImages,
                  val: LoadedImages, weights: np.ndarray, progress: ProgressFn | None,
-                 stop: threading.Event) -> None:
-        self.tf, self.model, self.settings = tf, model, settings
+                 stop: threading.Event, plan: RunPlan) -> None:
+        self.tf, self.model, self.settings, self.plan = tf, model, settings, plan
+        self.stopping = EarlyStopping(plan.rule)
+        self.last_state: StopState | None = None
+        self.rate = 0.0
+        self._stage_step = 0
+        self._stage_steps = 1
+        self._stage: Stage | None = None
         self.train, self.val, self.weights = train, val, weights
         self.progress, self.stop = progress, stop
         self.rng = np.random.default_rng(settings.seed)
@@ -275,25 +361,23 @@ class _Run:
         self.step_s = 0.0
         self.val_s = 0.0
         self.stopped_early = False
+        self._timed_steps = 0
 
     def run(self, stages: list[Stage]) -> None:
         planned = sum(s.epochs for s in stages)
         epoch = 0
-        for stage in stages:
+        for number, stage in enumerate(stages):
             self._prepare(stage)
-            since_best = 0
+            last_stage = number == len(stages) - 1
             for _ in range(stage.epochs):
                 epoch += 1
-                improved = self._epoch(stage, epoch, planned)
+                self._epoch(stage, epoch, planned, last_stage)
                 if self.stop.is_set():
                     return
-                since_best = 0 if improved else since_best + 1
-                if since_best >= self.settings.patience:
-                    log.info("no better validation accuracy for %d epochs; stopping", since_best)
+                if last_stage and self.last_state is not None and self.last_state.stop:
+                    log.info("%s; stopping", self.last_state.waiting_for)
                     self.stopped_early = True
-                    break
-            if self.stopped_early:
-                return
+                    return
 
     def _prepare(self, stage: Stage) -> None:
         backbone = self.model.get_layer(BACKBONE)
@@ -301,17 +385,27 @@ class _Run:
             frozen_bn = self.settings.pretrained and "BatchNormalization" in type(layer).__name__
             layer.trainable = is_trainable(layer.name, stage.trainable_blocks) and not frozen_bn
         keras = self.tf.keras
-        total = max(1, stage.epochs * self.steps)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, total, alpha=0.01, warmup_target=stage.learning_rate,
-            warmup_steps=min(self.steps, total // 10))
-        self.model.compile(optimizer=keras.optimizers.Adam(schedule),
-                           loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                           jit_compile=False)
+        self._stage, self._stage_step = stage, 0
+        self._stage_steps = max(1, stage.epochs * self.steps)
+        optimizer = (keras.optimizers.AdamW(stage.learning_rate,
+                                            weight_decay=self.plan.weight_decay)
+                     if not self.settings.pretrained and self.plan.weight_decay > 0
+                     else keras.optimizers.Adam(stage.learning_rate))
+        classes = int(self.model.output_shape[-1])
+        self.model.compile(optimizer=optimizer, jit_compile=False, metrics=["accuracy"],
+                           loss=_smoothed_loss(self.tf, classes, self.plan.label_smoothing))
         log.info("stage %s: %d epochs, learning rate %g, %d trainable weights", stage.name,
                  stage.epochs, stage.learning_rate, len(self.model.trainable_weights))
 
-    def _epoch(self, stage: Stage, epoch: int, planned: int) -> bool:
+    def _set_learning_rate(self) -> None:
+        assert self._stage is not None
+        warmup = min(self.steps * 2, self._stage_steps // 10)
+        self.rate = learning_rate(self._stage_step, self._stage_steps,
+                                  self._stage.learning_rate, warmup)
+        self.model.optimizer.learning_rate.assign(self.rate)
+        self._stage_step += 1
+
+    def _epoch(self, stage: Stage, epoch: int, planned: int, last_stage: bool) -> bool:
         start = time.perf_counter()
         order = epoch_order(self.rng, len(self.train.labels), self.steps * self.settings.batch_size)
         losses: list[float] = []
@@ -320,11 +414,12 @@ class _Run:
             if self.stop.is_set():
                 break
             index = order[step * self.settings.batch_size:(step + 1) * self.settings.batch_size]
+            self._set_learning_rate()
             logs = self._train_batch(index)
             losses.append(logs["loss"])
             hits += logs["accuracy"] * len(index)
             self._report(stage, epoch, planned, step + 1, losses, hits, start)
-        return self._end_epoch(stage, epoch, planned, losses, hits, start)
+        return self._end_epoch(stage, epoch, planned, losses, hits, start, last_stage)
 
     def _train_batch(self, index: np.ndarray) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -332,8 +427,11 @@ class _Run:
         y = self.train.labels[index]
         logs = self.model.train_on_batch(x, y, sample_weight=self.weights[y], return_dict=True)
         seconds = time.perf_counter() - t0
-        # The first batch also traces the graph; later ones are what an epoch is made of.
-        self.step_s = seconds if self.step_s == 0 else 0.9 * self.step_s + 0.1 * seconds
+        self._timed_steps += 1
+        # The first batch of a stage also traces the graph (seconds to a minute): it is not
+        # what the rest is made of, so it does not enter the step time behind the ETA.
+        if self._stage_step > 1:
+            self.step_s = seconds if self.step_s == 0 else 0.9 * self.step_s + 0.1 * seconds
         return {k: float(v) for k, v in logs.items()}
 
     def _report(self, stage: Stage, epoch: int, planned: int, step: int, losses: list[float],
@@ -343,12 +441,15 @@ class _Run:
         seen = step * self.settings.batch_size
         eta_epoch, eta_run = eta_seconds(self.step_s, self.steps - step, self.steps,
                                          planned - epoch, self.val_s)
+        if self.step_s == 0:  # only the tracing step so far: no honest ETA yet
+            eta_epoch = eta_run = math.nan
         self.progress(Progress(stage.name, epoch, planned, step, self.steps,
                                float(np.mean(losses)), hits / seen,
-                               time.perf_counter() - start, eta_epoch, eta_run))
+                               time.perf_counter() - start, eta_epoch, eta_run,
+                               learning_rate=self.rate))
 
     def _end_epoch(self, stage: Stage, epoch: int, planned: int, losses: list[float],
-                   hits: float, start: float) -> bool:
+                   hits: float, start: float, last_stage: bool) -> bool:
         if not losses:  # stopped before the first batch of this epoch
             return False
         t0 = time.perf_counter()
@@ -366,13 +467,30 @@ class _Run:
         if improved:
             self.best, self.best_epoch = (val_accuracy, -val_loss), epoch
             self.best_weights = [w.copy() for w in self.model.get_weights()]
+        waiting = ""
+        if not record.partial:
+            self.last_state = self.stopping.update(val_accuracy, val_loss)
+            waiting = (self.last_state.waiting_for if last_stage
+                       else f"{stage.name} stage: {stage.epochs} epochs")
         if self.progress is not None:
             self.progress(Progress(stage.name, epoch, planned, len(losses), self.steps,
                                    record.loss, record.accuracy, record.seconds, 0.0,
                                    eta_seconds(self.step_s, 0, self.steps, planned - epoch,
                                                self.val_s)[1], val_accuracy, val_loss,
-                                   improved))
+                                   improved, self.rate, waiting))
         return improved
+
+
+def _smoothed_loss(tf: Any, classes: int, smoothing: float) -> Any:
+    """Cross-entropy on integer labels with label smoothing (Keras' sparse loss has none)."""
+    if smoothing <= 0:
+        return "sparse_categorical_crossentropy"
+    def loss(y_true: Any, y_pred: Any) -> Any:  # per sample: Keras applies sample weights
+        labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), classes)
+        return tf.keras.losses.categorical_crossentropy(labels, y_pred,
+                                                        label_smoothing=smoothing)
+
+    return loss
 
 
 def _seed_everything(tf: Any, seed: int) -> None:
@@ -410,8 +528,9 @@ def train_model(folder: ImageFolder, settings: TrainSettings, *,
                               weights=settings.weights, dropout=settings.dropout)
     weights = (class_weights(train.labels, len(folder.classes)) if settings.class_weights
                else np.ones(len(folder.classes)))
+    plan = run_plan(settings, len(train.labels), len(folder.classes))
     run = _Run(tf, model, settings, train, val, weights.astype(np.float32), progress,
-               stop or threading.Event())
+               stop or threading.Event(), plan)
     if not settings.pretrained:
         momentum = batch_norm_momentum(run.steps)
         backbone = model.get_layer(BACKBONE)
@@ -419,7 +538,8 @@ def train_model(folder: ImageFolder, settings: TrainSettings, *,
             if hasattr(layer, "momentum"):
                 layer.momentum = momentum
         start_residual_blocks_as_identity(backbone)
-    run.run(plan_stages(settings))
+    log.info("planned %d epochs; %s", plan.epochs, plan.rule)
+    run.run(plan_stages(settings, plan.epochs, plan.head_epochs))
     if run.best_weights is None:
         raise KeyboardInterrupt
     model.set_weights(run.best_weights)
@@ -437,6 +557,7 @@ def _metadata(folder: ImageFolder, settings: TrainSettings, run: _Run,
     return {
         "classes": list(folder.classes),
         "input_size": [settings.resolution, settings.resolution],
+        "task": "classify",
         "architecture": {"family": "MobileNetV2", "alpha": settings.alpha,
                          "resolution": settings.resolution,
                          "weights": settings.weights or "none"},
@@ -446,11 +567,13 @@ def _metadata(folder: ImageFolder, settings: TrainSettings, run: _Run,
                  "counts": folder.counts(), "skipped": list(skipped)},
         "calibration": {"root": root, "split": "train"},
         "training": {
-            "seed": settings.seed, "epochs_planned": settings.epochs,
+            "seed": settings.seed, "epochs_planned": run.plan.epochs,
+            "min_epochs": run.plan.rule.min_epochs, "patience": run.plan.rule.patience,
             "epochs_run": len(run.history), "best_epoch": run.best_epoch,
             "best_val_accuracy": round(run.best[0], 5), "interrupted": run.stop.is_set(),
             "stopped_early": run.stopped_early, "batch_size": settings.batch_size,
             "augmentation": settings.augmentation.to_dict(),
+            "label_smoothing": run.plan.label_smoothing, "weight_decay": run.plan.weight_decay,
             "class_weights": dict(zip(folder.classes, np.round(weights, 4).tolist(),
                                       strict=True)),
             "history": [r.to_dict() for r in run.history]},

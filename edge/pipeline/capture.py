@@ -135,7 +135,9 @@ class FrameGrabber:
                 continue
             # A finite source reads the next frame only once inference has taken the last,
             # so the frame is fresh when taken (low latency) while decode still overlaps it.
-            if not self.source.live and not self._slot.wait_empty():
+            # A paced one (a video file in real time) is handed over like a live camera's.
+            waits = not self.source.live and not self.source.paced
+            if waits and not self._slot.wait_empty():
                 return
             try:
                 frame = self._read()
@@ -151,7 +153,7 @@ class FrameGrabber:
             self.counters.frames += 1
             self._skipped = 0
             self.backoff.reset()
-            if not self._slot.put(frame, wait=not self.source.live):
+            if not self._slot.put(frame, wait=waits):
                 return
 
     def _read(self) -> Frame | None:

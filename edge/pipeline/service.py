@@ -47,6 +47,7 @@ class SourceOptions:
         stall_timeout_s: a camera read hanging this long is reopened.
         max_image_pixels: images of a folder claiming more pixels are skipped; None takes the
             board profile's limit.
+        realtime: play a video file at its own pace (by its timestamps).
     """
 
     camera: str = "0"
@@ -54,6 +55,7 @@ class SourceOptions:
     seed: int = 0
     stall_timeout_s: float = 5.0
     max_image_pixels: int | None = None
+    realtime: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,8 @@ def run_service(options: RunOptions, *, stdout: TextIO,
             options.source.camera, board=board, input_size=clf.input_size,
             resize="crop" if clf.resize == "crop" else "squash",  # what a camera scales to
             loop=options.source.loop, seed=options.source.seed,
-            max_image_pixels=options.source.max_image_pixels, labels=clf.labels))
+            max_image_pixels=options.source.max_image_pixels, labels=clf.labels,
+            realtime=options.source.realtime))
         preview = _open_preview(options.preview, stack, f"{board.name}: {source.name}")
         if on_start is not None:
             on_start({"board": board.name, "camera": source.name, "model": model.name,

@@ -4,8 +4,10 @@
 * :mod:`~edge.preview.encoder`: the latest frame, JPEG-encoded off the inference thread, only
   while someone watches, at a capped rate; label events fanned out to listeners;
 * :mod:`~edge.preview.metrics`: ``/metrics`` in Prometheus' text format (pure);
+* :mod:`~edge.preview.guard`: the request head, the Host check and the token (pure);
 * :mod:`~edge.preview.server`: the HTTP server (page, MJPEG stream, Server-Sent Events,
-  ``/status``), bound to 127.0.0.1 unless told otherwise, guarded by a token when given.
+  ``/status``, ``/metrics``) on an asyncio loop in a thread of its own, with a bounded number
+  of connections; bound to 127.0.0.1 unless told otherwise, guarded by a token when given.
 
 Only :mod:`~edge.preview.encoder` and :mod:`~edge.preview.overlay` import OpenCV.
 """
@@ -30,6 +32,12 @@ class PreviewOptions:
         max_fps: most JPEG frames encoded per second while someone watches.
         quality: JPEG quality.
         width: the streamed picture's width (frames are scaled to it).
+        hosts: extra names the preview is reached by (``--preview-host``); requests naming
+            another host are refused (DNS rebinding).
+        max_connections: most connections held at once (lowered to fit the process's
+            descriptor limit).
+        events_per_s: most label events a second sent to each event-stream client (the
+            newest; those in between are coalesced away).
     """
 
     host: str = LOOPBACK
@@ -38,6 +46,9 @@ class PreviewOptions:
     max_fps: float = 10.0
     quality: int = 80
     width: int = 480
+    hosts: tuple[str, ...] = ()
+    max_connections: int = 640
+    events_per_s: float = 5.0
 
 
 def parse_bind(text: str) -> tuple[str, int]:

@@ -1,19 +1,24 @@
 """What the preview shows, kept off the inference thread.
 
-:meth:`PreviewHub.observe` is called by the inference loop for every labelled frame and only
-stores references (and hands the event to each event listener's bounded queue). A thread of its
-own turns the newest frame into an annotated JPEG, only while at least one client watches the
-stream, and at most ``max_fps`` times a second.
+:meth:`PreviewHub.observe` is called by the inference loop for every labelled frame: it stores
+one reference and appends two numbers, takes no lock, makes no system call and does not depend
+on how many clients there are. Everything else happens in other threads:
+
+* the encoder thread (here) turns the newest frame into one annotated JPEG, only while at
+  least one client watches the stream, at most ``max_fps`` times a second; the server sends
+  the same bytes to every viewer;
+* the server thread reads the newest event at its own capped rate (see
+  :mod:`edge.preview.server`) and the live numbers for ``/status`` and ``/metrics``.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
@@ -26,28 +31,66 @@ from edge.preview.overlay import annotate, fit_width
 log = logging.getLogger(__name__)
 
 FPS_WINDOW_S = 2.0
-LISTENER_BACKLOG = 256
+LATENCY_WINDOW = 1024
+
+
+@dataclass
+class ServerCounters:
+    """What the server went through (written by the server thread only).
+
+    Attributes:
+        connections: open connections now.
+        viewers: clients of the MJPEG stream now.
+        listeners: clients of the event stream now.
+        refused: connections closed at once because the limit was reached by busy ones.
+        evicted: idle connections (no request yet, or between requests) closed to make room.
+        timed_out: connections closed because a request did not arrive in time.
+        accept_errors: accepts that failed (e.g. no descriptor left); accepting pauses 1 s.
+        bad_requests: malformed, too large or refused (Host, token, method) requests.
+        slow_dropped: stream clients dropped because they did not keep up.
+        frames_skipped: JPEG frames not sent to a viewer whose connection was still busy.
+        events_sent: event messages written (one per client and event).
+        events_coalesced: label events never sent because a newer one came within the rate cap.
+        cpu_s: CPU seconds the server thread has used.
+    """
+
+    connections: int = 0
+    viewers: int = 0
+    listeners: int = 0
+    refused: int = 0
+    evicted: int = 0
+    timed_out: int = 0
+    accept_errors: int = 0
+    bad_requests: int = 0
+    slow_dropped: int = 0
+    frames_skipped: int = 0
+    events_sent: int = 0
+    events_coalesced: int = 0
+    cpu_s: float = 0.0
 
 
 class PreviewHub:
-    """The latest frame and event, the latest JPEG, and the event listeners."""
+    """The newest frame and event, the live numbers, and the JPEG encoder thread.
+
+    Attributes:
+        counters: the server's numbers, shown in ``/status`` and ``/metrics``.
+    """
 
     def __init__(self, options: PreviewOptions) -> None:
         self.options = options
         self.encoded = 0
-        self.clients = 0
-        self.events_dropped = 0
-        self._cond = threading.Condition()
-        self._frame: tuple[np.ndarray, LabelEvent] | None = None
-        self._frame_seq = 0
-        self._jpeg: bytes | None = None
-        self._jpeg_seq = 0
-        self._last: LabelEvent | None = None
-        self._recent: deque[float] = deque(maxlen=1024)
+        self.encode_errors = 0
+        self.encode_cpu_s = 0.0
+        self.counters = ServerCounters()
+        self._latest: tuple[int, np.ndarray, LabelEvent] | None = None
+        self._observed = 0
+        self._first: float | None = None
+        self._times: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._summary: dict[str, Any] = {}
-        self._listeners: set[queue.Queue[LabelEvent]] = set()
+        self._jpeg: bytes | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._encode_loop, name="edge-preview",
+        self._thread = threading.Thread(target=self._encode_loop, name="edge-preview-jpeg",
                                         daemon=True)
 
     def start(self) -> None:
@@ -55,8 +98,6 @@ class PreviewHub:
 
     def stop(self) -> None:
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(5)
 
@@ -64,100 +105,106 @@ class PreviewHub:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    # --- fed by the pipeline ----------------------------------------------------------------
+    # --- fed by the pipeline (inference thread) ---------------------------------------------
 
     def observe(self, rgb: np.ndarray, event: LabelEvent) -> None:
-        """One labelled frame (inference thread): store it, never wait."""
-        with self._cond:
-            self._last = event
-            self._recent.append(time.monotonic())
-            if self.clients:
-                self._frame = (rgb, event)
-                self._frame_seq += 1
-                self._cond.notify_all()
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener.put_nowait(event)
-            except queue.Full:
-                self.events_dropped += 1
+        """One labelled frame: keep a reference to it, never wait, never fan out."""
+        now = time.monotonic()
+        self._observed += 1
+        self._latest = (self._observed, rgb, event)
+        self._times.append(now)
+        self._latencies.append(event.latency_ms)
+        if self._first is None:
+            self._first = now
 
     def status(self, summary: Mapping[str, Any]) -> None:
-        """The run's latest status numbers."""
+        """The run's latest status numbers (every status interval)."""
         self._summary = dict(summary)
 
     # --- read by the server -----------------------------------------------------------------
 
+    def latest_event(self) -> tuple[int, LabelEvent | None]:
+        """(number of frames observed so far, the newest event)."""
+        latest = self._latest
+        return (latest[0], latest[2]) if latest is not None else (0, None)
+
+    @property
+    def jpeg(self) -> bytes | None:
+        """The newest JPEG, if any was encoded."""
+        return self._jpeg
+
+    def live_summary(self) -> dict[str, Any]:
+        """The run summary with frames, fps and latency as of now, from the first frame on
+        (the rest, e.g. drops and sink counters, as of the last status interval)."""
+        summary = dict(self._summary)
+        now = time.monotonic()
+        times = list(self._times)
+        latencies = np.asarray(list(self._latencies), float)  # list(): one step under the GIL
+        frames = self._observed
+        first = self._first
+        steady = (frames - 1) / (times[-1] - first) if first is not None and frames > 1 and \
+            times[-1] > first else 0.0
+        p50, p95 = (float(v) for v in np.percentile(latencies, (50, 95))) if latencies.size \
+            else (None, None)
+        summary.update(frames=frames, fps=round(steady, 4), recent_fps=self._fps(now, times),
+                       latency_p50_ms=None if p50 is None else round(p50, 4),
+                       latency_p95_ms=None if p95 is None else round(p95, 4))
+        for key in ("dropped", "reconnects", "camera_errors", "stalls"):
+            summary.setdefault(key, 0)
+        return summary
+
+    @staticmethod
+    def _fps(now: float, times: list[float]) -> float:
+        recent = [t for t in times if now - t <= FPS_WINDOW_S]
+        if len(recent) > 1 and recent[-1] > recent[0]:
+            return round((len(recent) - 1) / (recent[-1] - recent[0]), 2)
+        return 0.0
+
     def snapshot(self) -> dict[str, Any]:
-        """``/status``: the last summary, the preview's own numbers, the last label event."""
-        last = self._last
-        return {"summary": self._summary, "preview": self.numbers(),
-                "last": last.as_dict() if last is not None else None}
+        """``/status``: the live summary, the preview's own numbers, the last label event."""
+        event = self.latest_event()[1]
+        return {"summary": self.live_summary(), "preview": self.numbers(),
+                "last": event.as_dict() if event is not None else None}
 
     def numbers(self) -> dict[str, Any]:
-        now = time.monotonic()
-        recent = [t for t in list(self._recent) if now - t <= FPS_WINDOW_S]
-        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and \
-            recent[-1] > recent[0] else 0.0
-        last = self._last
-        return {"clients": self.clients, "encoded": self.encoded, "fps": round(fps, 2),
-                "latency_ms": round(last.latency_ms, 2) if last is not None else None,
-                "events_dropped": self.events_dropped}
-
-    def watch(self) -> None:
-        with self._cond:
-            self.clients += 1
-
-    def unwatch(self) -> None:
-        with self._cond:
-            self.clients -= 1
-
-    def next_jpeg(self, after: int, timeout: float) -> tuple[int, bytes] | None:
-        """The first JPEG newer than number ``after``, waiting up to ``timeout`` s."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._stop.is_set() or self._jpeg_seq > after, timeout)
-            if self._jpeg_seq > after and self._jpeg is not None:
-                return self._jpeg_seq, self._jpeg
-        return None
-
-    def listen(self) -> queue.Queue[LabelEvent]:
-        listener: queue.Queue[LabelEvent] = queue.Queue(LISTENER_BACKLOG)
-        with self._cond:
-            self._listeners.add(listener)
-        return listener
-
-    def unlisten(self, listener: queue.Queue[LabelEvent]) -> None:
-        with self._cond:
-            self._listeners.discard(listener)
+        """The preview's own numbers."""
+        event = self.latest_event()[1]
+        return {"clients": self.counters.viewers + self.counters.listeners,
+                "encoded": self.encoded, "encode_errors": self.encode_errors,
+                "encode_cpu_s": round(self.encode_cpu_s, 3),
+                "fps": self._fps(time.monotonic(), list(self._times)),
+                "latency_ms": round(event.latency_ms, 2) if event is not None else None,
+                **{k: round(v, 3) if isinstance(v, float) else v
+                   for k, v in asdict(self.counters).items()}}
 
     # --- the encoder thread -----------------------------------------------------------------
 
     def _encode_loop(self) -> None:
+        period = 1.0 / self.options.max_fps
         done = 0
-        next_at = 0.0
-        while not self._stop.is_set():
-            with self._cond:
-                self._cond.wait_for(lambda done=done: self._stop.is_set() or (  # type: ignore[misc]
-                    self.clients > 0 and self._frame_seq != done), 1.0)
-                if self._stop.is_set() or not self.clients or self._frame_seq == done:
-                    continue
-            delay = next_at - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            with self._cond:  # the newest frame after the wait
-                frame, done = self._frame, self._frame_seq
-            if frame is None:
+        next_at = time.monotonic()
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            next_at = max(next_at + period, time.monotonic())
+            latest = self._latest
+            if not self.counters.viewers or latest is None or latest[0] == done:
                 continue
-            next_at = time.monotonic() + 1.0 / self.options.max_fps
-            jpeg = self._encode(*frame)
-            with self._cond:
-                self._jpeg, self._jpeg_seq = jpeg, self._jpeg_seq + 1
-                self.encoded += 1
-                self._cond.notify_all()
+            done = latest[0]
+            try:
+                jpeg = self.encode(latest[1], latest[2])
+            except Exception:  # a bad frame or event costs one picture, never the preview
+                self.encode_errors += 1
+                if self.encode_errors == 1:
+                    log.warning("the preview could not draw a frame; skipping such frames",
+                                exc_info=True)
+                continue
+            self._jpeg = jpeg
+            self.encoded += 1
+            self.encode_cpu_s = time.thread_time()
 
-    def _encode(self, rgb: np.ndarray, event: LabelEvent) -> bytes:
-        bgr = annotate(fit_width(rgb, self.options.width), event.predictions,
-                       self.numbers()["fps"], event.latency_ms)
+    def encode(self, rgb: np.ndarray, event: LabelEvent) -> bytes:
+        """``rgb`` scaled to the preview's width, annotated with ``event``, as JPEG bytes."""
+        fps = self._fps(time.monotonic(), list(self._times))
+        bgr = annotate(fit_width(rgb, self.options.width), event, fps)
         ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.options.quality])
         if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
             raise RuntimeError("OpenCV could not encode a JPEG")

@@ -18,6 +18,17 @@ _SUMMARY = (
      "accuracy"),
 )
 
+# (key in the preview's numbers, help) of its counters
+_PREVIEW_COUNTERS = (
+    ("refused", "Connections refused with 503: every connection was busy."),
+    ("evicted", "Idle connections closed to make room for new ones."),
+    ("timed_out", "Connections closed because no whole request came in time."),
+    ("bad_requests", "Malformed, oversized or refused (Host, token) requests."),
+    ("slow_dropped", "Stream clients dropped for not keeping up."),
+    ("frames_skipped", "JPEG frames not sent to a viewer still busy with earlier ones."),
+    ("events_coalesced", "Label events not streamed: a newer one came within the rate cap."),
+)
+
 
 def _number(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(int(value))
@@ -44,8 +55,12 @@ def prometheus_text(summary: Mapping[str, Any], preview: Mapping[str, Any]) -> s
     for counter in sorted({key for counts in sinks.values() for key in counts}):
         metric(f"edge_sink_{counter}", "gauge", f"Sink messages {counter}.",
                [(f'{{sink="{name}"}}', counts.get(counter)) for name, counts in sinks.items()])
-    metric("edge_preview_clients", "gauge", "Clients watching the MJPEG stream.",
+    metric("edge_preview_clients", "gauge", "Clients of the MJPEG and event streams.",
            [("", preview.get("clients"))])
+    metric("edge_preview_connections", "gauge", "Open connections to the preview.",
+           [("", preview.get("connections"))])
+    for key, help_text in _PREVIEW_COUNTERS:
+        metric(f"edge_preview_{key}_total", "counter", help_text, [("", preview.get(key))])
     metric("edge_preview_frames_encoded_total", "counter", "JPEG frames encoded for the preview.",
            [("", preview.get("encoded"))])
     metric("edge_preview_fps", "gauge", "Labels per second seen by the preview (last 2 s).",

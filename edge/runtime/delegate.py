@@ -29,7 +29,25 @@ EDGETPU_LIBRARIES = {
 DEVICE_PATTERN = re.compile(r"(usb|pci)?(:[0-9]+)?")
 EDGETPU_OP = "edgetpu-custom-op"  # the custom op edgetpu_compiler puts into a model
 DEVICE_FORMS = "usb, usb:N, pci, pci:N or :N"
-INSTALL_HINT = "install the Edge TPU runtime (libedgetpu, https://coral.ai/software/#edgetpu-runtime)"
+RUNTIME_PAGE = "https://coral.ai/software/#edgetpu-runtime"
+# Linux (Raspberry Pi OS, Debian): the runtime is one apt package from Coral's repository; edge
+# loads it through the interpreter's own load_delegate, so pycoral (no wheels past Python 3.9)
+# is not needed. The package's udev rule gives the plugdev group the USB accelerator.
+APT_PACKAGE = "libedgetpu1-std"
+APT_SOURCE = "deb https://packages.cloud.google.com/apt coral-edgetpu-stable main"
+UDEV_RULE = "/lib/udev/rules.d/60-libedgetpu1-std.rules"
+INSTALL_HINTS = {
+    "Linux": (f"install {APT_PACKAGE} from Coral's apt repository ({APT_SOURCE}; "
+              f"{RUNTIME_PAGE}); pycoral is not needed"),
+}
+INSTALL_HINT = f"install the Edge TPU runtime (libedgetpu, {RUNTIME_PAGE})"
+ACCESS_HINTS = {
+    "usb": (f"plug in the accelerator, or replug it after installing {APT_PACKAGE} (its USB udev "
+            f"rule {UDEV_RULE} lets the plugdev group open it: sudo usermod -aG plugdev $USER, "
+            "then log in again)"),
+    "pci": ("the PCIe/M.2 Edge TPU needs Coral's gasket-dkms driver and /dev/apex_0 readable by "
+            "your user (the apex group)"),
+}
 
 
 def edgetpu_library(system: str | None = None) -> str:
@@ -90,21 +108,31 @@ def load_edgetpu_delegate(load_delegate: Callable[..., Any], device: str | None 
     library = edgetpu_library(system)
     device = check_device(device or "")
     where = f"at device {device!r}" if device else "on USB or PCIe"
+    linux = (system or platform.system()) == "Linux"
     try:
         open_library(library)
     except OSError as e:
+        install = INSTALL_HINTS["Linux"] if linux else INSTALL_HINT
         raise DelegateError(f"{reason} but the Edge TPU runtime {library} is not installed "
-                            f"({_first_line(e)}); {INSTALL_HINT} and plug in the accelerator, "
+                            f"({_first_line(e)}); {install}, and plug in the accelerator, "
                             "or use the CPU version of the model") from e
     options = {"device": device} if device else {}
     try:
         delegate = load_delegate(library, options)
     except (ValueError, OSError, RuntimeError) as e:
         raise DelegateError(f"{reason} but no Edge TPU was found {where} ({_first_line(e)}); "
-                            "plug in the accelerator (replug it after installing libedgetpu), "
-                            "check the device string, or use the CPU version of the model") from e
+                            f"{_access_hint(device, linux)}, check the device string, or use "
+                            "the CPU version of the model") from e
     log.info("Edge TPU delegate loaded from %s %s", library, where)
     return delegate
+
+
+def _access_hint(device: str, linux: bool) -> str:
+    """What lets this user reach the Edge TPU at ``device`` (Linux: the udev rule or driver)."""
+    if not linux:
+        return "plug in the accelerator (replug it after installing libedgetpu)"
+    kinds = [kind for kind in ACCESS_HINTS if device.startswith(kind)] or list(ACCESS_HINTS)
+    return "; ".join(ACCESS_HINTS[kind] for kind in kinds)
 
 
 def _first_line(error: BaseException) -> str:

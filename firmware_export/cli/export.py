@@ -16,6 +16,7 @@ from edge.cli.common import (
     print_json,
     run_command,
 )
+from edge.errors import ExportError
 from firmware_export.export import ExportResult, export_model
 from firmware_export.patch.choose import DEFAULT_MAX_OVERHEAD, parse_patch
 from firmware_export.plan.arena import DEFAULT_MARGIN
@@ -28,6 +29,7 @@ EXAMPLES = (
     "edge-export model.tflite --board esp32s3 --out fw --verify --json",
     "edge-export mobilenet_v2.tflite --board nano33ble --out fw --patch auto",
     "edge-export mobilenet_v2.tflite --board nano33ble --out fw --patch 3x3 --verify",
+    "edge-export demo_model.tflite --board nano33ble --out fw --model-slot --fallback none",
 )
 
 
@@ -61,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "image model_slot.img into the project; the embedded fallback model "
                         "then gets the flash map's model part only (without it, there is no "
                         "slot and the model gets the model and slot parts)")
+    parser.add_argument("--fallback", choices=("embedded", "none"), default=None,
+                        help="with --model-slot: 'embedded' (default) also links the model "
+                        "into the model part and runs it when the slot holds no valid image; "
+                        "'none' embeds no model and gives the slot the model and slot parts "
+                        "both (a model twice as large can then be updated in place; with no "
+                        "valid image the board reports why and waits)")
     parser.add_argument("--margin", type=int, default=DEFAULT_MARGIN, metavar="BYTES",
                         help=f"bytes added to the predicted arena (default {DEFAULT_MARGIN})")
     parser.add_argument("--patch", default="off", metavar="MODE",
@@ -87,12 +95,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.fallback is not None and not args.model_slot:
+        raise ExportError("--fallback applies to --model-slot firmware only; add --model-slot "
+                          "or drop --fallback")
     trees = [locate_tree(path) for path in args.tflm]  # a folder, or a .tar.gz unpacked once
     result = export_model(args.model, args.board, args.out, name=args.name,
                           offline_plan=args.offline_plan, margin=args.margin,
                           boards_dirs=args.boards_dir, tflm=[t.root for t in trees],
                           model_slot=args.model_slot, patch=parse_patch(args.patch),
-                          max_overhead=args.max_overhead)
+                          max_overhead=args.max_overhead, fallback=args.fallback != "none")
     report: dict[str, Any] = result.to_dict()
     verified = None
     if args.verify:

@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="firmware file, build folder or exported project (whose "
                         "edge-export.json gives the arena size and board the image is checked "
                         "against)")
+    parser.add_argument("--fallback", choices=("embedded", "none"),
+                        help="the firmware's layout: 'none' when it was exported with "
+                        "--model-slot --fallback none (its slot spans the model part too); "
+                        "default: what the --firmware project's edge-export.json says, else "
+                        "'embedded'")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write the image (.uf2 for UF2) or, with --firmware on ESP32, the "
                         "merged flash image, instead of flashing")
@@ -82,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     request = FlashRequest(board=args.board, boards_dirs=tuple(args.boards_dir), model=args.model,
                            labels=args.labels, arena_size=args.arena_size,
                            firmware=args.firmware, port=args.port, output=args.output,
-                           dry_run=args.dry_run)
+                           dry_run=args.dry_run, fallback=args.fallback)
     result = flash(request)
     _report(result, args)
     return EXIT_OK

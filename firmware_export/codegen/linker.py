@@ -18,11 +18,12 @@ def flash_map_text(spec: McuSpec) -> str:
                      for part in spec.flash_map)
 
 
-def linker_script(spec: McuSpec, board: str, model_slot: bool) -> str:
-    """The script for firmware built with (``model_slot``) or without ``--model-slot``."""
+def linker_script(spec: McuSpec, board: str, model_slot: bool, fallback: bool = True) -> str:
+    """The script for firmware built with (``model_slot``) or without ``--model-slot``, with or
+    without an embedded ``fallback`` model."""
     ram = spec.region(spec.arena_region)
-    model = spec.model_region(model_slot)
-    slot = spec.slot_region(model_slot)
+    model = spec.model_region(model_slot, fallback)
+    slot = spec.slot_region(model_slot, fallback)
     slot_text = ("none (exported without --model-slot: the model links into the model and slot"
                  " parts)" if slot is None else f"{slot.address:#010x}, {slot.length:,} B")
     return render("board.ld.in", board=board, flash_map=Code(flash_map_text(spec)),

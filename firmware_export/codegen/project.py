@@ -45,14 +45,15 @@ class BoardValues:
     linker_script: str  # link/board.ld, from the flash map
 
 
-def board_values(board: BoardProfile, model_slot: bool) -> BoardValues:
+def board_values(board: BoardProfile, model_slot: bool, fallback: bool = True) -> BoardValues:
     """The plain values of an MCU profile (``board.mcu`` must be set) for firmware built with
-    (``model_slot``) or without ``--model-slot``: the flash map's layout for that build."""
+    (``model_slot``) or without ``--model-slot``, with or without an embedded ``fallback``
+    model: the flash map's layout for that build."""
     spec = board.mcu
     assert spec is not None
-    firmware, model = spec.flash_part("firmware"), spec.model_region(model_slot)
+    firmware, model = spec.flash_part("firmware"), spec.model_region(model_slot, fallback)
     assert firmware is not None
-    slot = spec.slot_region(model_slot)
+    slot = spec.slot_region(model_slot, fallback)
     return BoardValues(
         name=board.name, description=board.description, platform=spec.platformio_platform,
         pio_board=spec.platformio_board, framework=spec.platformio_framework,
@@ -61,7 +62,7 @@ def board_values(board: BoardProfile, model_slot: bool) -> BoardValues:
         model_region=(model.address, model.size),
         app=(firmware.address, model.end - firmware.address),
         esp_partitions=spec.flash_tool == "esptool",
-        linker_script=linker_script(spec, board.name, model_slot))
+        linker_script=linker_script(spec, board.name, model_slot, fallback))
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class FirmwareValues:
     tflm_flags: tuple[str, ...]  # compiler flags of the copied tree (include dirs, defines)
     model_slot: bool  # build with EDGE_USE_MODEL_SLOT
     headers: dict[str, str]  # support headers by file name (SUPPORT_HEADERS)
+    fallback: bool = True  # with model_slot: embed the model to run when the slot's image is not
 
 
 def platformio_ini(v: FirmwareValues) -> str:
@@ -105,6 +107,7 @@ def platformio_ini(v: FirmwareValues) -> str:
     note = ""
     if v.model_slot:
         flags.append("-DEDGE_USE_MODEL_SLOT=1")
+        flags.append("-DEDGE_MODEL_FALLBACK=1" if v.fallback else "-DEDGE_MODEL_NO_FALLBACK=1")
     else:
         note = ("; No model slot: the model links into the slot's flash too. To boot from a "
                 "slot that edge-flash\n; writes, re-export with edge-export --model-slot.\n")
@@ -148,7 +151,8 @@ FILES: dict[str, Generator] = {
     "src/main.cpp": lambda v: main_cpp(v.array_name, v.board.name, v.model_file, v.input_shape,
                                        v.input_dtype),
     "src/model_data.h": lambda v: model_data_h(v.array_name, len(v.content), v.board.progmem),
-    "src/model_data.cc": lambda v: model_data_cc(v.array_name, v.content, v.board.progmem),
+    "src/model_data.cc": lambda v: model_data_cc(v.array_name, v.content, v.board.progmem,
+                                                 embedded=v.fallback or not v.model_slot),
     "src/op_resolver.h": lambda v: op_resolver_h(v.opcodes),
     "src/arena.h": lambda v: arena_h(v.arena, v.model_file, v.board.name),
     "src/arena.cc": lambda v: arena_cc(),

@@ -48,6 +48,7 @@ class FlashRequest:
     output: Path | None = None  # write the image (.bin/.img or .uf2) or merged image; no flashing
     dry_run: bool = False
     work_dir: Path | None = None  # where images go before flashing (default: private, removed)
+    fallback: str | None = None  # "embedded"/"none": the firmware's layout (default: --firmware's)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,12 @@ def resolve_arena_size(requested: int | None, model: Model, planned: int, board:
     """
     if requested is not None and not 0 < requested < 2**32:
         raise FlashError(f"--arena-size (={requested}) must be in [1...{2**32 - 1}]")
+    if requested is not None and requested < planned:
+        raise FlashError(
+            f"--arena-size {requested:,} is below the {planned:,} B {model.source} needs on "
+            f"{board.name} (edge-export's plan): the image would understate it and the "
+            f"firmware's arena check could not refuse it; omit --arena-size or give at least "
+            f"{planned:,}")
     arena = requested if requested is not None else planned
     check_arena_fits(board, arena, flash_steps.mcu_of(board).pointer_size)
     if firmware is not None and arena > firmware.arena_size:
@@ -126,6 +133,7 @@ def check_project(firmware: ExportedProject | None, board: BoardProfile, image: 
     if firmware.board != board.name:
         raise FlashError(f"the firmware in {firmware.folder} was exported for {firmware.board}, "
                          f"not {board.name}; pass --board {firmware.board} or re-export it")
+    check_manifest_matches(firmware, board)
     if image and firmware.model_slot is False:
         raise FlashError(f"the firmware in {firmware.folder} was exported without --model-slot: "
                          "its model fills the slot's flash; re-export it with --model-slot "
@@ -133,16 +141,85 @@ def check_project(firmware: ExportedProject | None, board: BoardProfile, image: 
                          "--model-slot)")
 
 
-def note_unchecked_slot(firmware: ExportedProject | None, board: BoardProfile) -> None:
+def check_manifest_matches(firmware: ExportedProject, board: BoardProfile) -> None:
+    """Refuse a manifest whose board identity or slot differ from what ``board`` gives.
+
+    The firmware checks images against the identity and reads them from the slot it was built
+    with; a manifest that disagrees with the profile (edited, or a profile changed since the
+    export) would make edge-flash write an image the firmware never finds or refuses.
+
+    Raises:
+        FlashError: naming the field, both values and what to do.
+    """
+    if firmware.manifest is None:
+        return
+    expected_id = model_image_codec.board_id(board.name)
+    if firmware.board_id != expected_id:
+        raise FlashError(f"{firmware.manifest}: board_id {firmware.board_id:#010x} is not "
+                         f"{board.name}'s ({expected_id:#010x}); the firmware would refuse the "
+                         f"image: re-export the project for --board {board.name}")
+    fallback = True if firmware.fallback is None else firmware.fallback
+    part = flash_steps.mcu_of(board).slot_region(bool(firmware.model_slot), fallback)
+    expected_slot = None if part is None else (part.address, part.length)
+    if firmware.slot != expected_slot:
+        raise FlashError(f"{firmware.manifest}: slot {_slot_text(firmware.slot)} differs from "
+                         f"the {board.name} profile's {_slot_text(expected_slot)}; the firmware "
+                         "reads images from its own slot: re-export the project with this "
+                         "profile")
+
+
+def _slot_text(slot: tuple[int, int] | None) -> str:
+    return "none" if slot is None else f"{slot[1]:,} B at {slot[0]:#x}"
+
+
+def check_output(output: Path | None) -> None:
+    """Refuse an ``--output`` that names a folder or lies under a file (missing folders are
+    made).
+
+    Raises:
+        FlashError: saying what to name instead.
+    """
+    if output is None:
+        return
+    if output.is_dir():
+        raise FlashError(f"-o {output} is a folder; name the image file in it, e.g. "
+                         f"{output / 'model.img'} (or model.uf2 for a UF2 board)")
+    blocking = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise FlashError(f"-o {output}: {blocking} is a file, not a folder; choose another path")
+
+
+def note_unchecked_slot(firmware: ExportedProject | None, board: BoardProfile,
+                        fallback: bool = True) -> None:
     """After an image was written or planned without a manifest to check: say, once, what the
     firmware on the board must be for the image to be used."""
     if firmware is None or firmware.model_slot is None:
-        log.warning("the firmware on %s must be exported with edge-export --model-slot to boot "
-                    "from this image (without it, its model fills the slot's flash)", board.name)
+        export = "--model-slot" if fallback else "--model-slot --fallback none"
+        log.warning("the firmware on %s must be exported with edge-export %s to boot from this "
+                    "image (without it, its model fills the slot's flash)", board.name, export)
+
+
+def resolve_fallback(requested: str | None, firmware: ExportedProject | None) -> bool:
+    """Whether the firmware has an embedded fallback model (the slot's layout): what
+    ``--fallback`` says, else the ``--firmware`` project's manifest, else yes.
+
+    Raises:
+        FlashError: ``--fallback`` contradicts the project's manifest.
+    """
+    known = firmware.fallback if firmware is not None else None
+    if requested is None:
+        return True if known is None else known
+    wanted = requested == "embedded"
+    if known is not None and known != wanted:
+        actual = "embedded" if known else "none"
+        raise FlashError(f"the firmware in {firmware.folder if firmware else '?'} was exported "
+                         f"with --fallback {actual}, not {requested}; drop --fallback or "
+                         "re-export the firmware")
+    return wanted
 
 
 def model_image(request: FlashRequest, board: BoardProfile,
-                firmware: ExportedProject | None) -> bytes:
+                firmware: ExportedProject | None, fallback: bool = True) -> bytes:
     """The checked image for ``request.model``: read, exportable, within arena and slot.
 
     Raises:
@@ -155,9 +232,11 @@ def model_image(request: FlashRequest, board: BoardProfile,
     check_exportable(model)
     labels = read_labels(request.labels) if request.labels else tuple(model.labels or ())
     model, _, plan = plan_for_board(model, board)  # what edge-export puts into the firmware
+    # The slot first: a model too big for it needs another model whatever its arena.
+    flash_steps.check_fits(board, len(model_image_codec.build_image(
+        model.content, labels, plan.size, board.name)), fallback)
     arena = resolve_arena_size(request.arena_size, model, plan.size, board, firmware)
     image = model_image_codec.build_image(model.content, labels, arena, board.name)
-    flash_steps.check_fits(board, len(image))
     log.info("model image: %d bytes (model %d, %d labels), arena %d", len(image),
              len(model.content), len(labels), arena)
     return image
@@ -206,16 +285,19 @@ def flash(request: FlashRequest) -> FlashResult:
     board = get_board(request.board, request.boards_dirs, kind="mcu")
     if request.model is None and request.firmware is None:
         raise FlashError("nothing to flash: give a MODEL, --firmware BUILD, or both")
+    check_output(request.output)
     project = read_project(request.firmware) if request.firmware else None
     check_project(project, board, request.model is not None)
-    image = model_image(request, board, project) if request.model is not None else None
+    fallback = resolve_fallback(request.fallback, project)
+    image = (model_image(request, board, project, fallback) if request.model is not None
+             else None)
     if request.dry_run:
-        _, steps = _steps(request, board, image, request.work_dir or DRY_RUN_WORK)
+        _, steps = _steps(request, board, image, request.work_dir or DRY_RUN_WORK, fallback)
         if image is not None:
-            note_unchecked_slot(project, board)
+            note_unchecked_slot(project, board, fallback)
         return _result(steps, image, (), flashed=False)
     with private_work_dir(request.work_dir) as work:
-        files, steps = _steps(request, board, image, work)
+        files, steps = _steps(request, board, image, work, fallback)
         try:
             for path, data in files.items():
                 atomic_write_bytes(path, data)
@@ -224,7 +306,7 @@ def flash(request: FlashRequest) -> FlashResult:
             for temporary in steps.temporaries:
                 temporary.unlink(missing_ok=True)
     if image is not None:
-        note_unchecked_slot(project, board)
+        note_unchecked_slot(project, board, fallback)
     written = tuple(p for p in files if not p.is_relative_to(work))
     if any(step.tool == "move" for step in steps.steps) and request.output is not None:
         written += (request.output,)
@@ -240,8 +322,8 @@ def _result(steps: flash_steps.FlashSteps, image: bytes | None, written: tuple[P
                        flashed=flashed)
 
 
-def _steps(request: FlashRequest, board: BoardProfile, image: bytes | None, work: Path
-          ) -> tuple[dict[Path, bytes], flash_steps.FlashSteps]:
+def _steps(request: FlashRequest, board: BoardProfile, image: bytes | None, work: Path,
+           fallback: bool = True) -> tuple[dict[Path, bytes], flash_steps.FlashSteps]:
     """Files to write (path -> bytes) and the steps to run after writing them."""
     port: str | None = request.port
     drive: Path | None = None
@@ -256,7 +338,8 @@ def _steps(request: FlashRequest, board: BoardProfile, image: bytes | None, work
         files[image_path] = image
     firmware = find_firmware(request.firmware) if request.firmware else None
     if request.output is not None:
-        return _output_steps(request.output, board, image, image_path, firmware, files)
+        return _output_steps(request.output, board, image, image_path, firmware, files,
+                             fallback)
     steps: list[flash_steps.Step] = []
     step_files: list[tuple[Path, str]] = []
     if firmware is not None:
@@ -264,28 +347,29 @@ def _steps(request: FlashRequest, board: BoardProfile, image: bytes | None, work
                                                     tools.have_program("pio"), drive)
         steps += firmware_steps.steps
     if image is not None and image_path is not None:
-        target = flash_steps.ModelTarget(image=image_path, image_size=len(image))
+        target = flash_steps.ModelTarget(image=image_path, image_size=len(image),
+                                         fallback=fallback)
         if board.mcu and board.mcu.uf2_family is not None and \
                 board.mcu.flash_tool in flash_steps.UF2_VOLUMES:
             uf2_path = image_path.with_suffix(".uf2")
-            files[uf2_path] = uf2_bytes(board, image)
-            target = flash_steps.ModelTarget(image_path, len(image), uf2_path, drive)
+            files[uf2_path] = uf2_bytes(board, image, fallback)
+            target = flash_steps.ModelTarget(image_path, len(image), uf2_path, drive, fallback)
         model_steps = flash_steps.model_steps(board, target, port)
         steps += model_steps.steps
         step_files += model_steps.files
     return files, flash_steps.FlashSteps(board.name, request.port, tuple(steps), tuple(step_files))
 
 
-def uf2_bytes(board: BoardProfile, image: bytes) -> bytes:
+def uf2_bytes(board: BoardProfile, image: bytes, fallback: bool = True) -> bytes:
     """The model image as UF2 blocks at the board's slot, with its family ID."""
-    slot = flash_steps.slot_of(board)
+    slot = flash_steps.slot_of(board, fallback)
     family = board.mcu.uf2_family if board.mcu else None
     return uf2.to_uf2(image, slot.address, family)
 
 
 def _output_steps(output: Path, board: BoardProfile, image: bytes | None, image_path: Path | None,
-                 firmware: flash_steps.FirmwareFiles | None, files: dict[Path, bytes]
-                 ) -> tuple[dict[Path, bytes], flash_steps.FlashSteps]:
+                 firmware: flash_steps.FirmwareFiles | None, files: dict[Path, bytes],
+                 fallback: bool = True) -> tuple[dict[Path, bytes], flash_steps.FlashSteps]:
     """``--output``: write the image (or its UF2), or merge firmware + image, without flashing.
 
     A merged image needs an esptool board and a built application; otherwise ``--firmware``
@@ -295,14 +379,14 @@ def _output_steps(output: Path, board: BoardProfile, image: bytes | None, image_
     if firmware is not None and (mcu.flash_tool == "esptool" or image is None) and (
             firmware.app or image is None):
         partial = temp_name(output)  # removed on failure; after a kill -9, by the next run
-        steps = (flash_steps.merged_image_step(board, firmware, image_path, partial),
+        steps = (flash_steps.merged_image_step(board, firmware, image_path, partial, fallback),
                  flash_steps.Step("move", (str(partial), str(output)),
                               "move the merged image into place"))
         inputs = tuple((path, "model image") for path in files)
         return files, flash_steps.FlashSteps(board.name, None, steps, inputs, (partial,))
     assert image is not None
     if output.suffix.lower() == ".uf2":
-        data, what = uf2_bytes(board, image), "model image as UF2 at the model slot"
+        data, what = uf2_bytes(board, image, fallback), "model image as UF2 at the model slot"
     else:
         data, what = image, "model image"
     return {output: data}, flash_steps.FlashSteps(board.name, None, (), ((output, what),))

@@ -85,6 +85,7 @@ class ModelTarget:
     image_size: int
     uf2: Path | None = None  # for boards flashed through UF2
     uf2_drive: Path | None = None  # a mounted boot drive to copy the UF2 to
+    fallback: bool = True  # the firmware's layout: False for edge-export --fallback none
 
 
 def _target(board: BoardProfile) -> str:
@@ -98,13 +99,14 @@ def mcu_of(board: BoardProfile) -> McuSpec:
     return board.mcu
 
 
-def slot_of(board: BoardProfile) -> FlashSlot:
-    """The board's model slot.
+def slot_of(board: BoardProfile, fallback: bool = True) -> FlashSlot:
+    """The board's model slot, for firmware with an embedded fallback model or without one
+    (``--fallback none``: the slot then spans the model part too).
 
     Raises:
         FlashError: the board profile reserves none.
     """
-    slot = mcu_of(board).model_slot
+    slot = mcu_of(board).slot_region(True, fallback)
     if slot is None:
         raise FlashError(f"board {board.name} has no slot part in the flash map of "
                          f"{board.source}; model-only updates need one (or re-export the "
@@ -112,17 +114,22 @@ def slot_of(board: BoardProfile) -> FlashSlot:
     return slot
 
 
-def check_fits(board: BoardProfile, image_size: int) -> None:
-    """Refuse an image larger than the board's model slot, saying by how much.
+def check_fits(board: BoardProfile, image_size: int, fallback: bool = True) -> None:
+    """Refuse an image larger than the board's model slot, saying by how much and, when the
+    slot of firmware without a fallback model would hold it, that layout.
 
     Raises:
         FlashError: no slot, or the image does not fit.
     """
-    slot = slot_of(board)
+    slot = slot_of(board, fallback)
     if image_size > slot.length:
+        whole = slot_of(board, fallback=False)
+        helps = ("; or export the firmware with --model-slot --fallback none (its slot holds "
+                 f"{whole.length:,} bytes) and flash with --fallback none"
+                 if fallback and image_size <= whole.length else "")
         raise FlashError(f"model image is {image_size:,} bytes, larger than {board.name}'s model "
                          f"slot ({slot.length:,} bytes at {slot.address:#x}) by "
-                         f"{image_size - slot.length:,} bytes; use a smaller model")
+                         f"{image_size - slot.length:,} bytes; use a smaller model{helps}")
 
 
 def require_port(board: BoardProfile, port: str | None) -> str:
@@ -139,7 +146,7 @@ def model_steps(board: BoardProfile, target: ModelTarget, port: str | None) -> F
         FlashError: no slot, image too large, no port where one is needed, or a board whose
             tool cannot write just the slot.
     """
-    check_fits(board, target.image_size)
+    check_fits(board, target.image_size, target.fallback)
     tool = mcu_of(board).flash_tool
     builder = MODEL_STEPS.get(tool)
     if builder is None:
@@ -153,13 +160,13 @@ _Built = tuple[list[Step], list[tuple[Path, str]]]
 
 
 def _image_file(board: BoardProfile, target: ModelTarget) -> tuple[Path, str]:
-    slot = slot_of(board)
+    slot = slot_of(board, target.fallback)
     return target.image, (f"model image, {target.image_size:,} of {slot.length:,} slot bytes "
                           f"at {slot.address:#x}")
 
 
 def _model_esptool(board: BoardProfile, target: ModelTarget, port: str | None) -> _Built:
-    slot = slot_of(board)
+    slot = slot_of(board, target.fallback)
     args = ("--chip", _target(board), "--port",
             require_port(board, port), "--baud", str(ESPTOOL_BAUD), "write-flash",
             f"{slot.address:#x}", str(target.image))
@@ -169,7 +176,7 @@ def _model_esptool(board: BoardProfile, target: ModelTarget, port: str | None) -
 
 
 def _model_uf2(board: BoardProfile, target: ModelTarget, port: str | None) -> _Built:
-    slot = slot_of(board)
+    slot = slot_of(board, target.fallback)
     mcu = mcu_of(board)
     if target.uf2 is None or mcu.uf2_family is None:
         raise FlashError(f"board {board.name}: a UF2 file and uf2_family are needed for "
@@ -186,7 +193,7 @@ def _model_uf2(board: BoardProfile, target: ModelTarget, port: str | None) -> _B
 
 
 def _model_pyocd(board: BoardProfile, target: ModelTarget, port: str | None) -> _Built:
-    slot = slot_of(board)
+    slot = slot_of(board, target.fallback)
     args = ["flash", "--target", _target(board),
             "--base-address", f"{slot.address:#x}"]
     if port:
@@ -198,7 +205,7 @@ def _model_pyocd(board: BoardProfile, target: ModelTarget, port: str | None) -> 
 
 
 def _model_bossac(board: BoardProfile, target: ModelTarget, port: str | None) -> _Built:
-    slot = slot_of(board)
+    slot = slot_of(board, target.fallback)
     mcu = mcu_of(board)
     offset = slot.address - mcu.region(mcu.flash_region).origin
     device = require_port(board, port)
@@ -292,7 +299,7 @@ def esp_parts(board: BoardProfile, files: FirmwareFiles) -> list[tuple[int, Path
 
 
 def merged_image_step(board: BoardProfile, files: FirmwareFiles, image: Path | None,
-                      output: Path) -> Step:
+                      output: Path, fallback: bool = True) -> Step:
     """esptool's offline ``merge-bin``: firmware and model image in one full flash image.
 
     Raises:
@@ -306,7 +313,7 @@ def merged_image_step(board: BoardProfile, files: FirmwareFiles, image: Path | N
     for offset, path in esp_parts(board, files):
         args += [f"{offset:#x}", str(path)]
     if image is not None:
-        args += [f"{slot_of(board).address:#x}", str(image)]
+        args += [f"{slot_of(board, fallback).address:#x}", str(image)]
     return Step("esptool", tuple(args), f"merge firmware and model into {output}", 0)
 
 

@@ -5,14 +5,19 @@ Flash comes from the board's flash map, in which every byte belongs to one part,
 ``--model-slot`` (a slot image is given) the embedded model is checked against the ``model``
 part and the image against the ``slot`` part; without it the embedded model gets both parts and
 there is no slot. The firmware's own part is never counted for either.
+
+A model that does not fit is refused with what would actually help: quantizing only when the
+model still has float weights (and by how much that would shrink it), the other layout when it
+fits, the boards whose flash and RAM hold it, a smaller model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.boards import BoardProfile, McuSpec
+from edge.boards import BoardProfile, McuSpec, load_boards
 from edge.errors import BudgetError, ExportError
 from firmware_export.plan.arena import ArenaPlan
 from firmware_export.plan.mobilenet import largest_fitting, mobilenet_v2_arena
@@ -28,6 +33,7 @@ class Budget:
     slot_image_bytes: int | None = None  # with --model-slot
     slot_length: int | None = None
     model_slot: bool = False  # the layout: firmware built with --model-slot
+    fallback: bool = True  # with --model-slot: an embedded fallback model (--fallback embedded)
 
     @property
     def ram_left(self) -> int:
@@ -54,7 +60,9 @@ class Budget:
                 "ram_left": self.ram_left, "model_bytes": self.model_bytes,
                 "flash_for_model": self.flash_for_model, "flash_left": self.flash_left,
                 "slot_image_bytes": self.slot_image_bytes, "slot_length": self.slot_length,
-                "slot_left": self.slot_left, "model_slot": self.model_slot}
+                "slot_left": self.slot_left, "model_slot": self.model_slot,
+                "fallback": ("embedded" if self.fallback else "none") if self.model_slot
+                else None}
 
 
 def mcu_spec(board: BoardProfile) -> McuSpec:
@@ -64,15 +72,17 @@ def mcu_spec(board: BoardProfile) -> McuSpec:
 
 
 def budget_for(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
-               slot_image: bytes | None = None) -> Budget:
-    """The budget of firmware built with ``--model-slot`` (``slot_image`` given) or without."""
+               slot_image: bytes | None = None, fallback: bool = True) -> Budget:
+    """The budget of firmware built with ``--model-slot`` (``slot_image`` given) or without;
+    with the slot and no ``fallback``, no model is embedded (``model_bytes`` count 0)."""
     spec = mcu_spec(board)
     model_slot = slot_image is not None
-    slot = spec.slot_region(model_slot)
-    return Budget(board.name, arena.size, spec.ram_for_arena, model_bytes,
-                  spec.model_region(model_slot).size,
+    fallback = fallback or not model_slot
+    slot = spec.slot_region(model_slot, fallback)
+    return Budget(board.name, arena.size, spec.ram_for_arena, model_bytes if fallback else 0,
+                  spec.model_region(model_slot, fallback).size,
                   None if slot_image is None else len(slot_image),
-                  None if slot is None else slot.length, model_slot)
+                  None if slot is None else slot.length, model_slot, fallback)
 
 
 def suggestion(ram: int, pointer_size: int) -> str:
@@ -100,22 +110,72 @@ def check_arena_fits(board: BoardProfile, arena_size: int, pointer_size: int) ->
 
 
 def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
-                 slot_image: bytes | None = None) -> Budget:
-    """The budget, or an error that says by how much the model misses and what would fit.
+                 slot_image: bytes | None = None, quantize_saves: int = 0,
+                 fallback: bool = True) -> Budget:
+    """The budget, or an error that says by how much the model misses and what would help.
+
+    Args:
+        quantize_saves: bytes int8 quantization would take off the model (its float
+            weights); 0 for a model already quantized.
+        fallback: with ``slot_image``, embed the model as the fallback (``--fallback
+            embedded``); False: the slot takes the model part too (``--fallback none``).
 
     Raises:
         BudgetError: the arena, the model data or the slot image does not fit.
     """
-    budget = budget_for(board, arena, model_bytes, slot_image)
+    budget = budget_for(board, arena, model_bytes, slot_image, fallback)
     check_arena_fits(board, arena.size, arena.pointer_size)
     if budget.flash_left < 0:
+        helps = what_helps(board, budget, -budget.flash_left, quantize_saves,
+                           lambda spec: (spec.model_slot is not None or not budget.model_slot)
+                           and spec.model_region(budget.model_slot).size >= model_bytes,
+                           _no_fallback_help(board, budget, slot_image))
         raise BudgetError(
             f"the model data is {model_bytes:,} B but {board.name} has "
             f"{budget.flash_for_model:,} B of flash for it{_layout(board, budget)}: "
-            f"{-budget.flash_left:,} B too many; quantize it to int8 or choose a board with "
-            "more flash")
-    _check_slot(board, budget)
+            f"{-budget.flash_left:,} B too many; {helps}")
+    _check_slot(board, budget, quantize_saves, slot_image)
     return budget
+
+
+def float_weight_savings(constants: list[tuple[str, int]]) -> int:
+    """Bytes int8 would save on constant tensors given as (dtype, byte count)."""
+    shrink = {"float32": 3 / 4, "float16": 1 / 2, "float64": 7 / 8}
+    return int(sum(size * shrink.get(dtype, 0) for dtype, size in constants))
+
+
+def _no_fallback_help(board: BoardProfile, budget: Budget, slot_image: bytes | None
+                      ) -> str | None:
+    """``--fallback none`` when the slot image would fit the slot it then gets."""
+    if slot_image is None or not budget.fallback:
+        return None
+    whole = mcu_spec(board).slot_region(True, fallback=False)
+    if whole is None or len(slot_image) > whole.length:
+        return None
+    return (f"--fallback none (no embedded model; the slot then gets {whole.length:,} B, "
+            "and a board with an invalid image waits for a valid one)")
+
+
+def what_helps(board: BoardProfile, budget: Budget, excess: int, quantize_saves: int,
+               holds: Callable[[McuSpec], bool], layout_help: str | None = None) -> str:
+    """What would make a model that misses by ``excess`` bytes fit, most direct first.
+
+    Args:
+        holds: ``holds(spec) -> bool``: whether another board's flash holds the model (or its
+            image) in the same layout.
+        layout_help: another layout of this board that fits, when there is one.
+    """
+    helps = [layout_help] if layout_help else []
+    if quantize_saves >= excess:  # else quantizing alone would not do it: not named
+        helps.append(f"quantize it to int8 (edge-model quantize; its float weights would "
+                     f"shrink by about {quantize_saves:,} B)")
+    boards = [b.name for b in load_boards().values()
+              if b.mcu is not None and b.name != board.name and holds(b.mcu)
+              and b.mcu.ram_for_arena >= budget.arena]
+    helps.append("a smaller model (fewer channels or a lower input resolution)")
+    if boards:
+        helps.append(f"a board with room for it: {', '.join(sorted(boards))}")
+    return "; or ".join(helps)
 
 
 def _layout(board: BoardProfile, budget: Budget) -> str:
@@ -129,7 +189,8 @@ def _layout(board: BoardProfile, budget: Budget) -> str:
             "slot parts)")
 
 
-def _check_slot(board: BoardProfile, budget: Budget) -> None:
+def _check_slot(board: BoardProfile, budget: Budget, quantize_saves: int = 0,
+                slot_image: bytes | None = None) -> None:
     if budget.slot_image_bytes is None:
         return
     if budget.slot_length is None:
@@ -137,7 +198,11 @@ def _check_slot(board: BoardProfile, budget: Budget) -> None:
                           "export without --model-slot")
     left = budget.slot_left
     if left is not None and left < 0:
+        image = budget.slot_image_bytes
+        helps = what_helps(board, budget, -left, quantize_saves,
+                           lambda spec: spec.model_slot is not None
+                           and spec.model_slot.length >= image,
+                           _no_fallback_help(board, budget, slot_image))
         raise BudgetError(
             f"the model image is {budget.slot_image_bytes:,} B but the model slot of "
-            f"{board.name} holds {budget.slot_length:,} B: {-left:,} B too many; use a smaller "
-            "model or a board with a larger slot")
+            f"{board.name} holds {budget.slot_length:,} B: {-left:,} B too many; {helps}")

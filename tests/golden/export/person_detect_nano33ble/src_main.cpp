@@ -104,21 +104,27 @@ const uint8_t* SlotBytes() {
 
 void setup() {
   Serial.begin(115200);
-  const unsigned char* model_bytes = g_person_detect_model;
+  const unsigned char* model_bytes = nullptr;
+#if !defined(EDGE_USE_MODEL_SLOT) || defined(EDGE_MODEL_FALLBACK)
+  model_bytes = g_person_detect_model;  // the embedded model (with a slot: its fallback)
+#endif
 #if defined(EDGE_USE_MODEL_SLOT)
   const uint8_t* slot = SlotBytes();
-  if (slot == nullptr) {
-    Report("model slot: no edge_model partition to map");
-    return;
-  }
   edge_model_image image;
-  const edge_image_status status = edge_model_image_check(
-      slot, EDGE_MODEL_SLOT_LENGTH, EDGE_BOARD_ID, kTensorArenaSize, &image);
-  if (status != EDGE_IMAGE_OK) {
-    Report(edge_model_image_reason(status));
-    return;
+  const edge_image_status status =
+      slot == nullptr ? EDGE_IMAGE_BAD_MAGIC
+                      : edge_model_image_check(slot, EDGE_MODEL_SLOT_LENGTH, EDGE_BOARD_ID,
+                                               kTensorArenaSize, &image);
+  if (status == EDGE_IMAGE_OK) {
+    model_bytes = image.model;
+  } else {
+    // Said once; then the embedded fallback model runs, or (--fallback none) nothing does.
+    Report(slot == nullptr ? "model slot: no edge_model partition to map"
+                           : edge_model_image_reason(status));
+    if (model_bytes == nullptr) {
+      return;
+    }
   }
-  model_bytes = image.model;
 #endif
   const tflite::Model* model = tflite::GetModel(model_bytes);
   if (RegisterModelOps(g_resolver) != kTfLiteOk) {
