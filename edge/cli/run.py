@@ -34,13 +34,13 @@ from edge.cli.common import (
     run_command,
 )
 from edge.cli.kind_args import add_kind_args
+from edge.decode.geometry import FITS as RESIZE_MODES  # not preprocess: it imports OpenCV
 from edge.errors import SinkError
 from edge.pipeline.recorder import RecordOptions
 from edge.pipeline.runner import LoopSettings
 from edge.pipeline.service import ModelOptions, RunOptions, SourceOptions, run_service
 from edge.pipeline.stats import RunSummary
 from edge.preview import PreviewOptions, parse_bind
-from edge.runtime.preprocess import RESIZE_MODES
 from edge.sinks import SinkOptions
 
 PROG = "edge-run"

@@ -32,11 +32,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.decode.geometry import CROP, LETTERBOX, LETTERBOX_GREY, Fit, crop_box, fit_frame_to_input
+from edge.decode.geometry import (
+    CROP,
+    FITS,
+    LETTERBOX,
+    LETTERBOX_GREY,
+    Fit,
+    crop_box,
+    fit_frame_to_input,
+)
 from edge.errors import PreprocessError
 from edge.model.types import Tensor, dtype_of
 
-RESIZE_MODES = ("squash", "crop", "letterbox")
+RESIZE_MODES = FITS  # squash, crop, letterbox
 COLOR_ORDERS = ("rgb", "bgr")
 INTERPOLATION = cv2.INTER_AREA
 LETTERBOX_INTERPOLATION = cv2.INTER_LINEAR  # Ultralytics' LetterBox
