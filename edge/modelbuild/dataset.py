@@ -117,7 +117,8 @@ def _class_folders(root: Path) -> list[Path]:
     return entries
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (nested folders too), hidden ones skipped, sorted."""
     found: list[Path] = []
     for parent, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -137,7 +138,7 @@ def scan_folder(root: Path, fractions: SplitFractions | None = None) -> ImageFol
     samples = []
     folders = _class_folders(root)
     for label, folder in enumerate(folders):
-        files = _image_files(folder)
+        files = image_files(folder)
         if not files:
             raise TrainingError(f"{folder}: class {folder.name!r} has no images "
                                 f"({', '.join(sorted(IMAGE_SUFFIXES))}); add some or remove "

@@ -15,14 +15,12 @@ traceback. Splits are decided by the same path hash as class folders (``dataset.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.camera.files import IMAGE_SUFFIXES
 from edge.errors import TrainingError
-from edge.modelbuild.dataset import SplitFractions, split_of
+from edge.modelbuild.dataset import SplitFractions, image_files, split_of
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +143,6 @@ def parse_label_lines(text: str, where: str, classes: int) -> tuple[list[Box], l
     return boxes, problems
 
 
-def _images_under(folder: Path) -> list[Path]:
-    found: list[Path] = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(parent) / f for f in sorted(files)
-                     if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES)
-    return found
-
-
 def scan_yolo(root: Path, fractions: SplitFractions | None = None) -> DetectionData:
     """Read the YOLO layout under ``root``; bad label files are listed and their images skipped.
 
@@ -166,7 +155,7 @@ def scan_yolo(root: Path, fractions: SplitFractions | None = None) -> DetectionD
     classes = read_class_names(root)
     images: list[LabelledImage] = []
     problems: list[str] = []
-    for path in _images_under(root / "images"):
+    for path in image_files(root / "images"):
         inside = path.relative_to(root / "images")
         label_file = (root / "labels" / inside).with_suffix(".txt")
         where = label_file.relative_to(root).as_posix()
