@@ -230,17 +230,7 @@ class Classifier:
         Raises:
             InterpreterError: the input has the wrong shape or type, or the invoke failed.
         """
-        interpreter = self._require_open()
-        try:
-            interpreter.set_tensor(self._input_index, input_tensor)
-            start = time.perf_counter()
-            interpreter.invoke()
-            self.invoke_ms = (time.perf_counter() - start) * 1e3
-            raw = interpreter.get_tensor(self._output_index)
-        except InterpreterError:  # the TFLM child's own, already one line naming the model
-            raise
-        except (ValueError, RuntimeError) as e:
-            raise InterpreterError(f"{_name(self.model)}: {one_line(str(e))}") from e
+        raw = self._invoke(input_tensor, (self._output_index,))[0]
         return dequantize(raw, self._output_scale, self._output_zero_point)
 
     def classify(self, frame: np.ndarray, *, color: str = "rgb", top_k: int = 5,
@@ -268,14 +258,19 @@ class Classifier:
         Raises:
             InterpreterError: the input has the wrong shape or type, or the invoke failed.
         """
+        return self._invoke(input_tensor, self._read_indices)
+
+    def _invoke(self, input_tensor: np.ndarray, outputs: Sequence[int]) -> list[np.ndarray]:
+        """Invoke on one input tensor (copied once, into the interpreter's) and read
+        ``outputs`` by tensor index; the invoke time goes to :attr:`invoke_ms`."""
         interpreter = self._require_open()
         try:
             interpreter.set_tensor(self._input_index, input_tensor)
             start = time.perf_counter()
             interpreter.invoke()
             self.invoke_ms = (time.perf_counter() - start) * 1e3
-            return [interpreter.get_tensor(i) for i in self._read_indices]
-        except InterpreterError:
+            return [interpreter.get_tensor(i) for i in outputs]
+        except InterpreterError:  # the TFLM child's own, already one line naming the model
             raise
         except (ValueError, RuntimeError) as e:
             raise InterpreterError(f"{_name(self.model)}: {one_line(str(e))}") from e
