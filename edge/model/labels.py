@@ -9,14 +9,17 @@ labels", never an error, and archive members are size-capped.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 MAX_LABELS_BYTES = 4 * 1024 * 1024
 ZIP_END_MAGIC = b"PK\x05\x06"
 
 
 LABELS_MEMBER = "labels.txt"
+TRAINING_RECORD_MEMBER = "edge_training.json"
 
 
 def with_embedded_files(flatbuffer: bytes, labels: Sequence[str],
@@ -44,6 +47,18 @@ def embedded_file(content: bytes, name: str, max_bytes: int = MAX_LABELS_BYTES) 
     except (KeyError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
             NotImplementedError, RuntimeError):
         return None
+
+
+def embedded_record(content: bytes) -> dict[str, Any] | None:
+    """The training record ``edge-model quantize`` packs into a model (classes, input size,
+    ``task``: ``classify`` or ``detect``, split fractions), or None when the file carries none
+    or a damaged one."""
+    data = embedded_file(content, TRAINING_RECORD_MEMBER)
+    try:
+        record = json.loads(data) if data else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def embedded_labels(content: bytes) -> tuple[str, ...] | None:

@@ -8,7 +8,6 @@ and TFLite Micro runs the same int8 tensors in a child process, as everywhere in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError, TrainingError
-from edge.model.labels import embedded_file
+from edge.model.labels import embedded_record
 from edge.modelbuild.dataset import LoadedImages, SplitFractions, load_images, scan_folder
-from edge.modelbuild.keras_file import METADATA_MEMBER, read_metadata
+from edge.modelbuild.keras_file import read_metadata
 
 
 @dataclass(frozen=True)
@@ -97,12 +96,7 @@ class Evaluation:
 
 
 def _tflite_record(path: Path) -> dict[str, Any] | None:
-    data = embedded_file(path.read_bytes(), METADATA_MEMBER)
-    try:
-        record = json.loads(data) if data else None
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
+    return embedded_record(path.read_bytes())
 
 
 def _record_and_files(model: Path, tflite: Path | None) -> tuple[dict[str, Any] | None,

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ModelError, TrainingError
+from edge.model.labels import TRAINING_RECORD_MEMBER as METADATA_MEMBER
 from edge.modelbuild.build import import_tensorflow
 from edge.outputs import atomic_path
 
-METADATA_MEMBER = "edge_training.json"
 METADATA_FORMAT = "edge-training/1"
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 
