@@ -5,6 +5,8 @@
     edge-model quantize model.keras                          # -> model.tflite, labels inside
     edge-model evaluate model.keras DATA --micro             # float, int8, TFLite Micro
     edge-model build --alpha 0.35 --resolution 96 --classes 11 untrained.keras
+    edge-model train SHAPES detector.keras --task detect   # SHAPES/images, SHAPES/labels
+    edge-model evaluate detector.keras SHAPES             # centroid precision, recall, F1
 """
 
 from __future__ import annotations
@@ -55,9 +57,13 @@ def _add_size_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _add_train(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a classifier on DATA/<class>/ images",
-                       description="Train MobileNetV2 on a folder with one sub-folder per class.")
-    p.add_argument("data", type=Path, metavar="DATA", help="folder of class folders")
+    p = sub.add_parser("train", help="train a classifier on DATA/<class>/ images, or a "
+                       "centroid detector on a YOLO-layout DATA",
+                       description="Train MobileNetV2 on a folder with one sub-folder per "
+                                   "class, or (--task detect) a centroid detector on a "
+                                   "YOLO-layout folder (images/, labels/, classes.txt).")
+    p.add_argument("data", type=Path, metavar="DATA",
+                   help="folder of class folders, or of images/ and labels/ (YOLO layout)")
     p.add_argument("output", type=Path, metavar="OUT.keras", help="Keras model to write")
     p.add_argument("--board", help="choose the largest MobileNetV2 that fits this board "
                    "(--alpha/--resolution override)")
@@ -107,6 +113,30 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the split, shuffling and weights (default: 0)")
     p.add_argument("--json", action="store_true", help="print the training record as JSON")
+    _add_detect_args(p)
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT, e.g. 128x96 (got {text})"
+                                         ) from None
+    return width, height
+
+
+def _add_detect_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("detection (--task detect: object centres, YOLO-layout DATA)")
+    g.add_argument("--task", choices=["classify", "detect"],
+                   help="classify (DATA/<class>/ images) or detect (DATA/images/ and "
+                        "DATA/labels/, the YOLO layout); default: detect when DATA has the "
+                        "YOLO layout, else classify")
+    g.add_argument("--input-size", type=_input_size, metavar="WxH",
+                   help="detector input, both sides multiples of 8 (default: 128 wide with "
+                        "the images' aspect, e.g. 128x96 for 4:3; --resolution R means RxR)")
+    g.add_argument("--object-weight", type=float, default=20.0,
+                   help="loss weight of a cell holding an object's centre against a "
+                        "background cell (default: 20)")
 
 
 def _add_quantize(sub: Any) -> None:
@@ -129,7 +159,8 @@ def _add_evaluate(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="accuracy of the float, int8 and TFLite Micro models")
     p.add_argument("model", type=Path, metavar="MODEL",
                    help="the .keras model (its .tflite beside it is found) or a .tflite")
-    p.add_argument("data", type=Path, metavar="DATA", help="folder of class folders")
+    p.add_argument("data", type=Path, metavar="DATA",
+                   help="folder of class folders (a detector: the YOLO layout)")
     p.add_argument("--tflite", type=Path, help="the int8 model (default: MODEL.tflite)")
     p.add_argument("--micro", action="store_true",
                    help="also run the int8 model on TFLite Micro (pip tflite-micro)")

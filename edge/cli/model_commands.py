@@ -97,6 +97,14 @@ def _augmentation(args: argparse.Namespace, per_class: int) -> Augmentation:
 
 
 def train(args: argparse.Namespace) -> int:
+    from edge.cli import model_detect
+
+    if model_detect.is_detection(args):
+        return model_detect.train(args)
+    return _train_classifier(args)
+
+
+def _train_classifier(args: argparse.Namespace) -> int:
     from edge.cli.progress import TrainingProgress
     from edge.modelbuild.dataset import SplitFractions, scan_folder
     from edge.modelbuild.train import TrainSettings, train_file
@@ -184,6 +192,10 @@ def quantize(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from edge.cli import model_detect
+
+    if model_detect.is_detector_model(args.model, args.tflite):
+        return model_detect.evaluate(args)
     from edge.modelbuild.evaluate import evaluate as run_evaluation
     from edge.modelbuild.quantize import write_atomic
     from edge.modelbuild.report import confusion_png

@@ -29,13 +29,15 @@ def training_line(p: Progress) -> str:
     if p.val_accuracy is None:
         eta = ("ETA after the first step (tracing the graph)" if math.isnan(p.eta_run_s)
                else f"ETA epoch {clock(p.eta_epoch_s)}, run <= {clock(p.eta_run_s)}")
-        return (f"{head} {bar(p.step, p.steps)} {p.step}/{p.steps} loss {p.loss:.3f} "
-                f"acc {p.accuracy:.1%}  {eta}")
+        acc = "" if math.isnan(p.accuracy) else f" acc {p.accuracy:.1%}"
+        return (f"{head} {bar(p.step, p.steps)} {p.step}/{p.steps} loss {p.loss:.3f}{acc}  "
+                f"{eta}")
     best = "  (best so far)" if p.best else ""
     rest = "" if math.isnan(p.eta_run_s) else f"; run <= {clock(p.eta_run_s)} more"
     waiting = f"; {p.waiting_for}" if p.waiting_for else ""
-    return (f"{head} done in {clock(p.epoch_seconds)}: loss {p.loss:.3f} acc {p.accuracy:.1%} "
-            f"val acc {p.val_accuracy:.1%}{best}{waiting}{rest}")
+    acc = "" if math.isnan(p.accuracy) else f" acc {p.accuracy:.1%}"
+    return (f"{head} done in {clock(p.epoch_seconds)}: loss {p.loss:.3f}{acc} "
+            f"val {p.metric} {p.val_accuracy:.1%}{best}{waiting}{rest}")
 
 
 class TrainingProgress:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge.decode.centroids import CentroidSpec, decode_regions
+from edge.errors import TrainingError
 from edge.modelbuild.build import _backbone, import_tensorflow, validate_build_args
 from edge.modelbuild.yolo_layout import Box
 
@@ -29,42 +30,95 @@ HEAD_FILTERS = 32
 
 
 def grid_size(resolution: int) -> int:
-    """Cells per side of the output grid."""
+    """Cells per side of the output grid of a square input."""
     return resolution // STRIDE
 
 
-def build_centroid_model(alpha: float, resolution: int, classes: int, *,
+def grid_shape(size: tuple[int, int]) -> tuple[int, int]:
+    """Cells (across, down) of the output grid for an input of ``size`` = (width, height)."""
+    return size[0] // STRIDE, size[1] // STRIDE
+
+
+def input_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    """``size`` as (width, height): an int is a square side."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _cut_backbone(keras: Any, alpha: float, size: tuple[int, int], weights: str | None) -> Any:
+    """MobileNetV2 without top for a (width, height) input, cut at :data:`CUT_LAYER`."""
+    width, height = size
+    if width == height:
+        base = _backbone(keras, alpha, width, weights)
+    else:
+        # Keras builds any (height, width); weights do not depend on the input size, so they
+        # are loaded into the square model of the same width and copied across.
+        base = keras.applications.MobileNetV2(input_shape=(height, width, 3), alpha=alpha,
+                                              include_top=False, weights=None, name="backbone")
+        if weights is not None:
+            square = _backbone(keras, alpha, max(MIN_SIDE_FOR_WEIGHTS, min(size)), weights)
+            base.set_weights(square.get_weights())
+    return keras.Model(base.input, base.get_layer(CUT_LAYER).output, name="backbone")
+
+
+MIN_SIDE_FOR_WEIGHTS = 96
+
+
+def build_centroid_model(alpha: float, size: int | tuple[int, int], classes: int, *,
                          weights: str | None = None) -> Any:
-    """A Keras centroid model (see the module doc), input raw RGB pixels 0..255."""
-    validate_build_args(alpha, resolution, classes + 1)
-    if resolution % STRIDE:
-        raise ValueError(f"resolution (={resolution}) must be a multiple of {STRIDE}")
+    """A Keras centroid model (see the module doc), input raw RGB pixels 0..255.
+
+    ``size`` is the input (width, height), or one int for a square; both sides must be
+    multiples of :data:`STRIDE`. The output is ``[height/8, width/8, 1 + classes]``.
+    """
+    width, height = input_size(size)
+    validate_build_args(alpha, min(width, height), classes + 1)
+    if width % STRIDE or height % STRIDE:
+        raise TrainingError(f"input size (={width}x{height}) must have both sides multiples "
+                            f"of {STRIDE}")
     keras = import_tensorflow().keras
-    base = _backbone(keras, alpha, resolution, weights)
-    cut = keras.Model(base.input, base.get_layer(CUT_LAYER).output, name="backbone")
-    inputs = keras.Input((resolution, resolution, 3), name="pixels")
+    cut = _cut_backbone(keras, alpha, (width, height), weights)
+    inputs = keras.Input((height, width, 3), name="pixels")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
     x = cut(x)
     x = keras.layers.Conv2D(HEAD_FILTERS, 1, activation="relu", name="head")(x)
     x = keras.layers.Conv2D(classes + 1, 1, name="cells")(x)
     outputs = keras.layers.Softmax(name="cell_scores")(x)
-    return keras.Model(inputs, outputs, name=f"centroids_{alpha:g}_{resolution}")
+    name = f"centroids_{alpha:g}_{width}x{height}"
+    return keras.Model(inputs, outputs, name=name)
 
 
-def cell_targets(boxes: Sequence[Sequence[Box]], grid: int) -> np.ndarray:
-    """Class per cell (0 = background, label + 1 at each object's centre), ``(N, grid, grid)``."""
-    targets = np.zeros((len(boxes), grid, grid), np.int32)
+def cell_targets(boxes: Sequence[Sequence[Box]], grid: int | tuple[int, int]) -> np.ndarray:
+    """Class per cell (0 = background, label + 1 at each object's centre), ``(N, rows, cols)``.
+
+    ``grid`` is (cells across, cells down), or one int for a square grid.
+    """
+    across, down = input_size(grid)
+    targets = np.zeros((len(boxes), down, across), np.int32)
     for n, objects in enumerate(boxes):
         for box in objects:
-            x = min(int(box.cx * grid), grid - 1)
-            y = min(int(box.cy * grid), grid - 1)
+            x = min(int(box.cx * across), across - 1)
+            y = min(int(box.cy * down), down - 1)
             targets[n, y, x] = box.label + 1
     return targets
 
 
-def cell_weights(targets: np.ndarray, object_weight: float) -> np.ndarray:
-    """Loss weight per cell: ``object_weight`` for object cells, 1 for the background."""
-    return np.where(targets > 0, np.float32(object_weight), np.float32(1.0))
+def cell_weights(targets: np.ndarray, object_weight: float,
+                 neighbour_weight: float = 1.0) -> np.ndarray:
+    """Loss weight per cell: ``object_weight`` for object cells, ``neighbour_weight`` for the
+    background cells touching one (8-neighbourhood), 1 for the rest of the background.
+
+    A centre near a cell's edge makes its neighbour almost as right an answer, so a
+    ``neighbour_weight`` below 1 stops punishing the model for that near miss.
+    """
+    objects = targets > 0
+    near = np.zeros_like(objects)
+    padded = np.pad(objects, ((0, 0), (1, 1), (1, 1)))
+    rows, cols = objects.shape[1:]
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            near |= padded[:, dy:dy + rows, dx:dx + cols]
+    weights = np.where(near, np.float32(neighbour_weight), np.float32(1.0))
+    return np.where(objects, np.float32(object_weight), weights).astype(np.float32)
 
 
 def flip_boxes(boxes: Sequence[Box]) -> tuple[Box, ...]:

@@ -238,6 +238,12 @@ def training_split_images(model_file: Path, record: dict[str, Any] | None,
     split = (record or {}).get("data", {}).get("split", {})
     try:
         fractions = SplitFractions(float(split.get("val", 0.1)), float(split.get("test", 0.1)))
+        if calibration.get("layout") == "yolo":  # a detector's images/ and labels/
+            from edge.modelbuild.yolo_layout import scan_yolo
+
+            images = scan_yolo(root, fractions).split(str(calibration.get("split", "train")))
+            images.sort(key=lambda i: hash_fraction("calibration/" + i.relative))
+            return [i.path for i in images[:limit]]
         folder = scan_folder(root, fractions)
     except TrainingError as e:
         raise TrainingError(f"{model_file} was trained on {root}, which cannot be used for "
@@ -251,6 +257,8 @@ def _labels_for(model: Any, record: dict[str, Any] | None, labels: Sequence[str]
                 ) -> tuple[str, ...]:
     classes = int(model.outputs[0].shape[-1])
     names = tuple(labels) if labels is not None else tuple((record or {}).get("classes", ()))
+    if labels is None and names and (record or {}).get("task") == "detect":
+        names = ("background", *names)  # a detector's channel 0 (edge.decode.centroids)
     if names and len(names) != classes:
         raise TrainingError(f"{len(names)} labels for a model with {classes} outputs; give one "
                             "label per class, in class order")
@@ -308,6 +316,8 @@ def deployed_record(record: dict[str, Any]) -> dict[str, Any]:
     kept: dict[str, Any] = {"classes": record.get("classes", []),
                             "input_size": record.get("input_size"),
                             "task": record.get("task", "classify")}
+    if "threshold" in record:  # a detector's threshold, chosen on the validation split
+        kept["threshold"] = record["threshold"]
     if "val" in split and "test" in split:
         kept["data"] = {"split": {"val": split["val"], "test": split["test"]}}
     return kept

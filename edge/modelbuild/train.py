@@ -269,6 +269,7 @@ class Progress:
     best: bool = False
     learning_rate: float = 0.0
     waiting_for: str = ""  # what the stopping rule waits for (set at the end of an epoch)
+    metric: str = "acc"  # what val_accuracy measures (detectors: centroid "F1")
 
 
 ProgressFn = Callable[[Progress], None]
