@@ -43,7 +43,7 @@ def _weights(args: argparse.Namespace) -> str | None:
 
 
 def _size(args: argparse.Namespace, classes: int, image_size: tuple[int, int]
-          ) -> tuple[float, tuple[int, int] | None, dict[str, object]]:
+          ) -> tuple[float, tuple[int, int], dict[str, object]]:
     from edge.modelbuild.train_detect import DEFAULT_WIDTH, size_for_aspect
 
     extra: dict[str, object] = {}

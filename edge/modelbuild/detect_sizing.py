@@ -94,7 +94,7 @@ def choose_detector_size(board: BoardProfile, classes: int, image_size: tuple[in
         return DetectorSize(alpha, size, f"{board.name} is a Linux board without an arena "
                             f"limit: MobileNetV2 {alpha:g} at {size[0]}x{size[1]}")
     ram = board.mcu.ram_for_arena
-    tried = []
+    tried: list[str] = []
     for alpha, size in candidates(image_size):
         floor = activation_floor(alpha, size)
         if floor > ram:

@@ -122,7 +122,8 @@ class Classifier:
         outputs = [OutputSpec(tuple(int(v) for v in d["shape"]), float(d["quantization"][0]),
                               int(d["quantization"][1])) for d in read]
         self._decode = make_decoder(self.kind.layout or "classes", outputs,
-                                    (spec.width, spec.height), self.kind.classes or None)
+                                    (spec.width, spec.height), self.kind.classes or None,
+                                    self.kind.threshold)
 
     @classmethod
     def open(cls, model: ModelSource, *, threads: int | None = None, backend: str | None = None,

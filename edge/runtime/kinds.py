@@ -6,6 +6,9 @@ says which, in this order:
 ==================  ===============================================================================
 layout              how it is recognised
 ==================  ===============================================================================
+centroids           an edge-model centroid detector: its embedded training record says task
+                    ``detect`` and its one output is a cell grid ``[1, H, W, 1+C]`` (channel 0
+                    the background); the record's threshold is the decoder's default
 ssd_postprocess     a ``TFLite_Detection_PostProcess`` op (SSD, EfficientDet-Lite, Model Maker,
                     Coral; also after ``edgetpu-custom-op``); its four outputs are told apart by
                     where they come from in the op, whatever order the model lists them in
@@ -40,7 +43,7 @@ from edge.decode.segment import segment_layout
 from edge.decode.ssd_postprocess import ROLES
 from edge.decode.yolo import yolo_spec
 from edge.events import CLASSIFY, DETECT, KINDS, POSE, SEGMENT
-from edge.model.labels import ZIP_END_MAGIC, embedded_file
+from edge.model.labels import ZIP_END_MAGIC, embedded_file, embedded_record
 from edge.model.tflite_metadata import ModelNotes, read_notes
 from edge.model.types import Model, Subgraph, Tensor
 
@@ -93,6 +96,7 @@ class ModelKind:
     layout: str = ""
     outputs: tuple[int, ...] = ()
     names: tuple[str, ...] = field(default=(), repr=False)
+    threshold: float | None = None  # the decoder's default threshold from the model's record
 
     @property
     def supported(self) -> bool:
@@ -132,6 +136,9 @@ def _layouts(model: Model, graph: Subgraph, outputs: list[Tensor], names: tuple[
              *, loose: bool, masks: bool) -> list[ModelKind]:
     """Every layout the outputs fit, most specific first."""
     found: list[ModelKind] = []
+    centroids = _centroid_layout(model, outputs)
+    if centroids is not None:
+        found.append(centroids)
     ssd = _postprocess_outputs(model, graph)
     if ssd is not None:
         found.append(ModelKind(DETECT, f"{POSTPROCESS_OP}; outputs {_list(outputs)}", 0,
@@ -178,6 +185,26 @@ def _single_output_layouts(model: Model, graph: Subgraph, output: Tensor,
             found.append(ModelKind(CLASSIFY, f"output {describe(output)}", output.size,
                                    "classes", where))
     return found
+
+
+def _centroid_layout(model: Model, outputs: list[Tensor]) -> ModelKind | None:
+    """A centroid detector (``edge-model train --task detect``): its embedded training record
+    says task ``detect`` and its one output is a cell grid ``[1, H, W, 1 + classes]``."""
+    if len(outputs) != 1 or len(outputs[0].shape) != 4 or outputs[0].shape[3] < 2:
+        return None
+    record = embedded_record(model.content) or {}
+    if record.get("task") != DETECT:
+        return None
+    output = outputs[0]
+    classes = int(output.shape[3]) - 1
+    recorded = record.get("classes")
+    if isinstance(recorded, list) and len(recorded) != classes:
+        return None
+    threshold = record.get("threshold")
+    cut = float(threshold) if isinstance(threshold, (int, float)) and 0 < threshold < 1 else None
+    return ModelKind(DETECT, f"centroid grid {describe(output)} (edge-model detector: "
+                     f"background + {classes} classes)", classes, "centroids",
+                     (output.index,), threshold=cut)
 
 
 def _says_masks(notes: ModelNotes | None) -> bool:

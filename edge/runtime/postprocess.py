@@ -16,6 +16,7 @@ import numpy as np
 
 from edge.decode import anchors, pose, segment, ssd_postprocess, yolo
 from edge.decode.boxes import BoxSet
+from edge.decode.centroids import CentroidSpec, decode_regions, score_of
 from edge.decode.classes import dequantize_flat, top_k
 from edge.decode.geometry import Fit
 from edge.events import CLASSIFY, DETECT, POSE, SEGMENT, ClassShare, Detection, Keypoint
@@ -27,7 +28,7 @@ dequantize = dequantize_flat  # the name callers know
 
 # Least score kept when the user gives none: Ultralytics' predict default for YOLO, MediaPipe's
 # min_score_thresh for BlazeFace, and what Coral's detection example uses for SSDs.
-DEFAULT_THRESHOLDS = {"yolo": 0.25, "anchors": 0.5, "ssd_postprocess": 0.4}
+DEFAULT_THRESHOLDS = {"yolo": 0.25, "anchors": 0.5, "ssd_postprocess": 0.4, "centroids": 0.5}
 DEFAULT_IOU = {"yolo": 0.45, "anchors": 0.3}
 BACKGROUND_NAMES = frozenset({"background", "???", "__background__"})
 FACE = "face"
@@ -109,8 +110,11 @@ Decoder = Callable[[list[np.ndarray], Fit, Sequence[str], DecodeOptions], FrameR
 
 
 def make_decoder(layout: str, outputs: Sequence[OutputSpec], input_size: tuple[int, int],
-                 classes_hint: int | None = None) -> Decoder:
+                 classes_hint: int | None = None, threshold: float | None = None) -> Decoder:
     """The decoder of ``layout`` for outputs of these shapes (checked once, at open).
+
+    ``threshold`` replaces the layout's default threshold (a centroid model's record carries
+    the one chosen on its validation split).
 
     Raises:
         ValueError: the outputs do not fit the layout (the kind check should have said so).
@@ -118,6 +122,8 @@ def make_decoder(layout: str, outputs: Sequence[OutputSpec], input_size: tuple[i
     builders: dict[str, Callable[..., Decoder]] = {
         "classes": _classes_decoder, "yolo": _yolo_decoder, "anchors": _anchors_decoder,
         "ssd_postprocess": _ssd_decoder, "segment": _segment_decoder, "pose": _pose_decoder}
+    if layout == "centroids":
+        return _centroids_decoder(list(outputs), input_size, threshold)
     if layout not in builders:
         raise ValueError(f"no decoder for layout {layout!r}")
     return builders[layout](list(outputs), input_size, classes_hint)
@@ -185,6 +191,29 @@ def _ssd_decoder(outputs: list[OutputSpec], input_size: tuple[int, int],
             max_detections=_wide_limit(options))
         names = labels[1:] if labels and labels[0].strip().lower() in BACKGROUND_NAMES else labels
         return _detections(boxes, fit, names, options)
+    return decode
+
+
+def _centroids_decoder(outputs: list[OutputSpec], input_size: tuple[int, int],
+                       threshold: float | None) -> Decoder:
+    """Per-cell class grids ``[1, H, W, 1 + C]`` (edge-model's centroid detectors): regions
+    of :mod:`edge.decode.centroids`, their cell boxes scaled to the input, then the frame."""
+    out = outputs[0]
+    if len(out.shape) != 4 or out.shape[3] < 2:
+        raise ValueError(f"output {list(out.shape)} is not a centroid grid [1, H, W, 1+C]")
+    sx, sy = input_size[0] / out.shape[2], input_size[1] / out.shape[1]
+    default = DEFAULT_THRESHOLDS["centroids"] if threshold is None else threshold
+
+    def decode(raw: list[np.ndarray], fit: Fit, labels: Sequence[str],
+               options: DecodeOptions) -> FrameResult:
+        cut = default if options.threshold is None else options.threshold
+        spec = CentroidSpec(out.scale, out.zero_point, cut, _wide_limit(options))
+        regions = decode_regions(raw[0], spec)
+        boxes = np.array([(r.x0 * sx, r.y0 * sy, r.x1 * sx, r.y1 * sy) for r in regions],
+                         np.float32).reshape(-1, 4)
+        found = BoxSet(boxes, np.array([score_of(r, spec) for r in regions], np.float32),
+                       np.array([r.channel for r in regions], np.int64))
+        return _detections(found, fit, labels, options)
     return decode
 
 
