@@ -166,6 +166,8 @@ def _add_evaluate(sub: Any) -> None:
                    help="also run the int8 model on TFLite Micro (pip tflite-micro)")
     p.add_argument("--split", choices=["test", "val", "train", "all"], default="test",
                    help="which images (default: the held-out test split)")
+    p.add_argument("--threshold", type=float,
+                   help="detectors: least cell score (default: the one training chose)")
     p.add_argument("--confusion", type=Path, metavar="PNG",
                    help="where to save the confusion matrix (default: beside the model)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -122,7 +122,8 @@ def evaluate(args: argparse.Namespace) -> int:
     if getattr(args, "micro", False):
         raise TrainingError("--micro is for classifiers; a detector runs on TFLite Micro "
                             "through edge-export --verify")
-    report = evaluate_detector(args.model, args.data, tflite=args.tflite, split=args.split)
+    report = evaluate_detector(args.model, args.data, tflite=args.tflite, split=args.split,
+                               threshold=args.threshold)
     if args.json:
         print_json(report.to_dict())
         return EXIT_OK

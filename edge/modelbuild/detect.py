@@ -64,11 +64,12 @@ MIN_SIDE_FOR_WEIGHTS = 96
 
 
 def build_centroid_model(alpha: float, size: int | tuple[int, int], classes: int, *,
-                         weights: str | None = None) -> Any:
+                         weights: str | None = None, head_kernel: int = 1) -> Any:
     """A Keras centroid model (see the module doc), input raw RGB pixels 0..255.
 
     ``size`` is the input (width, height), or one int for a square; both sides must be
     multiples of :data:`STRIDE`. The output is ``[height/8, width/8, 1 + classes]``.
+    ``head_kernel`` 3 lets each cell's head see its neighbours' features.
     """
     width, height = input_size(size)
     validate_build_args(alpha, min(width, height), classes + 1)
@@ -80,7 +81,8 @@ def build_centroid_model(alpha: float, size: int | tuple[int, int], classes: int
     inputs = keras.Input((height, width, 3), name="pixels")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
     x = cut(x)
-    x = keras.layers.Conv2D(HEAD_FILTERS, 1, activation="relu", name="head")(x)
+    x = keras.layers.Conv2D(HEAD_FILTERS, head_kernel, padding="same", activation="relu",
+                            name="head")(x)
     x = keras.layers.Conv2D(classes + 1, 1, name="cells")(x)
     outputs = keras.layers.Softmax(name="cell_scores")(x)
     name = f"centroids_{alpha:g}_{width}x{height}"

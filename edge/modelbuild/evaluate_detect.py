@@ -128,6 +128,8 @@ def evaluate_detector(model: Path, data: Path, *, tflite: Path | None = None,
 
     from edge.modelbuild.train_detect import load_split, predict_grids
 
+    if threshold is not None and not 0 < threshold < 1:
+        raise TrainingError(f"threshold (={threshold}) must be in (0, 1)")
     float_file, int8_file = _files(model, tflite)
     record = model_record(model) or (model_record(int8_file) if int8_file else None) or {}
     if split != "all" and "data" not in record:
