@@ -216,3 +216,16 @@ def test_the_runtime_opens_it_as_a_centroid_detector(
     assert classify.main(["--model", str(detector.tflite), str(images[0]), "--threshold",
                           "0.999", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["images"][0]["detections"] == []
+
+
+@pytest.mark.slow
+def test_board_fit_is_the_planners_on_a_real_untrained_detector() -> None:
+    pytest.importorskip("tensorflow", reason="needs TensorFlow (pip install 'edge-labels[build]')")
+    from edge.boards import get_board
+    from edge.modelbuild.detect_sizing import planned_fit
+
+    board = get_board("nano33ble")
+    fits, arena, model_bytes = planned_fit(0.35, (64, 48), 2, board)
+    assert fits and 0 < arena < 217_088 and 20_000 < model_bytes < 100_000
+    # the arithmetic floor never exceeds what the planner finds
+    assert activation_floor(0.35, (64, 48)) <= arena
