@@ -44,10 +44,10 @@ def _weights(args: argparse.Namespace) -> str | None:
 
 def _size(args: argparse.Namespace, classes: int, image_size: tuple[int, int]
           ) -> tuple[float, tuple[int, int], dict[str, object]]:
-    from edge.modelbuild.train_detect import DEFAULT_WIDTH, size_for_aspect
+    from edge.modelbuild.train_detect import DEFAULT_ALPHA, DEFAULT_WIDTH, size_for_aspect
 
     extra: dict[str, object] = {}
-    alpha = 0.35
+    alpha = DEFAULT_ALPHA
     size: tuple[int, int] | None = None
     if args.board:
         from edge.boards import get_board
