@@ -131,7 +131,11 @@ class Load:
                 "refused": self.refused}
 
 
-def load_main(url: str, kind: str, count: int) -> int:
+def load_main(url: str, kind: str, count: int, cpu: int | None) -> int:
+    if cpu is not None:  # the measured process has that core; the clients take the others
+        others = set(range(os.cpu_count() or 1)) - {cpu}
+        if others:
+            os.sched_setaffinity(0, others)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.nice(19)  # the clients' own work yields to the measured process's ...
@@ -163,16 +167,16 @@ class Gate:
     thread waits on an event scheduled on its asyncio loop (it serves nobody and wakes never).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, handover_when_off: bool = False) -> None:
         self.on = True
         self.server: PreviewServer | None = None
         self._resume = threading.Event()
-        observe = PreviewHub.observe
+        observe = self.observe = PreviewHub.observe
         enter = PreviewServer.__enter__
         gate = self
 
         def gated_observe(hub: PreviewHub, rgb: Any, event: Any) -> None:
-            if gate.on:
+            if gate.on or handover_when_off:
                 observe(hub, rgb, event)
 
         def remembered_enter(server: PreviewServer) -> PreviewServer:
@@ -198,6 +202,22 @@ class Gate:
         assert self.server is not None
         return {"server": _thread_cpu(self.server._thread),
                 "encoder": _thread_cpu(self.server.hub._thread)}
+
+
+def handover_us(gate: Gate, calls: int = 100_000) -> float:
+    """Microseconds of one call of the loop's hand-over (``PreviewHub.observe``), timed over
+    ``calls`` calls on a hub of its own in this thread."""
+    import numpy as np
+
+    from edge.events import LabelEvent
+
+    hub = PreviewHub(PreviewOptions())
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    event = LabelEvent(0, 0, time.monotonic_ns(), 1.0, time.time(), ())
+    start = time.perf_counter()
+    for _ in range(calls):
+        gate.observe(hub, rgb, event)
+    return (time.perf_counter() - start) / calls * 1e6
 
 
 def _thread_cpu(thread: threading.Thread) -> float:
@@ -227,7 +247,8 @@ class Frames:
         return time.monotonic(), self.frames, cpu, waited
 
 
-def start_pipeline(threads: int | None, stop: threading.Event) -> Frames:
+def start_pipeline(threads: int | None, stop: threading.Event
+                   ) -> tuple[Frames, threading.Thread]:
     frames = Frames()
     options = RunOptions(source=SourceOptions(camera="demo"),
                          runtime=RuntimeOptions(threads=threads),
@@ -249,16 +270,18 @@ def start_pipeline(threads: int | None, stop: threading.Event) -> Frames:
     thread.start()
     if not frames.started.wait(300):
         raise RuntimeError("the pipeline did not start")
-    return frames
+    return frames, thread
 
 
-def start_loads(url: str, counts: dict[str, int]) -> list[subprocess.Popen[str]]:
+def start_loads(url: str, counts: dict[str, int], cpu: int | None
+                ) -> list[subprocess.Popen[str]]:
     children = []
+    pin = [] if cpu is None else ["--cpu", str(cpu)]
     for kind in KINDS:
         if counts[kind]:
             children.append(subprocess.Popen(
                 [sys.executable, __file__, "--load", url, "--kind", kind,
-                 "--count", str(counts[kind])],
+                 "--count", str(counts[kind]), *pin],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                 start_new_session=True))
     for child in children:
@@ -285,19 +308,21 @@ def window(frames: Frames, gate: Gate, children: list[subprocess.Popen[str]],
     return {"on": on, "fps": (f1 - f0) / span, "loop_cpu": (loop1 - loop0) / span,
             "loop_cpu_ms_per_frame": (loop1 - loop0) * 1e3 / done,
             "loop_wait_ms_per_frame": (wait1 - wait0) * 1e3 / done,
+            # the frame's time less the loop thread's waits for a core (the machine's load)
+            "loop_own_ms_per_frame": max(1e-9, span - (wait1 - wait0)) * 1e3 / done,
             "server_cpu": (cpu1["server"] - cpu0["server"]) / span,
             "encoder_cpu": (cpu1["encoder"] - cpu0["encoder"]) / span,
             "clients_cpu": (gen1 - gen0) / span, "load1": os.getloadavg()[0]}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    gate = Gate()
+    gate = Gate(handover_when_off=args.keep_handover)
     stop = threading.Event()
-    frames = start_pipeline(args.threads, stop)
+    frames, loop_thread = start_pipeline(args.threads, stop)
     assert frames.url is not None and gate.server is not None
     counts = {"sse": args.sse, "mjpeg": args.mjpeg, "idle": args.idle}
     load_before = os.getloadavg()
-    children = start_loads(frames.url, counts)
+    children = start_loads(frames.url, counts, args.cpu)
     connected = gate.server.hub.numbers()
     windows: list[dict[str, Any]] = []
     try:
@@ -316,6 +341,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                       f"encoder {on_w['encoder_cpu']:.1%} clients {on_w['clients_cpu']:.1%} "
                       f"of a core; load {on_w['load1']:.1f}", file=sys.stderr, flush=True)
         numbers = gate.server.hub.numbers()
+        handover = handover_us(gate)
     finally:
         gate.switch(True)
         reports = []
@@ -323,8 +349,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             out, _ = child.communicate("", timeout=120)
             reports.append(json.loads(out.strip().splitlines()[-1]))
         stop.set()
+        loop_thread.join(60)
     ratios = [windows[i]["fps"] / ((windows[i - 1]["fps"] + windows[i + 1]["fps"]) / 2)
               for i in range(1, len(windows) - 1, 2)]
+    own = [((windows[i - 1]["loop_own_ms_per_frame"] + windows[i + 1]["loop_own_ms_per_frame"])
+            / 2) / windows[i]["loop_own_ms_per_frame"] for i in range(1, len(windows) - 1, 2)]
     on_ws = [w for w in windows if w["on"]]
     off_ws = [w for w in windows if not w["on"]]
 
@@ -333,12 +362,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "clients": counts, "window_s": args.window, "pairs": args.pairs,
-        "inference_threads": args.threads, "cores": os.cpu_count(),
+        "inference_threads": args.threads, "cores": os.cpu_count(), "pinned_to": args.cpu,
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "fps_ratio_median": round(statistics.median(ratios), 4),
         "fps_ratio_min": round(min(ratios), 4), "fps_ratio_max": round(max(ratios), 4),
+        "own_fps_ratio_median": round(statistics.median(own), 4),
+        "own_fps_ratio_min": round(min(own), 4), "own_fps_ratio_max": round(max(own), 4),
         "fps_on_median": med("fps", on_ws), "fps_off_median": med("fps", off_ws),
+        "handover_us_per_frame": round(handover, 3),
         "server_cpu_per_s": med("server_cpu", on_ws),
         "encoder_cpu_per_s": med("encoder_cpu", on_ws),
         "server_cpu_per_s_off": med("server_cpu", off_ws),
@@ -362,11 +394,16 @@ def report(result: dict[str, Any]) -> None:
     print(f"loop fps, preview on over off: median {result['fps_ratio_median']:.3f}x (min "
           f"{result['fps_ratio_min']:.3f}, max {result['fps_ratio_max']:.3f}; goal >= 0.95); "
           f"on {result['fps_on_median']:.1f} fps, off {result['fps_off_median']:.1f} fps")
+    print(f"the same without the loop thread's waits for a core (the machine's load): median "
+          f"{result['own_fps_ratio_median']:.3f}x (min {result['own_fps_ratio_min']:.3f}, max "
+          f"{result['own_fps_ratio_max']:.3f})")
     print(f"the preview's threads while on: server {result['server_cpu_per_s']:.2%} + encoder "
           f"{result['encoder_cpu_per_s']:.2%} = {preview_cpu:.2%} of a core "
           f"({preview_cpu / (result['cores'] or 1):.2%} of the machine); the load generators "
           f"{result['clients_cpu_per_s']:.1%}; the loop thread {result['loop_cpu_per_s_on']:.1%}"
           f" on / {result['loop_cpu_per_s_off']:.1%} off")
+    print(f"the loop's hand-over to the preview: {result['handover_us_per_frame']:.2f} us a frame "
+          "(timed alone)")
     print(f"the loop thread per frame: {result['loop_cpu_ms_per_frame_on']:.3f} ms on a CPU on /"
           f" {result['loop_cpu_ms_per_frame_off']:.3f} off; waiting for a core (machine load) "
           f"{result['loop_wait_ms_per_frame_on']:.3f} ms on / "
@@ -398,13 +435,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="inference threads (default 1: a core left, as the Pi profiles)")
     parser.add_argument("--nofile", type=int, default=1024,
                         help="this process's descriptor limit (default 1024, systemd's)")
+    parser.add_argument("--cpu", type=int, metavar="N",
+                        help="pin this process (loop, preview, everything) to core N and the "
+                             "clients to the others: the preview competes with the loop for "
+                             "one core, and the scheduler cannot spread either")
+    parser.add_argument("--keep-handover", action="store_true",
+                        help="off windows still hand frames to the preview (only the serving "
+                             "stops): the serving's cost alone")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.load:
-        return load_main(args.load, args.kind, args.count)
+        return load_main(args.load, args.kind, args.count, args.cpu)
+    if args.cpu is not None:  # every thread made from here on inherits it
+        os.sched_setaffinity(0, {args.cpu})
     if args.pairs < 1 or args.window <= 0:
         parser.error("--pairs must be >= 1 and --window > 0")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
