@@ -299,7 +299,9 @@ def window(frames: Frames, gate: Gate, children: list[subprocess.Popen[str]],
     t0, f0, loop0, wait0 = frames.at()
     cpu0 = gate.thread_cpu_s()
     gen0 = sum(process_cpu_s(c.pid) for c in children)
+    proc0 = time.process_time()
     time.sleep(seconds)
+    proc1 = time.process_time()
     t1, f1, loop1, wait1 = frames.at()
     cpu1 = gate.thread_cpu_s()
     gen1 = sum(process_cpu_s(c.pid) for c in children)
@@ -308,6 +310,8 @@ def window(frames: Frames, gate: Gate, children: list[subprocess.Popen[str]],
     return {"on": on, "fps": (f1 - f0) / span, "loop_cpu": (loop1 - loop0) / span,
             "loop_cpu_ms_per_frame": (loop1 - loop0) * 1e3 / done,
             "loop_wait_ms_per_frame": (wait1 - wait0) * 1e3 / done,
+            # this process's CPU (loop, capture, sinks, preview) per frame labelled
+            "process_cpu_ms_per_frame": (proc1 - proc0) * 1e3 / done,
             # the frame's time less the loop thread's waits for a core (the machine's load)
             "loop_own_ms_per_frame": max(1e-9, span - (wait1 - wait0)) * 1e3 / done,
             "server_cpu": (cpu1["server"] - cpu0["server"]) / span,
@@ -354,6 +358,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
               for i in range(1, len(windows) - 1, 2)]
     own = [((windows[i - 1]["loop_own_ms_per_frame"] + windows[i + 1]["loop_own_ms_per_frame"])
             / 2) / windows[i]["loop_own_ms_per_frame"] for i in range(1, len(windows) - 1, 2)]
+    cost = [((windows[i - 1]["process_cpu_ms_per_frame"]
+              + windows[i + 1]["process_cpu_ms_per_frame"]) / 2)
+            / windows[i]["process_cpu_ms_per_frame"] for i in range(1, len(windows) - 1, 2)]
     on_ws = [w for w in windows if w["on"]]
     off_ws = [w for w in windows if not w["on"]]
 
@@ -369,6 +376,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "fps_ratio_min": round(min(ratios), 4), "fps_ratio_max": round(max(ratios), 4),
         "own_fps_ratio_median": round(statistics.median(own), 4),
         "own_fps_ratio_min": round(min(own), 4), "own_fps_ratio_max": round(max(own), 4),
+        "cpu_per_frame_ratio_median": round(statistics.median(cost), 4),
+        "cpu_per_frame_ratio_min": round(min(cost), 4),
+        "cpu_per_frame_ratio_max": round(max(cost), 4),
+        "process_cpu_ms_per_frame_on": med("process_cpu_ms_per_frame", on_ws),
+        "process_cpu_ms_per_frame_off": med("process_cpu_ms_per_frame", off_ws),
         "fps_on_median": med("fps", on_ws), "fps_off_median": med("fps", off_ws),
         "handover_us_per_frame": round(handover, 3),
         "server_cpu_per_s": med("server_cpu", on_ws),
@@ -397,6 +409,12 @@ def report(result: dict[str, Any]) -> None:
     print(f"the same without the loop thread's waits for a core (the machine's load): median "
           f"{result['own_fps_ratio_median']:.3f}x (min {result['own_fps_ratio_min']:.3f}, max "
           f"{result['own_fps_ratio_max']:.3f})")
+    print(f"this process's CPU per frame (loop, capture, sinks, preview): "
+          f"{result['process_cpu_ms_per_frame_on']:.3f} ms on / "
+          f"{result['process_cpu_ms_per_frame_off']:.3f} off; off over on: median "
+          f"{result['cpu_per_frame_ratio_median']:.3f}x (min "
+          f"{result['cpu_per_frame_ratio_min']:.3f}, max {result['cpu_per_frame_ratio_max']:.3f})"
+          ": the fps ratio of a CPU-bound loop")
     print(f"the preview's threads while on: server {result['server_cpu_per_s']:.2%} + encoder "
           f"{result['encoder_cpu_per_s']:.2%} = {preview_cpu:.2%} of a core "
           f"({preview_cpu / (result['cores'] or 1):.2%} of the machine); the load generators "
