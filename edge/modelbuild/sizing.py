@@ -95,11 +95,14 @@ def choose_size(board: BoardProfile, classes: int, patch: bool = True) -> SizeCh
     if bigger:
         nxt = bigger[0]
         nxt_size = mobilenet_v2_model_bytes(nxt.width, classes)
+        short = []
+        if nxt.total > ram:
+            short.append(f"an arena of {nxt.total:,} B" + (
+                " untiled (and more than fits with --patch auto)"
+                if patch and nxt_size <= flash else ""))
         if nxt_size > flash:
-            needs = f"{nxt_size:,} B of flash"
-        else:
-            needs = f"an arena of {nxt.total:,} B" + (" untiled, and more than fits with "
-                                                      "--patch auto" if patch else "")
+            short.append(f"{nxt_size:,} B of flash")
+        needs = " and ".join(short) or "more than fits"
         reason += f"; the next larger, {nxt.label}, needs {needs}"
     found = layouts(board, size, classes)
     fit = [f.name for f in found if f.fits]

@@ -169,7 +169,10 @@ class BoardFit:
         """What would fit instead, when the arena does not."""
         if self.placements[0].fits:
             return None
-        return suggestion(self.placements[0].available, self.arena.pointer_size)
+        return (f"{suggestion(self.placements[0].available, self.arena.pointer_size)}; "
+                f"exported with --patch auto larger inputs may fit (edge-inspect MODEL --board "
+                f"{self.board.name} --patch auto plans this model tiled; edge-model train "
+                f"--board {self.board.name} picks the largest MobileNetV2 that fits tiled)")
 
     def to_dict(self) -> dict[str, Any]:
         return {"board": self.board.name, "fits": self.fits,
