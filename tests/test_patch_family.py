@@ -88,3 +88,31 @@ def test_too_big_arena_names_patch_auto(tmp_path: Path) -> None:
     exported = export_model(path, "nano33ble", tmp_path / "auto", patch="auto")
     assert exported.patch is not None
     assert f"arena about {exported.arena.size:,} B" in message
+
+
+def test_member_plans_are_cached_by_code_hash(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan is made once per cache (a corrupt entry is made again), keyed by its arguments."""
+    from firmware_export.patch import family
+
+    calls: list[tuple[float, int]] = []
+
+    def plan(width: float, resolution: int, *_: object) -> family.PatchedMember:
+        calls.append((width, resolution))
+        return family.PatchedMember(width, resolution, 300_000, 200_000, "3x3", 660_000)
+
+    monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(family, "_plan_member", plan)
+    monkeypatch.setattr(family, "_PLANNED", {})
+    abi = default_abi(4, "cortex-m4")
+    first = family.plan_member(0.35, 128, 11, "cmsis-nn", abi, 256)
+    family._PLANNED.clear()
+    assert family.plan_member(0.35, 128, 11, "cmsis-nn", abi, 256) == first
+    assert calls == [(0.35, 128)]
+    family.plan_member(0.35, 160, 11, "cmsis-nn", abi, 256)
+    assert calls == [(0.35, 128), (0.35, 160)]
+    for entry in (tmp_path / family.CACHE_FOLDER).iterdir():
+        entry.write_text("{not json", encoding="utf-8")
+    family._PLANNED.clear()
+    assert family.plan_member(0.35, 128, 11, "cmsis-nn", abi, 256) == first
+    assert calls[-1] == (0.35, 128) and len(calls) == 3

@@ -13,17 +13,22 @@ not change the plan, only their sizes do.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.cache import cache_root
 from edge.errors import ExportError
 from edge.model import Model, read_model
 from edge.model import schema_generated as fb
 from edge.model.writer import add_buffer, opcode_index, pack_model
+from edge.outputs import atomic_write_bytes
 from firmware_export.patch.choose import choose_patch, predicted_minimum
 from firmware_export.plan.abi import Abi
 from firmware_export.plan.mobilenet import (
@@ -172,16 +177,42 @@ class PatchedMember:
 
 
 _PLANNED: dict[tuple[float, int, int, str, str, int], PatchedMember] = {}
+CACHE_FOLDER = "patch-family"
+# What a plan depends on besides its arguments: the writer above, the rewrite, the search and
+# the arena model. Their source is hashed into the cache key, so a change re-plans.
+_SOURCES = ("firmware_export/patch", "firmware_export/plan", "edge/model")
+
+
+def _code_hash() -> str:
+    root = Path(__file__).resolve().parents[2]
+    digest = hashlib.sha256()
+    for folder in _SOURCES:
+        for path in sorted((root / folder).glob("*.py")):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def plan_member(width: float, resolution: int, classes: int, kernels: str, abi: Abi,
                 margin: int) -> PatchedMember:
     """``width`` / ``resolution`` planned untiled and with ``--patch auto`` (arena sizes
-    include ``margin``, as ``kTensorArenaSize`` does); remembered for the process."""
+    include ``margin``, as ``kTensorArenaSize`` does); remembered for the process and in the
+    cache (``<cache root>/patch-family``, keyed by the planning code's hash)."""
     key = (width, resolution, classes, kernels, abi.name, margin)
-    if key not in _PLANNED:
-        _PLANNED[key] = _plan_member(width, resolution, classes, kernels, abi, margin)
-    return _PLANNED[key]
+    if key in _PLANNED:
+        return _PLANNED[key]
+    name = hashlib.sha256(f"{key}:{abi.layouts}:{_code_hash()}".encode()).hexdigest()[:24]
+    path = cache_root() / CACHE_FOLDER / f"{name}.json"
+    try:
+        member = PatchedMember(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        member = _plan_member(width, resolution, classes, kernels, abi, margin)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, json.dumps(asdict(member)).encode())
+        except OSError as error:  # a read-only cache costs time, not the result
+            log.info("cannot cache the plan of %s in %s: %s", member.label, path, error)
+    _PLANNED[key] = member
+    return member
 
 
 def _plan_member(width: float, resolution: int, classes: int, kernels: str, abi: Abi,
