@@ -9,10 +9,12 @@ import numpy as np
 from edge.boards import BoardProfile
 from edge.model.types import Model
 from edge.serial.protocol import StreamDecoder
+from firmware_export.codegen.detector import CentroidValues
 from firmware_export.plan.arena import ArenaPlan
 from firmware_export.tflm.program import Program, section_sizes
 from firmware_export.tflm.run import run_program
 from firmware_export.verify import probe
+from firmware_export.verify.centroids import streamed_detections
 from firmware_export.verify.programs import ProjectBuild
 from firmware_export.verify.report import FAIL, INFO, NOT_COMPARED, PASS, WARN, Check, VerifyReport
 
@@ -45,8 +47,9 @@ def run_outputs(built: ProjectBuild, arena: int, model: Model, inputs: list[np.n
 
 def firmware_stream(report: VerifyReport, built: ProjectBuild, model: Model,
                     inputs: list[np.ndarray], outputs: list[np.ndarray], work: Path,
-                    label: str) -> None:
-    """main.cpp with the shim: allocates, then one label frame per input with the top-1."""
+                    label: str, detector: CentroidValues | None = None) -> None:
+    """main.cpp with the shim: allocates, then one label frame per input with the top-1 (a
+    ``detector``'s: with the centroids of its output, as the Python decoder finds them)."""
     frames = work / "frames.bin"
     frames.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in inputs))
     result = run_program(built.firmware, [str(frames), str(inputs[0].nbytes)])
@@ -61,6 +64,11 @@ def firmware_stream(report: VerifyReport, built: ProjectBuild, model: Model,
         return
     report.add(Check("firmware allocates", label, PASS, "main.cpp's AllocateTensors succeeded "
                      "with the generated op resolver and kTensorArenaSize"))
+    if detector is not None:
+        shape = model.input_tensors[0].shape
+        frame_size = (shape[2], shape[1]) if len(shape) == 4 else (shape[-1], 1)
+        report.add(streamed_detections(records, outputs, detector, frame_size, label))
+        return
     expected = [int(np.argmax(o)) for o in outputs]
     got = [r.label for r in records]
     status = PASS if got == expected else FAIL
