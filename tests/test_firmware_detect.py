@@ -29,7 +29,7 @@ from firmware_export.codegen.detector import centroid_values, firmware_record_ro
 from firmware_export.export import export_model
 from firmware_export.tflm.build import Library
 from firmware_export.verify.ladder import verify_export
-from firmware_export.verify.report import FAIL, PASS, VerifyReport
+from firmware_export.verify.report import FAIL, PASS, WARN, VerifyReport
 from tests.conftest import ROOT
 from tests.detector_models import ODD, SHAPES, SQUARE, DetectorShape, detector_model, scenes
 from tests.tflm_support import tflm_library, tflm_tree
@@ -142,6 +142,11 @@ def test_firmware_records_equal_the_python_decoder(
     assert sections is not None and sections.status == PASS
     instructions = report.find("instructions per inference", ARM)
     assert instructions is not None and instructions.values["instructions"] > 1e6
+    # LiteRT rounds otherwise; on a per-cell softmax that may exceed the classifiers' bound
+    # (these barely trained nets: up to 85 LSB), which warns and says what it changes
+    litert = report.find("outputs vs LiteRT")
+    assert litert is not None and litert.status in (PASS, WARN)
+    assert 0 <= litert.values["centroids_identical"] <= 4
 
 
 def test_verify_through_the_cli(detectors: dict[str, Path], libraries: list[Library],
@@ -157,7 +162,7 @@ def test_verify_through_the_cli(detectors: dict[str, Path], libraries: list[Libr
     by_key = {(c["check"], c["build"]): c for c in document["verify"]["checks"]}
     for build in (HOST, ARM):
         stream = by_key[("streamed detections", build)]
-        assert stream["status"] in (PASS, "warn") and stream["differ"] == []
+        assert stream["status"] in (PASS, WARN) and stream["differ"] == []
         assert stream["records"] == 3
         assert 1.0 <= by_key[("minimal arena", build)]["ratio"] <= 1.005
     assert by_key[("instructions per inference", ARM)]["instructions"] > 1e6

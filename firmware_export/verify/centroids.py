@@ -24,8 +24,11 @@ from firmware_export.verify.report import FAIL, PASS, WARN, Check
 
 def python_record(output: np.ndarray, detector: CentroidValues,
                   frame_size: tuple[int, int]) -> LabelRecord:
-    """The record the Python runtime sends for ``output`` (fields the firmware sends too)."""
-    detections = tuple(decode_centroids(output, detector.spec(), (), frame_size))
+    """The record the Python runtime sends for ``output`` (fields the firmware sends too);
+    ``output`` is the grid's bytes in any shape (the probe's are flat)."""
+    grid = np.asarray(output).reshape(1, detector.grid_height, detector.grid_width,
+                                      detector.channels)
+    detections = tuple(decode_centroids(grid, detector.spec(), (), frame_size))
     event = LabelEvent(seq=0, frame_index=0, capture_ns=0, latency_ms=0.0, wall_time=0.0,
                        predictions=(), kind=DETECT, detections=detections,
                        frame_size=frame_size)

@@ -87,7 +87,7 @@ def verify_export(model: Model, model_path: Path, project: Path, board: BoardPro
                         detector)
         except VerifyError as e:
             raise VerifyError(f"{model.source} on {spec.label}: {e}") from e
-    report.add(checks.litert_agreement(litert, reference or [], inputs))
+    report.add(checks.litert_agreement(litert, reference or [], inputs, detector))
     return report
 
 
