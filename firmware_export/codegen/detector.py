@@ -130,8 +130,8 @@ def detector_code(values: CentroidValues) -> dict[str, Code]:
                      max_reason=Code(values.max_reason), max_detections=values.max_detections,
                      scale=Code(f"{values.scale:.9g}"), zero_point=values.zero_point,
                      score_table=Code(table))
-    return {"streams": Code("one detection record per object that\n// edge_centroids.h "
-                            "finds in the per-cell output (FOMO-style centroids)"),
+    return {"streams": Code("the objects\n// it finds (edge_centroids.h decodes the per-cell "
+                            "grid into centroids, one detection each)"),
             "decoder_include": Code(f'#include "{CENTROIDS_HEADER}"\n'),
             "helpers": Code(helpers), "publish": Code(render("detect_publish.cpp.in"))}
 
