@@ -121,6 +121,7 @@ def verify_detector(path: Path, shape: DetectorShape, out: Path) -> VerifyReport
                          detector=result.detector, inputs=scenes(path, shape, 4))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
 def test_firmware_records_equal_the_python_decoder(
         shape: DetectorShape, detectors: dict[str, Path], libraries: list[Library],
@@ -149,6 +150,7 @@ def test_firmware_records_equal_the_python_decoder(
     assert 0 <= litert.values["centroids_identical"] <= 4
 
 
+@pytest.mark.slow
 def test_verify_through_the_cli(detectors: dict[str, Path], libraries: list[Library],
                                 tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The command as a user runs it (its own random inputs): every check passes, the stream
