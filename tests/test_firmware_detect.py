@@ -143,6 +143,9 @@ def test_firmware_records_equal_the_python_decoder(
     assert sections is not None and sections.status == PASS
     instructions = report.find("instructions per inference", ARM)
     assert instructions is not None and instructions.values["instructions"] > 1e6
+    per_frame = report.find("instructions per frame", ARM)  # + decoding, encoding, writing
+    assert per_frame is not None and "centroid decoding" in per_frame.detail
+    assert per_frame.values["instructions"] > instructions.values["instructions"]
     # LiteRT rounds otherwise; on a per-cell softmax that may exceed the classifiers' bound
     # (these barely trained nets: up to 85 LSB), which warns and says what it changes
     litert = report.find("outputs vs LiteRT")

@@ -53,7 +53,8 @@ def firmware_stream(report: VerifyReport, built: ProjectBuild, model: Model,
     ``detector``'s: with the centroids of its output, as the Python decoder finds them)."""
     frames = work / "frames.bin"
     frames.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in inputs))
-    result = run_program(built.firmware, [str(frames), str(inputs[0].nbytes)])
+    icount = built.firmware.library.target.is_arm
+    result = run_program(built.firmware, [str(frames), str(inputs[0].nbytes)], icount=icount)
     if result.crashed or result.returncode != 0:
         report.add(Check("firmware allocates", label, FAIL, f"main.cpp {result.describe()}"))
         return
@@ -69,13 +70,30 @@ def firmware_stream(report: VerifyReport, built: ProjectBuild, model: Model,
         shape = model.input_tensors[0].shape
         frame_size = (shape[2], shape[1]) if len(shape) == 4 else (shape[-1], 1)
         report.add(streamed_detections(records, outputs, detector, frame_size, label))
-        return
-    expected = [int(np.argmax(o)) for o in outputs]
-    got = [r.label for r in records]
-    status = PASS if got == expected else FAIL
-    report.add(Check("streamed labels", label, status,
-                     f"{len(got)} binary frames decoded by edge.serial.protocol, top-1 {got} "
-                     f"(expected {expected})", {"labels": got, "expected": expected}))
+    else:
+        expected = [int(np.argmax(o)) for o in outputs]
+        got = [r.label for r in records]
+        status = PASS if got == expected else FAIL
+        report.add(Check("streamed labels", label, status,
+                         f"{len(got)} binary frames decoded by edge.serial.protocol, top-1 {got} "
+                         f"(expected {expected})", {"labels": got, "expected": expected}))
+    if icount:
+        report.add(loop_instructions(result.stderr, len(inputs), label, detector is not None))
+
+
+def loop_instructions(stderr: str, frames: int, label: str, detector: bool) -> Check:
+    """The instructions of main.cpp's loop() per frame, from the harness's timer lines."""
+    ticks = [int(line.split()[2]) for line in stderr.splitlines()
+             if line.startswith("edge-loop ticks ")][:frames]
+    work = ("inference, centroid decoding" if detector else "inference, top label") + \
+        ", record encoding and serial write"
+    if not ticks:
+        return Check("instructions per frame", label, INFO, "no count: the firmware printed "
+                     "no timer lines")
+    mean = sum(ticks) * probe.INSTRUCTIONS_PER_TICK // len(ticks)
+    return Check("instructions per frame", label, INFO,
+                 f"{mean / 1e6:.2f} M instructions per main.cpp loop() ({work}; QEMU -icount, "
+                 f"{len(ticks)} frames)", {"instructions": mean})
 
 
 def minimum_vs_prediction(report: VerifyReport, built: ProjectBuild, plan: ArenaPlan,
