@@ -62,7 +62,8 @@ def test_the_threshold_is_chosen_on_scores_and_ties_take_the_lower() -> None:
 
 def test_plan_and_settings() -> None:
     plan = detect_plan(DetectSettings(), 480)
-    assert plan.epochs == 30 and plan.rule.min_epochs == 15 and plan.learning_rate == 2e-3
+    assert plan.epochs == 48 and plan.rule.min_epochs == 24 and plan.learning_rate == 2e-3
+    assert detect_plan(DetectSettings(), 497).epochs == 45
     assert detect_plan(DetectSettings(), 60).epochs == 120
     assert detect_plan(DetectSettings(epochs=7, patience=2), 480).rule.patience == 2
     with pytest.raises(TrainingError, match="multiples of 8"):
