@@ -17,7 +17,6 @@ from edge.runtime.backends import AUTO_BACKENDS, BACKEND_NAMES, TFLM
 from edge.runtime.policy import RuntimeOptions
 from edge.sinks.mqtt_options import MqttOptions
 
-__all__ = ["non_negative_int", "part_from_args", "positive"]  # the types: edge.cli.arg_types
 T = TypeVar("T")
 
 
