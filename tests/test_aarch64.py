@@ -91,7 +91,7 @@ def arm64(tmp_path_factory: pytest.TempPathFactory) -> Arm64:
         wheel_dir = wheels()
         deps = deps_venv(tree, wheel_dir)
         wheel = build_project_wheel(ROOT, work / "dist")
-        venv = project_venv(work / "venv", wheel, tree, deps, wheel_dir)
+        venv = project_venv(wheel, tree, deps, wheel_dir)
     except Arm64EnvError as e:
         pytest.skip(f"cannot build the arm64 environment: {e}")
     return Arm64(venv, work)
