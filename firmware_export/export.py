@@ -38,7 +38,7 @@ from firmware_export.image import build_image
 from firmware_export.patch.choose import DEFAULT_MAX_OVERHEAD, PatchChoice
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan
 from firmware_export.plan.budget import Budget, check_budget, float_weight_savings, mcu_spec
-from firmware_export.plan.fit import check_exportable, patch_model, plan_for_board
+from firmware_export.plan.fit import check_exportable, patch_help, patch_model, plan_for_board
 from firmware_export.plan.offline import OfflinePlan
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     model = read_model(source)
     check_exportable(model)
     labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
+    original = model
     model, patched = patch_model(model, patch, profile, offline_plan, max_overhead)
     selection = library = None  # chosen for the operators the firmware runs (the tiles' too)
     trees = [tflm] if isinstance(tflm, (str, Path)) else list(tflm)
@@ -148,10 +149,14 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     model, offline, arena = plan_for_board(model, profile, offline_plan, margin)
     slot_image = (build_image(model.content, labels, arena.size, profile.name)
                   if model_slot else None)
+    arena_help = None
+    if arena.size > spec.ram_for_arena and patched is None and patch == "off":
+        arena_help = patch_help(original, profile, offline_plan, margin)
     budget = check_budget(profile, arena, len(model.content), slot_image,
                           quantize_saves=float_weight_savings(
                               [(t.dtype, len(t.data)) for t in model.main.tensors
-                               if t.data is not None]), fallback=fallback)
+                               if t.data is not None]), fallback=fallback,
+                          arena_help=arena_help)
     identifier = check_identifier(name) if name else c_identifier(source.name)
     values = firmware_values(model, source.name, identifier, arena, profile, labels, library,
                              () if selection is None else selection.flags, model_slot,

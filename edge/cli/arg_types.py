@@ -77,3 +77,15 @@ def numbers(text: str) -> list[float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated "
                                          "numbers") from None
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """An argparse type: ``WxH`` in pixels, each from 1 to 8192 (``224x224``, ``160x120``)."""
+    width, _, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = (0, 0)
+    if not all(1 <= side <= 8192 for side in size):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size WxH (e.g. 224x224)")
+    return size
