@@ -5,6 +5,7 @@ edge-run's frame recorder. No TensorFlow needed."""
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import cv2
@@ -271,22 +272,67 @@ def test_quantize_usage_matches_its_parsing(capsys: pytest.CaptureFixture[str]) 
         in " ".join(usage.split())
 
 
-def test_record_needs_a_label(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_record_options_need_a_folder_and_a_real_label(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
     from edge.cli.run import main as edge_run
 
-    assert edge_run(["--camera", "demo", "--record", str(tmp_path), "--max-frames", "1"]) == 2
-    assert "--record needs --label NAME" in capsys.readouterr().err
+    assert edge_run(["--camera", "demo", "--record", str(tmp_path), "--label", "",
+                     "--max-frames", "1"]) == 2
+    assert "--label needs a class name" in capsys.readouterr().err
+    assert edge_run(["--camera", "demo", "--record-size", "64x64", "--max-frames", "1"]) == 2
+    assert "--record-size is about recorded frames; add --record DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        edge_run(["--camera", "demo", "--record", str(tmp_path), "--record-size", "64"])
+    assert "is not a size WxH" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
-def test_edge_run_records_frames_at_the_model_input_size(tmp_path: Path) -> None:
+def test_edge_run_records_frames_at_the_model_input_size(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edge.cli.run import main as edge_run
 
-    assert edge_run(["-q", "--camera", "demo", "--record", str(tmp_path), "--label", "seen",
+    assert edge_run(["--camera", "demo", "--record", str(tmp_path), "--label", "seen",
                      "--every", "2", "--max-frames", "5"]) == 0
     files = sorted((tmp_path / "seen").glob("*.png"))
     assert len(files) == 3  # frames 0, 2 and 4 of 5
     assert cv2.imread(str(files[0])).shape == (96, 96, 3)  # the demo model's input
+    err = capsys.readouterr().err
+    assert f"recording every 2nd frame to {tmp_path / 'seen'}/ at 96x96" in err
+    assert f"recorded 3 frames to {tmp_path / 'seen'}/\n" in err
+
+
+def test_edge_run_records_at_the_size_asked_and_whole_frames_for_labelling(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli.run import main as edge_run
+
+    assert edge_run(["-q", "--camera", "demo", "--record", str(tmp_path / "a"), "--label", "x",
+                     "--record-size", "160x120", "--max-frames", "2"]) == 0
+    assert {cv2.imread(str(f)).shape for f in (tmp_path / "a" / "x").glob("*.png")} \
+        == {(120, 160, 3)}
+    assert edge_run(["--camera", "demo", "--record", str(tmp_path / "b"), "--every", "3",
+                     "--max-frames", "4"]) == 0
+    files = sorted((tmp_path / "b" / "images").glob("*.png"))
+    assert len(files) == 2
+    frame = cv2.imread(str(files[0]))
+    assert frame.shape[:2] != (96, 96) and frame.shape[2] == 3  # the camera's own size
+    err = capsys.readouterr().err
+    assert "to " + str(tmp_path / "b" / "images") + "/ at the camera's size" in err
+    assert "recorded 2 frames to " in err
+
+
+def test_recorder_counts_frames_it_cannot_save_and_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    recorder = FrameRecorder(RecordOptions(str(tmp_path), "full"), (16, 16))
+    frame = np.zeros((32, 32, 3), np.uint8)
+    recorder(frame)
+    shutil.rmtree(tmp_path / "full")
+    (tmp_path / "full").write_bytes(b"")  # the folder is gone: every write fails
+    for _ in range(3):
+        recorder(frame)
+    assert recorder.counters() == {"saved": 1, "failed": 3}
+    warnings = [r for r in caplog.records if "cannot save the recorded frame" in r.message]
+    assert len(warnings) == 1  # said once, counted always
+    assert not [p for p in tmp_path.iterdir() if p.name != "full"]  # no temp files left
 
 
 def test_train_refuses_a_missing_weights_file(tmp_path: Path,

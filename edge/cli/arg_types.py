@@ -46,3 +46,15 @@ def byte_count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a byte count (0 or more, decimal "
                                          "or 0x hex)")
     return value
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """An argparse type: ``WxH`` in pixels, each from 1 to 8192 (``224x224``, ``160x120``)."""
+    width, _, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = (0, 0)
+    if not all(1 <= side <= 8192 for side in size):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size WxH (e.g. 224x224)")
+    return size

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from edge.boards import load_boards
 from edge.camera import CAMERA_HELP
+from edge.cli.arg_types import frame_size
 from edge.cli.args import (
     add_mqtt_args,
     add_runtime_args,
@@ -36,7 +38,7 @@ from edge.cli.common import (
 from edge.cli.kind_args import add_kind_args
 from edge.decode.geometry import FITS as RESIZE_MODES  # not preprocess: it imports OpenCV
 from edge.errors import SinkError
-from edge.pipeline.recorder import RecordOptions
+from edge.pipeline.recorder import UNLABELLED_FOLDER, RecordOptions
 from edge.pipeline.runner import LoopSettings
 from edge.pipeline.service import ModelOptions, RunOptions, SourceOptions, run_service
 from edge.pipeline.stats import RunSummary
@@ -162,20 +164,32 @@ def _add_preview_args(g: argparse._ArgumentGroup) -> None:
 
 def _add_record_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--record", metavar="DIR",
-                   help="save frames, as the model sees them, into DIR/LABEL/")
+                   help="save frames: with --label, as the model sees them into DIR/LABEL/ "
+                        "(class folders for edge-model train); without, whole frames into "
+                        "DIR/images/ for labelling boxes (YOLO layout, --task detect)")
     g.add_argument("--label", help="class name of the recorded frames (with --record)")
     g.add_argument("--every", type=positive(int), default=1, metavar="N",
                    help="record every N-th frame (default: 1)")
+    g.add_argument("--record-size", type=frame_size, metavar="WxH",
+                   help="record at this size (default: the model's input with --label, the "
+                        "camera's size without); use the size the model you will train takes, "
+                        "e.g. 224x224 for --board rpi4")
 
 
 def record_from_args(args: argparse.Namespace) -> RecordOptions | None:
     if args.record is None:
-        if args.label is not None:
-            raise SinkError("--label names the class of recorded frames; add --record DIR")
+        for given, name in ((args.label, "--label"), (args.record_size, "--record-size")):
+            if given is not None:
+                raise SinkError(f"{name} is about recorded frames; add --record DIR")
         return None
-    if not args.label:
-        raise SinkError("--record needs --label NAME: the class the recorded frames show")
-    return RecordOptions(args.record, args.label, args.every)
+    if args.label == "":
+        raise SinkError("--label needs a class name, e.g. --label empty")
+    return RecordOptions(args.record, args.label, args.every, args.record_size)
+
+
+def saved_folder(args: argparse.Namespace) -> Path:
+    """Where ``--record`` puts its frames (``DIR/LABEL`` or ``DIR/images``)."""
+    return Path(args.record) / (args.label if args.label is not None else UNLABELLED_FOLDER)
 
 
 def preview_from_args(args: argparse.Namespace) -> PreviewOptions | None:
@@ -243,6 +257,8 @@ def _run(args: argparse.Namespace) -> int:
                   f"{info['delegate']}, input {w}x{h})", file=sys.stderr, flush=True)
         if info.get("preview"):
             print(f"{PROG}: preview at {info['preview']}", file=sys.stderr, flush=True)
+        if info.get("record") and not quiet:
+            print(f"{PROG}: {info['record']}", file=sys.stderr, flush=True)
 
     def status(summary: RunSummary) -> None:
         if not quiet:
@@ -252,6 +268,11 @@ def _run(args: argparse.Namespace) -> int:
                           on_status=status)
     print(f"{PROG}: done in {summary.seconds:.1f} s, {summary.fps:.1f} fps overall; "
           f"{summary.status_line()}", file=sys.stderr, flush=True)
+    saved = summary.sinks.get("record")
+    if saved is not None:
+        print(f"{PROG}: recorded {saved['saved']:,} frames to {saved_folder(args)}/"
+              + (f" ({saved['failed']:,} could not be saved)" if saved["failed"] else ""),
+              file=sys.stderr, flush=True)
     if summary.accuracy is not None:
         print(f"{PROG}: accuracy against the scene's ground truth: {summary.accuracy:.1%}",
               file=sys.stderr, flush=True)

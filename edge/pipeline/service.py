@@ -173,19 +173,20 @@ def run_service(options: RunOptions, *, stdout: TextIO,
             max_image_pixels=options.source.max_image_pixels, labels=clf.labels,
             realtime=options.source.realtime))
         preview = _open_preview(options.preview, stack, f"{board.name}: {source.name}")
+        recorder = (FrameRecorder(options.record, clf.input_size, clf.resize)
+                    if options.record is not None else None)
         if on_start is not None:
             on_start({"board": board.name, "camera": source.name, "model": model.name,
                       "backend": clf.backend_name, "threads": clf.threads,
                       "delegate": clf.delegate_name, "input_size": list(clf.input_size),
                       "kind": clf.kind.kind,
-                      "preview": preview.url if preview is not None else None})
+                      "preview": preview.url if preview is not None else None,
+                      "record": recorder.describe() if recorder is not None else None})
         settings = replace(options.loop, run_id=options.loop.run_id or new_run_id())
         candidates = (settings.top_k if settings.smooth == 1
                       else max(settings.top_k, SMOOTH_CANDIDATES))
         floor = settings.threshold if settings.smooth == 1 else 0.0
 
-        recorder = (FrameRecorder(options.record, clf.input_size, clf.resize)
-                    if options.record is not None else None)
         decode = decode_options(options.model, settings.top_k)
         classifier = clf.kind.kind == CLASSIFY
 
@@ -198,8 +199,14 @@ def run_service(options: RunOptions, *, stdout: TextIO,
 
         last_notified = [float("-inf")]
 
-        def status(summary: RunSummary) -> None:
+        def counted(summary: RunSummary) -> RunSummary:
             summary = with_sink_counters(summary, sinks)
+            if recorder is None:
+                return summary
+            return replace(summary, sinks={**summary.sinks, "record": recorder.counters()})
+
+        def status(summary: RunSummary) -> None:
+            summary = counted(summary)
             numbers = summary.as_dict()
             for sink in sinks:
                 sink.status(numbers)
@@ -219,7 +226,7 @@ def run_service(options: RunOptions, *, stdout: TextIO,
                                    stall_timeout_s=options.source.stall_timeout_s)
         finally:
             notifier.stopping()
-        return with_sink_counters(summary, sinks)  # after the sinks closed: final numbers
+        return counted(summary)  # after the sinks closed: final numbers
 
 
 def decode_options(model: ModelOptions, top_k: int) -> DecodeOptions:
