@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,6 +109,63 @@ def nchw_input_net(resolution: int, seed: int = 2) -> Path:
     rng = np.random.default_rng(seed)
     frames = [rng.integers(0, 256, (3, resolution, resolution), dtype=np.uint8)
               for _ in range(4)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, quantize_keras(net, frames))
+    return path
+
+
+def torch_style_mobilenet_v2(resolution: int, width: float = 0.35, seed: int = 3) -> Path:
+    """MobileNetV2's first stages as PyTorch writes them (torchvision's layer order): every 3x3
+    convolution preceded by a symmetric ZeroPadding2D(1) and run VALID (on even sizes stride 2
+    then reads the image one pixel higher and further left than TensorFlow's SAME does), bias-free
+    convolutions with batch norm and a separate ReLU6, the residual ADD as ``conv(x) + x``;
+    int8, cached."""
+    key = hashlib.sha256(f"{RECIPE}:torch:{resolution}:{width}:{seed}".encode()).hexdigest()[:16]
+    path = artefact_cache("patch-models") / f"torchnet_{resolution}_{width}_{key}.tflite"
+    if path.is_file():
+        return path
+    import tensorflow as tf
+
+    from edge.modelbuild.quantize import quantize_keras
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+
+    def conv_bn(x: Any, filters: int, kernel: int, stride: int = 1, depthwise: bool = False,
+                relu: bool = True) -> Any:
+        if kernel > 1:
+            x = layers.ZeroPadding2D(kernel // 2)(x)
+        if depthwise:
+            x = layers.DepthwiseConv2D(kernel, stride, use_bias=False)(x)
+        else:
+            x = layers.Conv2D(filters, kernel, stride, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU(6.0)(x) if relu else x
+
+    def channels(c: int) -> int:
+        return max(8, int(c * width + 4) // 8 * 8)
+
+    inputs = tf.keras.Input((resolution, resolution, 3))
+    x = layers.Rescaling(1 / 127.5, -1.0)(inputs)
+    x = conv_bn(x, channels(32), 3, 2)
+    have = channels(32)
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 1, 2)):
+        out = channels(c)
+        for i in range(n):
+            y = conv_bn(x, have * t, 1) if t != 1 else x
+            y = conv_bn(y, have * t, 3, s if i == 0 else 1, depthwise=True)
+            y = conv_bn(y, out, 1, relu=False)
+            x = layers.Add()([y, x]) if (i > 0 and have == out) else y
+            have = out
+    x = layers.Dense(4)(layers.GlobalAveragePooling2D()(x))
+    net = tf.keras.Model(inputs, layers.Softmax()(x))
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)
+              for _ in range(4)]
+    for layer in net.layers:  # statistics from one pass, as in mobilenet_v2()
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    net(np.stack(frames).astype(np.float32) / 127.5 - 1, training=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, quantize_keras(net, frames))
     return path

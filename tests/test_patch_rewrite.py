@@ -149,3 +149,33 @@ def test_parse_patch(text: str, expected: object) -> None:
 def test_parse_patch_refuses(text: str) -> None:
     with pytest.raises(ExportError, match="--patch"):
         parse_patch(text)
+
+
+@pytest.mark.slow
+def test_torch_style_mobilenet_v2(tmp_path: Path) -> None:
+    """PyTorch's layer order and padding (explicit symmetric PADs, VALID convolutions, bias-free
+    convolutions with batch norm, ``conv(x) + x``): byte-exact at several cuts and grids, and
+    ``auto`` on it."""
+    pytest.importorskip("tensorflow", reason="building models needs tensorflow")
+    from tests.patch_models import torch_style_mobilenet_v2
+
+    path = torch_style_mobilenet_v2(64)
+    model = read_model(path)
+    assert model.opcodes.count("PAD") == 1 and "ADD" in model.opcodes
+    # the converter folds the PADs that equal SAME; before every stride-2 layer PyTorch's
+    # symmetric pad differs from SAME's (0, 1) on even sizes and stays a PAD + VALID layer
+    graph = model.main
+    pads = [op for op in graph.operators if op.opcode == "PAD"]
+    assert len(pads) == 4
+    for op in pads:
+        assert graph.tensors[op.inputs[1]].array().tolist() == [[0, 0], [1, 1], [1, 1], [0, 0]]
+        assert graph.operators[op.index + 1].options["padding"] == "VALID"
+    chain = describe_chain(model)
+    windows = [k for k in chain.splits if any(chain.layers[j].window is not None
+                                              for j in range(k + 1))]
+    for split, grid in ((windows[2], (2, 2)), (windows[len(windows) // 2], (3, 3)),
+                        (windows[-1], (2, 3))):
+        check_exact(path, rewrite_model(model, chain, split, grid).content, tmp_path, 2)
+    choice = choose_patch(model, "auto", "reference", PIP, offline_plan="off")
+    assert choice is not None and choice.after < choice.before
+    check_exact(path, choice.rewrite.content, tmp_path, 2)

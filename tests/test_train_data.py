@@ -154,7 +154,7 @@ def test_board_sizing_picks_the_largest_that_fits() -> None:
     from firmware_export.plan.mobilenet import mobilenet_v2_arena, mobilenet_v2_model_bytes
 
     board = get_board("nano33ble")
-    choice = choose_size(board, 11)
+    choice = choose_size(board, 11, patch=False)
     assert (choice.alpha, choice.resolution) == (0.35, 96)
     assert choice.arena is not None and choice.arena <= board.mcu.ram_for_arena  # type: ignore
     assert "next larger, MobileNetV2 0.5/96, needs an arena" in choice.reason

@@ -59,8 +59,8 @@ def _add_train(sub: Any) -> None:
                        description="Train MobileNetV2 on a folder with one sub-folder per class.")
     p.add_argument("data", type=Path, metavar="DATA", help="folder of class folders")
     p.add_argument("output", type=Path, metavar="OUT.keras", help="Keras model to write")
-    p.add_argument("--board", help="choose the largest MobileNetV2 that fits this board "
-                   "(--alpha/--resolution override)")
+    p.add_argument("--board", help="choose the largest MobileNetV2 that fits this board, "
+                   "untiled or exported with --patch auto (--alpha/--resolution override)")
     add_boards_dir_arg(p)
     _add_size_args(p, required=False)
     p.add_argument("--weights", type=_weights, default=AUTO,

@@ -44,7 +44,12 @@ def _size(args: argparse.Namespace, classes: int) -> tuple[float, int, dict[str,
         from edge.boards import get_board
         from edge.modelbuild.sizing import choose_size
 
-        choice = choose_size(get_board(args.board, args.boards_dir), classes)
+        # both overridden: the tiled plan (seconds per model) would choose nothing
+        patch = args.alpha is None or args.resolution is None
+        if patch:
+            _say(args, f"--board {args.board}: planning the MobileNetV2 family untiled and "
+                       "with --patch auto (about 15 s per model tried)")
+        choice = choose_size(get_board(args.board, args.boards_dir), classes, patch=patch)
         alpha, resolution = choice.alpha, choice.resolution
         extra["board"] = {"name": args.board, **choice.to_dict()}
         _say(args, f"--board {args.board}: {choice.reason}")

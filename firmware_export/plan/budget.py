@@ -96,22 +96,28 @@ def suggestion(ram: int, pointer_size: int) -> str:
             "use a smaller network (e.g. MobileNetV1 0.25) or a board with more RAM")
 
 
-def check_arena_fits(board: BoardProfile, arena_size: int, pointer_size: int) -> None:
+def check_arena_fits(board: BoardProfile, arena_size: int, pointer_size: int,
+                     helps: str | None = None) -> None:
     """Refuse an arena larger than the RAM the board leaves for it, saying what would fit.
+
+    Args:
+        helps: what would make this very model fit, named first (e.g. ``--patch auto`` with
+            the arena it gives).
 
     Raises:
         BudgetError: by how many bytes, and the largest MobileNetV2 that fits.
     """
     ram = mcu_spec(board).ram_for_arena
     if arena_size > ram:
+        first = f"{helps}; or " if helps else ""
         raise BudgetError(
             f"the tensor arena needs {arena_size:,} B but {board.name} has {ram:,} B of RAM "
-            f"for it: {arena_size - ram:,} B too many; {suggestion(ram, pointer_size)}")
+            f"for it: {arena_size - ram:,} B too many; {first}{suggestion(ram, pointer_size)}")
 
 
 def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
                  slot_image: bytes | None = None, quantize_saves: int = 0,
-                 fallback: bool = True) -> Budget:
+                 fallback: bool = True, arena_help: str | None = None) -> Budget:
     """The budget, or an error that says by how much the model misses and what would help.
 
     Args:
@@ -119,12 +125,14 @@ def check_budget(board: BoardProfile, arena: ArenaPlan, model_bytes: int,
             weights); 0 for a model already quantized.
         fallback: with ``slot_image``, embed the model as the fallback (``--fallback
             embedded``); False: the slot takes the model part too (``--fallback none``).
+        arena_help: what would make this model's arena fit, when it does not (``--patch
+            auto`` with its arena).
 
     Raises:
         BudgetError: the arena, the model data or the slot image does not fit.
     """
     budget = budget_for(board, arena, model_bytes, slot_image, fallback)
-    check_arena_fits(board, arena.size, arena.pointer_size)
+    check_arena_fits(board, arena.size, arena.pointer_size, arena_help)
     if budget.flash_left < 0:
         helps = what_helps(board, budget, -budget.flash_left, quantize_saves,
                            lambda spec: (spec.model_slot is not None or not budget.model_slot)

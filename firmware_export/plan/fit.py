@@ -19,7 +19,7 @@ from edge.boards import BoardProfile
 from edge.errors import ExportError
 from edge.model import Model, read_model
 from edge.model.compat import micro_support
-from firmware_export.image import build_image
+from firmware_export.image import HEADER_SIZE, build_image
 from firmware_export.plan.abi import default_abi
 from firmware_export.plan.arena import DEFAULT_MARGIN, ArenaPlan, plan_arena
 from firmware_export.plan.budget import Budget, budget_for, mcu_spec, suggestion
@@ -33,9 +33,10 @@ from firmware_export.plan.offline import (
     metadata_words,
 )
 
-__all__ = ["DEFAULT_MARGIN", "OFFLINE_CHOICES", "ArenaPlan", "BoardFit", "Placement",
+__all__ = ["DEFAULT_MARGIN", "OFFLINE_CHOICES", "ArenaPlan", "BoardFit", "Layout", "Placement",
            "apply_offline_plan", "board_fit", "check_exportable", "family", "largest_fitting",
-           "mobilenet_v2_model_bytes", "patch_model", "pip_arena", "plan_for_board"]
+           "largest_patched", "layouts", "mobilenet_v2_model_bytes", "patch_help",
+           "patch_model", "pip_arena", "plan_for_board"]
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,10 @@ class BoardFit:
         """What would fit instead, when the arena does not."""
         if self.placements[0].fits:
             return None
-        return suggestion(self.placements[0].available, self.arena.pointer_size)
+        return (f"{suggestion(self.placements[0].available, self.arena.pointer_size)}; "
+                f"exported with --patch auto larger inputs may fit (edge-inspect MODEL --board "
+                f"{self.board.name} --patch auto plans this model tiled; edge-model train "
+                f"--board {self.board.name} picks the largest MobileNetV2 that fits tiled)")
 
     def to_dict(self) -> dict[str, Any]:
         return {"board": self.board.name, "fits": self.fits,
@@ -210,3 +214,76 @@ def board_fit(model: Model, board: BoardProfile, margin: int = DEFAULT_MARGIN,
                       slot.length),
         ]
     return BoardFit(board, arena, budget, offline, tuple(placements))
+
+
+def largest_patched(board: BoardProfile, classes: int, floor: tuple[float, float] = (0.0, 0.0),
+                    margin: int = DEFAULT_MARGIN) -> Any:
+    """The largest MobileNetV2 that fits ``board`` when exported with ``--patch auto``, larger
+    than ``floor`` (a size key: width x resolution^2, width), or None
+    (:func:`firmware_export.patch.family.largest_patched`; each try plans a model: seconds)."""
+    from firmware_export.patch.family import largest_patched as largest
+
+    spec = mcu_spec(board)
+    return largest(spec.ram_for_arena, spec.flash_for_model, classes, spec.kernels,
+                   default_abi(spec.pointer_size, board.cpu), margin, floor)
+
+
+LABEL_BYTES = 32  # per class in a slot image: the name and its terminator, generously
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One flash layout of the firmware (``--model-slot`` / ``--fallback``) and whether a
+    model of some size fits it."""
+
+    name: str
+    fits: bool
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layout": self.name, "fits": self.fits, "why": self.why}
+
+
+def layouts(board: BoardProfile, model_bytes: int, classes: int) -> tuple[Layout, ...]:
+    """Which firmware layouts hold a model of ``model_bytes`` with ``classes`` labels: built in
+    (the default), ``--model-slot`` with the model also embedded as fallback, and
+    ``--model-slot --fallback none`` (the slot image takes the model part too)."""
+    spec = mcu_spec(board)
+    built_in = spec.model_region(slot=False).size
+    found = [Layout("built in (default)", model_bytes <= built_in,
+                    f"{model_bytes:,} of {built_in:,} B")]
+    slot = spec.slot_region(True)
+    if slot is not None:
+        image = HEADER_SIZE + model_bytes + LABEL_BYTES * classes
+        part = spec.model_region(slot=True).size
+        found.append(Layout("--model-slot --fallback embedded",
+                            model_bytes <= part and image <= slot.length,
+                            f"model {model_bytes:,} of {part:,} B, image about {image:,} of "
+                            f"{slot.length:,} B"))
+        whole = spec.slot_region(True, fallback=False)
+        if whole is not None:
+            found.append(Layout("--model-slot --fallback none", image <= whole.length,
+                                f"image about {image:,} of {whole.length:,} B"))
+    return tuple(found)
+
+
+def patch_help(model: Model, board: BoardProfile, offline_plan: str = "auto",
+               margin: int = DEFAULT_MARGIN) -> str | None:
+    """``--patch auto`` with the arena it gives, when it makes ``model``'s arena fit ``board``
+    (None when it does not, or the model cannot be tiled). Plans the rewrite: seconds."""
+    spec = mcu_spec(board)
+    abi = default_abi(spec.pointer_size, board.cpu)
+    tail = plan_arena(model, spec.pointer_size, spec.kernels, abi=abi).tail.total
+    if tail + model.input_tensors[0].nbytes > spec.ram_for_arena:
+        return None  # the tail and the input, live while the tiles run, do not fit alone
+    try:
+        _, choice = patch_model(model, "auto", board, offline_plan)
+    except ExportError:
+        return None
+    if choice is None:
+        return None
+    size = choice.after + margin
+    if size > spec.ram_for_arena:
+        return None
+    return (f"--patch auto (tiles {choice.grid} over the first stages: arena about {size:,} B "
+            f"of {spec.ram_for_arena:,} B, MAC overhead {choice.overhead:+.1%})")
