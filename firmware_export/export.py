@@ -20,8 +20,10 @@ from typing import Any
 from edge.boards import BoardProfile, get_board
 from edge.errors import ExportError
 from edge.model import Model, read_model
+from edge.model.labels import embedded_record
 from edge.outputs import atomic_directory
 from firmware_export.codegen.arena_h import arena_values
+from firmware_export.codegen.detector import CENTROIDS_HEADER, CentroidValues, centroid_values
 from firmware_export.codegen.libraries import PinnedLibrary, check_operators, library_for
 from firmware_export.codegen.names import c_identifier, check_identifier
 from firmware_export.codegen.project import (
@@ -61,6 +63,7 @@ class ExportResult:
     slot_image: Path | None = None  # with --model-slot: the image edge-flash would write
     library: PinnedLibrary | None = None  # None: TFLM copied into the project (--tflm)
     patch: PatchChoice | None = None  # --patch: the tiles the model was rewritten into
+    detector: CentroidValues | None = None  # a centroid detector: how main.cpp decodes it
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "files": list(self.files),
@@ -70,18 +73,25 @@ class ExportResult:
                 "offline_plan": None if self.offline is None else {
                     "strategy": self.offline.strategy, "head": self.offline.head,
                     "greedy_head": self.offline.greedy_head, "saving": self.offline.saving},
-                "patch": None if self.patch is None else self.patch.to_dict()}
+                "patch": None if self.patch is None else self.patch.to_dict(),
+                "detector": None if self.detector is None else {
+                    "grid": [self.detector.grid_height, self.detector.grid_width,
+                             self.detector.channels],
+                    "threshold": self.detector.threshold,
+                    "threshold_q": self.detector.threshold_q,
+                    "max_detections": self.detector.max_detections}}
 
 
-def support_headers() -> dict[str, str]:
-    """The C headers shipped in firmware_export/c that exist in this installation."""
+def support_headers(detector: bool = False) -> dict[str, str]:
+    """The C headers shipped in firmware_export/c that exist in this installation (a
+    ``detector``'s firmware needs the centroid decoder's too)."""
     folder = resources.files("firmware_export") / "c"
     found = {}
     for name in SUPPORT_HEADERS:
         entry = folder / name
         if entry.is_file():
             found[name] = entry.read_text(encoding="utf-8")
-    for name in (LABELS_HEADER, CRC_HEADER):
+    for name in (LABELS_HEADER, CRC_HEADER, *((CENTROIDS_HEADER,) if detector else ())):
         if name not in found:
             raise ExportError(f"{name} is missing from the installation (firmware_export/c)")
     return found
@@ -89,8 +99,8 @@ def support_headers() -> dict[str, str]:
 
 def firmware_values(model: Model, source_name: str, identifier: str, arena: ArenaPlan,
                     profile: BoardProfile, labels: tuple[str, ...], library: PinnedLibrary | None,
-                    tflm_flags: tuple[str, ...], model_slot: bool, fallback: bool = True
-                    ) -> FirmwareValues:
+                    tflm_flags: tuple[str, ...], model_slot: bool, fallback: bool = True,
+                    detector: CentroidValues | None = None) -> FirmwareValues:
     """The plain values the generators read, taken from the model, board and plan."""
     graph_input = model.input_tensors[0]
     return FirmwareValues(
@@ -98,8 +108,8 @@ def firmware_values(model: Model, source_name: str, identifier: str, arena: Aren
         opcodes=tuple(model.opcodes), input_shape=tuple(graph_input.shape),
         input_dtype=graph_input.dtype, labels=labels, arena=arena_values(arena),
         board=board_values(profile, model_slot, fallback), library=library,
-        tflm_flags=tflm_flags, model_slot=model_slot, headers=support_headers(),
-        fallback=fallback)
+        tflm_flags=tflm_flags, model_slot=model_slot,
+        headers=support_headers(detector is not None), fallback=fallback, detector=detector)
 
 
 def export_model(model_path: str | Path, board: str | BoardProfile, out: str | Path,
@@ -137,6 +147,7 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     model = read_model(source)
     check_exportable(model)
     labels = model.labels or ()  # labels appended after the flatbuffer do not survive a rewrite
+    detector = centroid_values(model, embedded_record(model.content))  # nor does the record
     original = model
     model, patched = patch_model(model, patch, profile, offline_plan, max_overhead)
     selection = library = None  # chosen for the operators the firmware runs (the tiles' too)
@@ -160,14 +171,15 @@ def export_model(model_path: str | Path, board: str | BoardProfile, out: str | P
     identifier = check_identifier(name) if name else c_identifier(source.name)
     values = firmware_values(model, source.name, identifier, arena, profile, labels, library,
                              () if selection is None else selection.flags, model_slot,
-                             fallback or not model_slot)
+                             fallback or not model_slot, detector)
     files = render_all(values)
     files[MANIFEST] = manifest_json(values, budget)
     target = Path(out)
     _write_project(target, files, model.content, selection, slot_image)
     names = (*files, MODEL_FILE, *((SLOT_IMAGE,) if slot_image else ()))
     return ExportResult(target, names, model, target / MODEL_FILE, arena, budget, offline,
-                        None if slot_image is None else target / SLOT_IMAGE, library, patched)
+                        None if slot_image is None else target / SLOT_IMAGE, library, patched,
+                        detector)
 
 
 def manifest_json(values: FirmwareValues, budget: Budget) -> str:

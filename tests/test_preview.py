@@ -465,3 +465,42 @@ def test_a_paced_file_is_handed_over_like_a_camera(paced: bool) -> None:
         assert len(taken) + grabber.counters.dropped == 60 and taken[-1] == 59
     else:
         assert taken == list(range(60)) and grabber.counters.dropped == 0
+
+
+@pytest.mark.slow
+def test_the_browser_is_served_while_a_crowd_of_stalled_clients_is_connected() -> None:
+    """200 event clients and 30 viewers that never read (full socket buffers) and 300 idle
+    sockets are connected; the page in chromium still gets a moving picture and fresh labels
+    (the stalled clients' data waits in their own buffers, never in the way)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from edge.preview.server import PreviewServer
+    from tests.test_preview_server import Feeder, _connect, _stalled_clients
+
+    noise = np.random.default_rng(11).integers(0, 256, (240, 320, 3), np.uint8)
+    with PreviewServer(PreviewOptions(port=0, width=320), title="crowd") as server, \
+            Feeder(server, rate=100, frame=noise):
+        stalled = _stalled_clients(server, listeners=200, viewers=30)
+        idle = [_connect(server) for _ in range(300)]
+        for sock in idle:
+            sock.sendall(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+        try:
+            with chromium() as driver:
+                driver.get(server.url)  # type: ignore[attr-defined]
+                wait = WebDriverWait(driver, 120, poll_frequency=0.2)
+                wait.until(lambda d: d.execute_script(
+                    "const i = document.getElementById('stream'); return i.complete && "
+                    "i.naturalWidth > 0"))
+                image = driver.find_element("id", "stream")  # type: ignore[attr-defined]
+                first = image.screenshot_as_png
+                wait.until(lambda d: image.screenshot_as_png != first)  # the picture moves
+                seen = -1
+                for _ in range(3):  # fresh labels, three times
+                    seen = wait.until(lambda d, seen=seen: _label(d, seen))[0]
+                    assert seen >= server.hub.latest_event()[0] - 200  # newest, not a backlog
+            counters = server.hub.counters
+            assert counters.accept_errors == 0 and counters.listeners + counters.viewers >= 2
+            assert counters.connections <= server.limit
+        finally:
+            for sock in stalled + idle:
+                sock.close()

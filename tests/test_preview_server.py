@@ -5,7 +5,10 @@ checked; and the pure parts it stands on (request heads, Host names, limits)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -308,3 +311,174 @@ def test_a_viewer_that_does_not_read_is_skipped_then_dropped(
             assert got >= frames_then + 5 and server.hub.counters.viewers == 1
         assert _closed_by_server(stuck, 5)
         stuck.close()
+
+
+# --- the design that keeps the labelling loop's cost flat, whatever the clients do -------------
+
+def _stalled_clients(server: PreviewServer, listeners: int, viewers: int) -> list[socket.socket]:
+    """Stream clients that never read, with small receive buffers (they fill at once)."""
+    socks = []
+    for i in range(listeners + viewers):
+        sock = _connect(server, rcvbuf=4096)
+        path = "/events" if i < listeners else "/stream.mjpg"
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        socks.append(sock)
+    deadline = time.monotonic() + 60
+    while (server.hub.counters.listeners < listeners or server.hub.counters.viewers < viewers
+           ) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.hub.counters.listeners == listeners
+    assert server.hub.counters.viewers == viewers
+    return socks
+
+
+def test_the_loops_handover_never_waits_for_the_server_its_encoder_or_clients() -> None:
+    """The loop's per-frame call shares no lock with the server or the encoder: with every
+    client stalled (full socket buffers), the server's thread held and the encoder held inside
+    an encoding, 20,000 frames are still handed over (a hang here would be the loop's)."""
+    noise = np.random.default_rng(5).integers(0, 256, (240, 320, 3), np.uint8)
+    release = threading.Event()
+    in_encode = threading.Event()
+    with serving(width=320, quality=95, max_fps=50) as server:
+        hub = server.hub
+        encode = hub.encode
+
+        def held_encode(rgb: np.ndarray, event: LabelEvent) -> bytes:
+            if hub.encoded >= 3:  # a few pictures out first, then stuck inside one
+                in_encode.set()
+                release.wait(120)
+            return encode(rgb, event)
+
+        hub.encode = held_encode  # type: ignore[method-assign]
+        socks = _stalled_clients(server, listeners=50, viewers=10)
+        with Feeder(server, rate=100, frame=noise):
+            assert in_encode.wait(60)
+        server._loop.call_soon_threadsafe(release.wait, 120)  # the server's thread held too
+        observed = hub.latest_event()[0]
+        def hand_over() -> None:
+            for i in range(20_000):
+                hub.observe(noise, _event(i, 320, 240))
+
+        handed = threading.Thread(target=hand_over, daemon=True)
+        handed.start()
+        handed.join(120)  # a guard against a hang, not a time limit
+        done = not handed.is_alive()
+        release.set()
+        assert done, "the loop's hand-over waited for the preview"
+        assert hub.latest_event()[0] == observed + 20_000
+        newest = hub.latest_event()[1]
+        assert newest is not None and newest.seq == 19_999
+        assert _get(server, "/status")[0] == 200  # the server carries on once released
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("viewers", [1, 30])
+def test_at_most_one_encoding_per_frame_and_max_fps_whatever_the_viewers(viewers: int) -> None:
+    """One JPEG per frame at most, shared by every viewer, at most ``max_fps`` a second: the
+    encoder's work does not grow with the number of viewers (or with the loop's rate)."""
+    encoded: list[int] = []
+    with serving(max_fps=10) as server:
+        hub = server.hub
+        encode = hub.encode
+
+        def counted(rgb: np.ndarray, event: LabelEvent) -> bytes:
+            encoded.append(event.seq)
+            jpeg = encode(rgb, event)
+            sent.add(jpeg)
+            return jpeg
+
+        sent: set[bytes] = set()
+        hub.encode = counted  # type: ignore[method-assign]
+        socks = [_connect(server) for _ in range(viewers)]
+        for sock in socks:
+            sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        with Feeder(server, rate=200):
+            start = time.monotonic()
+            data = [b""] * viewers
+            for sock in socks:
+                sock.settimeout(0.01)
+            while time.monotonic() - start < 3.0 or min(d.count(b"--edgeframe")
+                                                        for d in data) < 2:
+                assert time.monotonic() - start < 120
+                for i, sock in enumerate(socks):
+                    with suppress(TimeoutError):
+                        data[i] += sock.recv(1 << 20)
+            elapsed = time.monotonic() - start
+            frames = hub.latest_event()[0]
+        assert len(encoded) == len(set(encoded))  # never one frame twice
+        # the rate cap sets it, not the viewers, nor the loop's rate (up to 200 frames a second)
+        assert 2 <= len(encoded) <= min(frames, 10 * elapsed + 2)
+        for d in data:  # every viewer got the very bytes encoded once for all
+            jpegs = [part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
+                     for part in d.split(b"--edgeframe\r\n")[1:-1]]
+            assert jpegs and all(jpeg in sent for jpeg in jpegs)
+        for sock in socks:
+            sock.close()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+CLIENTS = r"""
+import os, resource, socket, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+host, port, idle, half_open = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+socks = []
+for _ in range(idle):  # idle: connected, half a request, then nothing
+    sock = socket.create_connection((host, port), timeout=60)
+    sock.sendall(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    socks.append(sock)
+for _ in range(half_open):  # half-open: connecting (the kernel queues them), never a byte
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.connect_ex((host, port))
+    socks.append(sock)
+print("connected", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.slow
+def test_descriptors_stay_bounded_under_idle_and_half_open_connections(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 idle sockets and 1,100 half-open ones (connecting, never a byte sent), from another
+    process: this process never holds more descriptors than the connection limit allows (and
+    the reserve beside it), never fails an accept, and new clients are answered."""
+    monkeypatch.setattr(server_module, "ACCEPT_RATE", 1000.0)  # the flood in seconds, not 14
+    monkeypatch.setattr(server_module, "REQUEST_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(server_module, "SWEEP_S", 0.2)
+    with serving(max_connections=200) as server, Feeder(server, rate=50):
+        host, port = _address(server)
+        before = _open_fds()
+        clients = subprocess.Popen([sys.executable, "-c", CLIENTS, host, str(port), "300", "1100"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert clients.stdout is not None and clients.stdout.readline() == "connected\n"
+            peak = 0
+            answered = 0
+            deadline = time.monotonic() + 120
+            counters = server.hub.counters
+            # until the limit made room (evicted) and more than the idle ones and the limit were
+            # closed (evicted or timed out); the half-open
+            # ones that never reach us wait in the kernel (accept queue full, handshake
+            # unfinished): no descriptor of ours
+            while (counters.evicted == 0 or counters.evicted + counters.timed_out < 500
+                   or answered < 3) and \
+                    time.monotonic() < deadline:
+                peak = max(peak, _open_fds() - before)
+                assert counters.connections <= 200
+                if _get(server, "/status")[0] == 200:
+                    answered += 1
+                time.sleep(0.05)
+            assert counters.evicted > 0, server.hub.numbers()
+            assert counters.evicted + counters.timed_out >= 500, server.hub.numbers()
+            assert answered >= 3 and counters.accept_errors == 0
+            # held: the limit, the new client's two ends, and the idle ones evicted within one
+            # batch of accepts whose descriptors asyncio closes at the end of that batch
+            assert 0 < peak <= 200 + server_module.ACCEPT_BURST + 2, peak
+            assert server_module.ACCEPT_BURST + 2 <= server_module.FD_RESERVE
+        finally:
+            clients.communicate("", timeout=60)
+        assert _get(server, "/status")[0] == 200

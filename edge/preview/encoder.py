@@ -4,9 +4,10 @@
 one reference and appends two numbers, takes no lock, makes no system call and does not depend
 on how many clients there are. Everything else happens in other threads:
 
-* the encoder thread (here) turns the newest frame into one annotated JPEG, only while at
-  least one client watches the stream, at most ``max_fps`` times a second; the server sends
-  the same bytes to every viewer;
+* the encoder thread (here) turns the newest frame into one annotated JPEG when the server's
+  tick asks for one (only while at least one client watches the stream), at most once per
+  frame and ``max_fps`` times a second, however many viewers there are; the server sends the
+  same bytes to every viewer. Without viewers it sleeps and never wakes;
 * the server thread reads the newest event at its own capped rate (see
   :mod:`edge.preview.server`) and the live numbers for ``/status`` and ``/metrics``.
 """
@@ -90,6 +91,7 @@ class PreviewHub:
         self._summary: dict[str, Any] = {}
         self._jpeg: bytes | None = None
         self._stop = threading.Event()
+        self._wanted = threading.Event()
         self._thread = threading.Thread(target=self._encode_loop, name="edge-preview-jpeg",
                                         daemon=True)
 
@@ -98,6 +100,7 @@ class PreviewHub:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wanted.set()
         if self._thread.is_alive():
             self._thread.join(5)
 
@@ -179,15 +182,23 @@ class PreviewHub:
 
     # --- the encoder thread -----------------------------------------------------------------
 
+    def want_frame(self) -> None:
+        """Ask for a JPEG of the newest frame (the server's tick, while someone watches)."""
+        self._wanted.set()
+
     def _encode_loop(self) -> None:
         period = 1.0 / self.options.max_fps
         done = 0
         next_at = time.monotonic()
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            next_at = max(next_at + period, time.monotonic())
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                return
             latest = self._latest
-            if not self.counters.viewers or latest is None or latest[0] == done:
+            if latest is None or latest[0] == done:  # one encoding per frame at most
                 continue
+            next_at = time.monotonic() + period
             done = latest[0]
             try:
                 jpeg = self.encode(latest[1], latest[2])

@@ -390,6 +390,8 @@ class PreviewServer:
             now = time.monotonic()
             self.hub.counters.cpu_s = time.thread_time()
             self._accept(now)
+            if self._viewers:
+                self.hub.want_frame()
             jpeg = self.hub.jpeg
             if jpeg is not None and jpeg is not self._sent_jpeg:
                 self._sent_jpeg = jpeg

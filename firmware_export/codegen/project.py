@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from edge.boards import BoardProfile
 from firmware_export.codegen.arena_h import ArenaValues, arena_cc, arena_h
+from firmware_export.codegen.detector import CENTROIDS_HEADER, CentroidValues
 from firmware_export.codegen.libraries import PinnedLibrary
 from firmware_export.codegen.linker import linker_script
 from firmware_export.codegen.main_cpp import main_cpp
@@ -23,7 +24,7 @@ from firmware_export.image import board_id
 LABELS_HEADER = "edge_labels.h"
 IMAGE_HEADER = "edge_model_image.h"
 CRC_HEADER = "edge_crc32.h"  # included by both headers above
-SUPPORT_HEADERS = (LABELS_HEADER, IMAGE_HEADER, CRC_HEADER)
+SUPPORT_HEADERS = (LABELS_HEADER, IMAGE_HEADER, CRC_HEADER, CENTROIDS_HEADER)
 TFLM_LIB = "lib/tflm"
 
 
@@ -83,6 +84,7 @@ class FirmwareValues:
     model_slot: bool  # build with EDGE_USE_MODEL_SLOT
     headers: dict[str, str]  # support headers by file name (SUPPORT_HEADERS)
     fallback: bool = True  # with model_slot: embed the model to run when the slot's image is not
+    detector: CentroidValues | None = None  # a centroid detector: main.cpp decodes its grid
 
 
 def platformio_ini(v: FirmwareValues) -> str:
@@ -149,7 +151,7 @@ Generator = Callable[[FirmwareValues], str]
 FILES: dict[str, Generator] = {
     "platformio.ini": platformio_ini,
     "src/main.cpp": lambda v: main_cpp(v.array_name, v.board.name, v.model_file, v.input_shape,
-                                       v.input_dtype),
+                                       v.input_dtype, v.detector),
     "src/model_data.h": lambda v: model_data_h(v.array_name, len(v.content), v.board.progmem),
     "src/model_data.cc": lambda v: model_data_cc(v.array_name, v.content, v.board.progmem,
                                                  embedded=v.fallback or not v.model_slot),
@@ -161,6 +163,7 @@ FILES: dict[str, Generator] = {
     f"src/{LABELS_HEADER}": lambda v: v.headers[LABELS_HEADER],
     f"src/{IMAGE_HEADER}": lambda v: v.headers[IMAGE_HEADER],
     f"src/{CRC_HEADER}": lambda v: v.headers[CRC_HEADER],
+    f"src/{CENTROIDS_HEADER}": lambda v: v.headers[CENTROIDS_HEADER],
     "src/idf_component.yml": idf_component_yml,
     "partitions.csv": partitions_csv,
     f"{TFLM_LIB}/library.json": lambda v: tflm_library_json(v.tflm_flags),
@@ -170,6 +173,8 @@ FILES: dict[str, Generator] = {
 
 def _wanted(path: str, v: FirmwareValues) -> bool:
     name = path.rsplit("/", 1)[-1]
+    if name == CENTROIDS_HEADER:
+        return v.detector is not None and name in v.headers
     if name in SUPPORT_HEADERS:
         return name in v.headers
     if path == "src/idf_component.yml":

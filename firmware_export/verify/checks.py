@@ -7,12 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from edge.boards import BoardProfile
+from edge.decode.centroids import decode_regions
 from edge.model.types import Model
 from edge.serial.protocol import StreamDecoder
+from firmware_export.codegen.detector import CentroidValues
 from firmware_export.plan.arena import ArenaPlan
 from firmware_export.tflm.program import Program, section_sizes
 from firmware_export.tflm.run import run_program
 from firmware_export.verify import probe
+from firmware_export.verify.centroids import streamed_detections
 from firmware_export.verify.programs import ProjectBuild
 from firmware_export.verify.report import FAIL, INFO, NOT_COMPARED, PASS, WARN, Check, VerifyReport
 
@@ -45,11 +48,13 @@ def run_outputs(built: ProjectBuild, arena: int, model: Model, inputs: list[np.n
 
 def firmware_stream(report: VerifyReport, built: ProjectBuild, model: Model,
                     inputs: list[np.ndarray], outputs: list[np.ndarray], work: Path,
-                    label: str) -> None:
-    """main.cpp with the shim: allocates, then one label frame per input with the top-1."""
+                    label: str, detector: CentroidValues | None = None) -> None:
+    """main.cpp with the shim: allocates, then one label frame per input with the top-1 (a
+    ``detector``'s: with the centroids of its output, as the Python decoder finds them)."""
     frames = work / "frames.bin"
     frames.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in inputs))
-    result = run_program(built.firmware, [str(frames), str(inputs[0].nbytes)])
+    icount = built.firmware.library.target.is_arm
+    result = run_program(built.firmware, [str(frames), str(inputs[0].nbytes)], icount=icount)
     if result.crashed or result.returncode != 0:
         report.add(Check("firmware allocates", label, FAIL, f"main.cpp {result.describe()}"))
         return
@@ -61,12 +66,34 @@ def firmware_stream(report: VerifyReport, built: ProjectBuild, model: Model,
         return
     report.add(Check("firmware allocates", label, PASS, "main.cpp's AllocateTensors succeeded "
                      "with the generated op resolver and kTensorArenaSize"))
-    expected = [int(np.argmax(o)) for o in outputs]
-    got = [r.label for r in records]
-    status = PASS if got == expected else FAIL
-    report.add(Check("streamed labels", label, status,
-                     f"{len(got)} binary frames decoded by edge.serial.protocol, top-1 {got} "
-                     f"(expected {expected})", {"labels": got, "expected": expected}))
+    if detector is not None:
+        shape = model.input_tensors[0].shape
+        frame_size = (shape[2], shape[1]) if len(shape) == 4 else (shape[-1], 1)
+        report.add(streamed_detections(records, outputs, detector, frame_size, label))
+    else:
+        expected = [int(np.argmax(o)) for o in outputs]
+        got = [r.label for r in records]
+        status = PASS if got == expected else FAIL
+        report.add(Check("streamed labels", label, status,
+                         f"{len(got)} binary frames decoded by edge.serial.protocol, top-1 {got} "
+                         f"(expected {expected})", {"labels": got, "expected": expected}))
+    if icount:
+        report.add(loop_instructions(result.stderr, len(inputs), label, detector is not None))
+
+
+def loop_instructions(stderr: str, frames: int, label: str, detector: bool) -> Check:
+    """The instructions of main.cpp's loop() per frame, from the harness's timer lines."""
+    ticks = [int(line.split()[2]) for line in stderr.splitlines()
+             if line.startswith("edge-loop ticks ")][:frames]
+    work = ("inference, centroid decoding" if detector else "inference, top label") + \
+        ", record encoding and serial write"
+    if not ticks:
+        return Check("instructions per frame", label, INFO, "no count: the firmware printed "
+                     "no timer lines")
+    mean = sum(ticks) * probe.INSTRUCTIONS_PER_TICK // len(ticks)
+    return Check("instructions per frame", label, INFO,
+                 f"{mean / 1e6:.2f} M instructions per main.cpp loop() ({work}; QEMU -icount, "
+                 f"{len(ticks)} frames)", {"instructions": mean})
 
 
 def minimum_vs_prediction(report: VerifyReport, built: ProjectBuild, plan: ArenaPlan,
@@ -116,7 +143,9 @@ def pip_equality(outputs: list[np.ndarray], reference: list[np.ndarray] | None, 
 
 
 def litert_agreement(litert: list[np.ndarray] | str, reference: list[np.ndarray],
-                     inputs: list[np.ndarray]) -> Check:
+                     inputs: list[np.ndarray], detector: CentroidValues | None = None) -> Check:
+    """LiteRT's outputs against the pip interpreter's: within :data:`MAX_LSB`. A detector's
+    grid is judged by what is decoded from it (:func:`detector_litert_agreement`)."""
     name, build = "outputs vs LiteRT", "LiteRT x86-64"
     if isinstance(litert, str):
         return Check(name, build, NOT_COMPARED, f"not compared, because {litert}")
@@ -124,6 +153,8 @@ def litert_agreement(litert: list[np.ndarray] | str, reference: list[np.ndarray]
         return Check(name, build, NOT_COMPARED, "not compared, because no TFLM output exists "
                      "to compare with")
     lsb = max_lsb(litert, reference)
+    if detector is not None:
+        return detector_litert_agreement(litert, reference, lsb, detector)
     top1 = sum(int(np.argmax(a)) == int(np.argmax(b)) for a, b in zip(litert, reference,
                                                                        strict=True))
     status = PASS if lsb <= MAX_LSB else FAIL
@@ -131,6 +162,29 @@ def litert_agreement(litert: list[np.ndarray] | str, reference: list[np.ndarray]
                  f"top-1 identical on {top1} of {len(inputs)}",
                  {"inputs": len(inputs), "max_lsb": lsb, "bound_lsb": MAX_LSB,
                   "top1_identical": top1})
+
+
+def detector_litert_agreement(litert: list[np.ndarray], reference: list[np.ndarray], lsb: int,
+                              detector: CentroidValues) -> Check:
+    """A per-cell softmax amplifies LiteRT's other rounding wherever two classes are close, so
+    beyond :data:`MAX_LSB` a detector's grid only warns: the firmware runs TFLM, whose outputs
+    the builds must equal byte for byte; how many inputs decode to the same centroids (class
+    and box) on both says what the difference means on a Raspberry Pi."""
+    shape = (1, detector.grid_height, detector.grid_width, detector.channels)
+    spec = detector.spec()
+
+    def centroids(output: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+        return [(r.channel, r.x0, r.y0, r.x1, r.y1)
+                for r in decode_regions(np.asarray(output).reshape(shape), spec)]
+
+    same = sum(centroids(a) == centroids(b) for a, b in zip(litert, reference, strict=True))
+    status = PASS if lsb <= MAX_LSB else WARN
+    return Check("outputs vs LiteRT", "LiteRT x86-64", status,
+                 f"{len(litert)} inputs: max {lsb} LSB (bound {MAX_LSB}"
+                 f"{'' if lsb <= MAX_LSB else '; a warning only for a per-cell softmax grid'}), "
+                 f"the same centroids (class and box) on {same} of {len(litert)}",
+                 {"inputs": len(litert), "max_lsb": lsb, "bound_lsb": MAX_LSB,
+                  "centroids_identical": same})
 
 
 def sections(firmware: Program, board: BoardProfile, label: str) -> Check:

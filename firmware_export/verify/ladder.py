@@ -6,10 +6,10 @@
 3. per build (64-bit host; the board's CPU under QEMU, or a 32-bit host build where no emulator
    exists): the project's own files compiled against that TFLM. Checks: the firmware
    (``main.cpp`` + shim) allocates with the generated resolver and arena and streams the
-   expected top-1 labels; the real minimal arena (bisection, a process per probe) against the
-   prediction; every planned tensor at its predicted offset; outputs equal to the pip
-   interpreter's; on Cortex-M the ELF sections against the board's budget and the
-   instructions an inference executes.
+   expected top-1 labels (a centroid detector: the Python decoder's records); the real minimal
+   arena (bisection, a process per probe) against the prediction; every planned tensor at its
+   predicted offset; outputs equal to the pip interpreter's; on Cortex-M the ELF sections
+   against the board's budget and the instructions an inference executes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from edge.boards import BoardProfile
 from edge.errors import BackendError, VerifyError
 from edge.model.types import Model
 from firmware_export.codegen.arena_h import arena_h, arena_values
+from firmware_export.codegen.detector import CentroidValues
 from firmware_export.plan.abi import get_abi
 from firmware_export.plan.arena import ArenaPlan, plan_arena
 from firmware_export.tflm.build import build_library
@@ -55,11 +56,14 @@ def sample_inputs(model: Model, count: int = N_INPUTS, seed: int = 0) -> list[np
 
 def verify_export(model: Model, model_path: Path, project: Path, board: BoardProfile,
                   trees: Sequence[TflmTree], exported: ArenaPlan,
-                  untiled: bytes | None = None) -> VerifyReport:
+                  untiled: bytes | None = None, detector: CentroidValues | None = None,
+                  inputs: Sequence[np.ndarray] | None = None) -> VerifyReport:
     """Run every rung for the project exported at ``project``.
 
     ``untiled``: with ``--patch``, the model before the rewrite; the pip rung then checks the
     tiled outputs byte-identical to it (and every build must equal the pip outputs).
+    ``detector``: the project is a centroid detector's; its streamed records are compared with
+    the Python decoder's. ``inputs``: the input tensors to run (default :func:`sample_inputs`).
 
     Raises:
         VerifyError: a step failed in a way that is not a check's answer (a crash outside
@@ -67,7 +71,7 @@ def verify_export(model: Model, model_path: Path, project: Path, board: BoardPro
         BackendError: the pip interpreter is not installed.
     """
     report = VerifyReport()
-    inputs = sample_inputs(model)
+    inputs = list(inputs) if inputs is not None else sample_inputs(model)
     reference = _pip_rung(report, model, model_path, inputs)
     if untiled is not None and reference is not None:
         report.add(_untiled_equality(untiled, inputs, reference))
@@ -79,10 +83,11 @@ def verify_export(model: Model, model_path: Path, project: Path, board: BoardPro
                             "real TFLM builds")
     for spec in specs:
         try:
-            _build_rung(report, spec, model, project, board, exported, inputs, reference)
+            _build_rung(report, spec, model, project, board, exported, inputs, reference,
+                        detector)
         except VerifyError as e:
             raise VerifyError(f"{model.source} on {spec.label}: {e}") from e
-    report.add(checks.litert_agreement(litert, reference or [], inputs))
+    report.add(checks.litert_agreement(litert, reference or [], inputs, detector))
     return report
 
 
@@ -123,7 +128,7 @@ def _untiled_equality(untiled: bytes, inputs: list[np.ndarray],
 
 def _build_rung(report: VerifyReport, spec: BuildSpec, model: Model, project: Path,
                 board: BoardProfile, exported: ArenaPlan, inputs: list[np.ndarray],
-                reference: list[np.ndarray] | None) -> None:
+                reference: list[np.ndarray] | None, detector: CentroidValues | None) -> None:
     library = build_library(spec.tree, spec.target)
     plan = plan_arena(model, spec.abi.pointer_size, spec.tree.kernels, exported.margin,
                       abi=spec.abi)
@@ -138,7 +143,7 @@ def _build_rung(report: VerifyReport, spec: BuildSpec, model: Model, project: Pa
         real = checks.minimum_vs_prediction(report, built, plan, label)
         arena = max(plan.size, real)
         outputs, instructions = checks.run_outputs(built, arena, model, inputs, work)
-        checks.firmware_stream(report, built, model, inputs, outputs, work, label)
+        checks.firmware_stream(report, built, model, inputs, outputs, work, label, detector)
         checks.offsets(report, built, plan, arena, label)
         report.add(checks.pip_equality(outputs, reference, label, spec.tree.kernels))
         if spec.target.is_arm:

@@ -28,4 +28,4 @@ def verify_result(result: ExportResult, trees: Sequence[TflmTree],
     board = get_board(result.budget.board, boards_dirs, "mcu")
     untiled = result.patch.rewrite.original if result.patch is not None else None
     return verify_export(result.model, result.model_path, result.out, board,
-                         list(trees) or env_trees(), result.arena, untiled)
+                         list(trees) or env_trees(), result.arena, untiled, result.detector)

@@ -1,6 +1,7 @@
 // Runs an exported firmware (main.cpp) with the Arduino shim: setup(), then loop() once per
 // frame of a raw input file, then a few more times (a firmware that refused to start idles
-// there). Usage: firmware FRAMES_FILE [EXTRA_LOOPS]
+// there), saying on stderr how many timer ticks each loop() took ("edge-loop ticks T"; MPS2
+// TIMER0 under QEMU, 0 on a host). Usage: firmware FRAMES_FILE FRAME_BYTES [EXTRA_LOOPS]
 //
 // edge_camera_frame() here replaces main.cpp's weak test pattern: it copies the next frame
 // (the model's input tensor, byte for byte) from FRAMES_FILE and returns false when none is
@@ -71,7 +72,12 @@ int main(int argc, char** argv) {
   fseek(g_frames, 0, SEEK_SET);
   const long extra = argc > 3 ? atol(argv[3]) : 1;
   setup();
-  for (long i = 0; i < g_frame_count + extra; ++i) loop();
+  for (long i = 0; i < g_frame_count + extra; ++i) {
+    const uint32_t before = edge_timer_ticks();
+    loop();
+    const uint32_t ticks = edge_timer_ticks() - before;
+    fprintf(stderr, "edge-loop ticks %lu\n", static_cast<unsigned long>(ticks));
+  }
   fflush(stdout);
   fclose(g_frames);
   return 0;
