@@ -82,8 +82,12 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy
 
+# The suite in TEST_WORKERS processes (pytest-xdist; auto = one per core), whole test files per
+# worker (--dist loadfile), so a module's fixtures are built once; the slowest files go first,
+# in tests/conftest.py's order (--no-loadscope-reorder keeps it). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
 unit: $(VENV)/.installed-dev sysdeps
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck unit
 

@@ -20,9 +20,11 @@ place under a lock (:func:`firmware_export.tflm.cache.cached_folder`):
   ``qemu-aarch64-static -L cpu-$QEMU_CPU``, so no binfmt_misc registration is needed and the
   project's child processes (``sys.executable``) run emulated too.
 
-The project's own wheel is installed per test session into a small venv whose ``.pth`` file
-adds the cached venv's site-packages (:func:`project_venv`); pip resolves its dependencies
-against them from the wheels folder (no index).
+The project's own wheel is built per test session and installed into a small venv whose
+``.pth`` file adds the cached venv's site-packages (:func:`project_venv`); pip resolves its
+dependencies against them from the wheels folder (no index). That venv is cached too, as
+``project-KEY`` keyed by the wheel's bytes: the same sources reuse it, changed sources install
+anew.
 
 These downloads happen only when a cache entry is built (CI's network reaches PyPI and
 Debian); later runs are offline.
@@ -189,15 +191,31 @@ def deps_venv(sysroot_dir: Path, wheels_dir: Path) -> Path:
     return cached_folder(artefact_cache("aarch64") / f"venv-{key}", make)
 
 
-def project_venv(venv: Path, project_wheel: Path, sysroot_dir: Path, deps: Path,
-                 wheels_dir: Path) -> Path:
-    """An arm64 venv at ``venv`` with ``project_wheel`` installed by the arm64 pip."""
-    python = write_python_wrapper(venv, sysroot_dir)
-    (site_packages(venv) / "edge-runtime-deps.pth").write_text(f"{site_packages(deps)}\n")
-    arm64_pip(python, sysroot_dir, ["install", "-q", "--no-compile", "--no-index",
-                                    "--find-links", str(wheels_dir), str(project_wheel)],
-              f"arm64 pip install of {project_wheel.name}")
-    return venv
+def project_venv(project_wheel: Path, sysroot_dir: Path, deps: Path, wheels_dir: Path) -> Path:
+    """The cached arm64 venv with ``project_wheel`` installed by the arm64 pip.
+
+    Keyed by the wheel's bytes (hatchling builds the same bytes from the same sources) and the
+    venvs it stands on: a run whose sources changed installs again (1-2 minutes of emulated
+    pip), a run on the same sources finds the venv its wheel made.
+    """
+    key = _key(hashlib.sha256(project_wheel.read_bytes()).hexdigest(), sysroot_dir.name,
+               deps.name, wheels_dir.name, _WRAPPER)
+    venv = artefact_cache("aarch64") / f"project-{key}"
+
+    def make(folder: Path) -> None:
+        python = write_python_wrapper(folder, sysroot_dir)
+        (site_packages(folder) / "edge-runtime-deps.pth").write_text(f"{site_packages(deps)}\n")
+        arm64_pip(python, sysroot_dir, ["install", "-q", "--no-compile", "--no-index",
+                                        "--find-links", str(wheels_dir), str(project_wheel)],
+                  f"arm64 pip install of {project_wheel.name}")
+        # pip wrote the console scripts for the folder it installed into, renamed when done.
+        for script in (folder / "bin").iterdir():
+            if script.is_file() and not script.is_symlink():
+                text = script.read_bytes()
+                if bytes(folder) in text:
+                    script.write_bytes(text.replace(bytes(folder), bytes(venv)))
+
+    return cached_folder(venv, make)
 
 
 def build_project_wheel(project: Path, out: Path) -> Path:

@@ -5,6 +5,10 @@ On a laptop a test whose data, tool or package is missing skips with the reason.
 included: ``importorskip`` at module level, ``skipif`` marks), so CI cannot go green on work it
 did not do. A test that legitimately does not apply on this machine (it exists only for a case
 CI never has, e.g. "a Coral is attached") is marked ``@pytest.mark.ci_skip_ok(reason)``.
+
+``make test`` runs whole files per worker process (pytest-xdist ``--dist loadfile``), which hands
+files out in collection order: the slowest files (:data:`SLOWEST_FIRST`) are collected first,
+so no worker starts a long file while the others run out of work.
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ SHARED = ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+# The longest test files of a warm run, longest first (pytest --durations, summed per file;
+# their cold runs also build what the caches keep: TFLM libraries, the arm64 venvs, trainings).
+SLOWEST_FIRST = (
+    "test_aarch64.py", "test_train_e2e.py", "test_train_small.py", "test_train_weights.py",
+    "test_verify_tflm.py", "test_tiny_models.py", "test_slot_boot_qemu.py", "test_patch_rewrite.py",
+    "test_tflm_library.py", "test_tflm_build.py", "test_patch_stages.py", "test_preview.py",
+    "test_export_cli.py", "test_arena_tflm.py", "test_mqtt_faults.py", "test_detect_models.py",
+)
 
 
 def shared_file(relative: str) -> Path:
@@ -51,6 +64,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "ci_skip_ok(reason): this test may skip under CI=true (it needs a case CI "
         "never has); every other skip fails under CI=true")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of :data:`SLOWEST_FIRST` first, in its order; the rest as collected."""
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def _skip_reason(longrepr: object) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.outputs import atomic_write_bytes
-from tests.cache import artefact_cache
+from tests.cache import artefact_cache, artefact_lock
 
 KINDS = ("classifier", "two-output", "embedding", "dense", "single-score", "detection",
          "uint8-raw")
@@ -26,9 +26,10 @@ def kind_models(tf: Any) -> dict[str, bytes]:
     key = hashlib.sha256(Path(__file__).read_bytes() + tf.__version__.encode()).hexdigest()[:16]
     folder = artefact_cache("kind-models") / key
     paths = {kind: folder / f"{kind}.tflite" for kind in KINDS}
-    if not all(p.is_file() for p in paths.values()):
-        for kind, content in _build_all(tf).items():
-            atomic_write_bytes(paths[kind], content)
+    with artefact_lock(folder):
+        if not all(p.is_file() for p in paths.values()):
+            for kind, content in _build_all(tf).items():
+                atomic_write_bytes(paths[kind], content)
     return {kind: p.read_bytes() for kind, p in paths.items()}
 
 

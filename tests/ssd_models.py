@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge.outputs import atomic_write_bytes
-from tests.cache import artefact_cache
+from tests.cache import artefact_cache, artefact_lock
 
 SIZE = 32
 GRID = 4  # 4x4 cells, one anchor each
@@ -50,9 +50,10 @@ def ssd_models(tf: Any) -> dict[str, bytes]:
     key = hashlib.sha256(Path(__file__).read_bytes() + tf.__version__.encode()).hexdigest()[:16]
     folder = artefact_cache("ssd-models") / key
     paths = {name: folder / f"{name}.tflite" for name in VARIANTS}
-    for name, path in paths.items():
-        if not path.is_file():
-            atomic_write_bytes(path, _build(tf, name))
+    with artefact_lock(folder):
+        for name, path in paths.items():
+            if not path.is_file():
+                atomic_write_bytes(path, _build(tf, name))
     return {name: p.read_bytes() for name, p in paths.items()}
 
 

@@ -88,7 +88,7 @@ def test_bad_arguments_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--model", "m.tflite", "x.jpg", "--top-k", "0"])
     assert info.value.code == 2
-    assert "must be at least 1" in capsys.readouterr().err
+    assert "must be a positive number" in capsys.readouterr().err
 
 
 class CountingInterpreter:

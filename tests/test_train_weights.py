@@ -154,6 +154,9 @@ def test_weights_auto_offline_warns_once_and_trains_from_scratch(
     assert len(records) == 1, records  # only for the small data set
     message = records[0].getMessage()
     assert "from scratch on 40 training images per class" in message
+    from edge.modelbuild.train import SCRATCH_IMAGES_PER_CLASS
+
+    assert f"from scratch wants about {SCRATCH_IMAGES_PER_CLASS} per class" in message
     assert "--weights mobilenet_v2_1.0_224_quant.tflite" in message
     # Cached: ImageNet without asking the network.
     from edge.modelbuild.build import imagenet_file

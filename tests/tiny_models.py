@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge.outputs import atomic_write_bytes
-from tests.cache import artefact_cache
+from tests.cache import artefact_cache, artefact_lock
 
 NAMES = ("hello", "keyword", "single-op", "float-io")
 
@@ -31,9 +31,10 @@ def tiny_models(tf: Any) -> dict[str, Path]:
     key = hashlib.sha256(Path(__file__).read_bytes() + tf.__version__.encode()).hexdigest()[:16]
     folder = artefact_cache("tiny-models") / key
     paths = {name: folder / f"{name}.tflite" for name in NAMES}
-    if not all(p.is_file() for p in paths.values()):
-        for name, content in _build_all(tf).items():
-            atomic_write_bytes(paths[name], content)
+    with artefact_lock(folder):
+        if not all(p.is_file() for p in paths.values()):
+            for name, content in _build_all(tf).items():
+                atomic_write_bytes(paths[name], content)
     return paths
 
 

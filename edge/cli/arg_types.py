@@ -1,4 +1,4 @@
-"""The argparse types every command shares: numbers with a range, and byte counts.
+"""The argparse types every command shares: numbers with a range, lists of numbers, byte counts.
 
 Each raises :class:`argparse.ArgumentTypeError`, which argparse turns into one usage line
 (``edge-run: error: argument --top-k: must be a positive number, got '0'``) and exit code 2.
@@ -46,6 +46,37 @@ def byte_count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a byte count (0 or more, decimal "
                                          "or 0x hex)")
     return value
+
+
+def unit(text: str) -> float:
+    """An argparse type: a number in [0, 1] (a score threshold, an IoU)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (a share of the data)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+def numbers(text: str) -> list[float]:
+    """An argparse type: one number or comma-separated numbers (``127.5`` or ``0.5,0.4,0.4``)."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated "
+                                         "numbers") from None
 
 
 def frame_size(text: str) -> tuple[int, int]:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edge.boards import DELEGATES
 from edge.cli.arg_types import non_negative_int, positive
 from edge.runtime.backends import AUTO_BACKENDS, BACKEND_NAMES, TFLM
 from edge.runtime.policy import RuntimeOptions
-from edge.sinks.mqtt_options import MqttOptions
 
-__all__ = ["non_negative_int", "part_from_args", "positive"]  # the types: edge.cli.arg_types
+if TYPE_CHECKING:  # imported when asked for: edge-classify has no MQTT, and starts faster
+    from edge.sinks.mqtt_options import MqttOptions
+
 T = TypeVar("T")
 
 
@@ -92,4 +93,6 @@ def mqtt_from_args(args: argparse.Namespace) -> MqttOptions | None:
     """The MQTT part of the options, or None without ``--mqtt``."""
     if args.mqtt is None:
         return None
+    from edge.sinks.mqtt_options import MqttOptions
+
     return part_from_args(MqttOptions, args, url=args.mqtt, ca_file=args.mqtt_ca)

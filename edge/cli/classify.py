@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from edge.boards import DEFAULT_MAX_IMAGE_PIXELS, get_board
 from edge.camera.files import expand_images
 from edge.camera.images import check_image_file, read_image
+from edge.cli.arg_types import numbers, positive, unit
 from edge.cli.args import add_runtime_args, runtime_from_args
 from edge.cli.common import (
     EXIT_ERROR,
@@ -24,7 +25,7 @@ from edge.cli.common import (
     print_json,
     run_command,
 )
-from edge.cli.kind_args import add_kind_args, decode_options_from_args, unit
+from edge.cli.kind_args import add_kind_args, decode_options_from_args
 from edge.errors import ImageError, PreprocessError, one_line
 from edge.events import CLASSIFY, DETECT, POSE, SEGMENT
 from edge.runtime import Classification, Classifier
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "glob patterns ('shots/*.jpg', 'data/**/*.png')")
     parser.add_argument("--labels", help="labels file (one per line, or 'index label' pairs); "
                         "default: the labels inside the model")
-    parser.add_argument("--top-k", type=_positive, default=3, metavar="K",
+    parser.add_argument("--top-k", type=positive(int), default=3, metavar="K",
                         help="classes to print per image (default 3)")
     parser.add_argument("--threshold", type=unit, default=None,
                         help="print only classes, boxes or keypoints scoring at least this "
@@ -74,16 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="segmenters: write, per image, DIR/NAME.mask.png (class index per "
                              "pixel at the image's size) and DIR/NAME.overlay.png (colours over "
                              "the image)")
-    parser.add_argument("--count", type=_positive, default=1, metavar="N",
+    parser.add_argument("--count", type=positive(int), default=1, metavar="N",
                         help="invokes per image, for timing (default 1)")
     parser.add_argument("--resize", choices=RESIZE_MODES, default=None,
                         help="squash the whole image to the input (default, as Coral's "
                              "examples), centre-crop it to the input's aspect ratio first, or "
                              "letterbox it (aspect kept, grey borders; the default for YOLO)")
-    parser.add_argument("--mean", type=_floats, default=None, metavar="M[,M,M]",
+    parser.add_argument("--mean", type=numbers, default=None, metavar="M[,M,M]",
                         help="pixel mean(s) subtracted before scaling (default: by input type; "
                              "float models 127.5)")
-    parser.add_argument("--std", type=_floats, default=None, metavar="S[,S,S]",
+    parser.add_argument("--std", type=numbers, default=None, metavar="S[,S,S]",
                         help="pixel standard deviation(s) (default: by input type; float "
                              "models 127.5)")
     parser.add_argument("--raw-input", action="store_true",
@@ -247,21 +248,6 @@ def _table(report: dict[str, Any]) -> list[str]:
         rows = [f"  {r['score']:.4f}  {r['index']:>5}  {r['label']}" for r in report["results"]]
         return rows or ["  (no class scored at least the threshold)"]
     return [header, *rows] if rows else [empty]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"(={value}) must be at least 1")
-    return value
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated "
-                                         "numbers") from None
 
 
 if __name__ == "__main__":

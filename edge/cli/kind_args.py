@@ -5,30 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from edge.cli.arg_types import positive, unit
 from edge.events import KINDS
 from edge.runtime.postprocess import DecodeOptions, parse_classes
-
-
-def unit(text: str) -> float:
-    """An argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return value
-
-
-def at_least_one(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}")
-    return value
 
 
 def add_kind_args(group: argparse._ActionsContainer) -> None:
@@ -41,7 +20,7 @@ def add_kind_args(group: argparse._ActionsContainer) -> None:
                        help="detectors: boxes of a class overlapping a better one by more "
                             "than this are dropped (default: 0.45 YOLO, 0.3 BlazeFace; SSDs "
                             "do their own NMS)")
-    group.add_argument("--max-detections", type=at_least_one, default=100, metavar="N",
+    group.add_argument("--max-detections", type=positive(int), default=100, metavar="N",
                        help="detectors: most boxes per image (default 100)")
     group.add_argument("--classes", default=None, metavar="LABEL[,LABEL]",
                        help="detectors and segmenters: keep only these labels (or class "

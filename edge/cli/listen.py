@@ -16,7 +16,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.cli.args import add_mqtt_args, mqtt_from_args, non_negative_int, positive
+from edge.cli.arg_types import non_negative_int, positive
+from edge.cli.args import add_mqtt_args, mqtt_from_args
 from edge.cli.common import (
     EXIT_ERROR,
     EXIT_OK,

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.cli.arg_types import fraction
 from edge.cli.common import (
     add_boards_dir_arg,
     add_common_args,
@@ -38,13 +39,6 @@ def _weights(value: str) -> str | None:
         return None
     if value.lower() in ("imagenet", AUTO):
         return value.lower()
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1) (got {text})")
     return value
 
 
@@ -93,8 +87,8 @@ def _add_train(sub: Any) -> None:
                         "enough for 120 steps, 3-10)")
     p.add_argument("--fine-tune-blocks", type=int, default=3,
                    help="pre-trained weights: last blocks fine-tuned after that (default: 3)")
-    p.add_argument("--val", type=_fraction, default=0.1, help="validation share (default 0.1)")
-    p.add_argument("--test", type=_fraction, default=0.1, help="held-out share (default 0.1)")
+    p.add_argument("--val", type=fraction, default=0.1, help="validation share (default 0.1)")
+    p.add_argument("--test", type=fraction, default=0.1, help="held-out share (default 0.1)")
     p.add_argument("--no-flip", action="store_true",
                    help="no horizontal flips (for text, digits, arrows)")
     p.add_argument("--crop", type=float,

@@ -15,13 +15,12 @@ from typing import Any
 
 from edge.boards import load_boards
 from edge.camera import CAMERA_HELP
-from edge.cli.arg_types import frame_size
+from edge.cli.arg_types import frame_size, positive, unit
 from edge.cli.args import (
     add_mqtt_args,
     add_runtime_args,
     mqtt_from_args,
     part_from_args,
-    positive,
     runtime_from_args,
 )
 from edge.cli.common import (
@@ -55,13 +54,6 @@ EXAMPLES = (
     "edge-run --camera 0 --model yolov8n_int8.tflite --classes person --on-change --mqtt ...",
     "edge-run --list-boards --json",
 )
-
-
-def _unit(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1] (got {text})")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,7 +104,7 @@ def _add_model_args(g: argparse._ArgumentGroup) -> None:
 def _add_loop_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--top-k", type=positive(int), default=1, metavar="K",
                    help="labels per event, best first (default: 1)")
-    g.add_argument("--threshold", type=_unit, default=None, metavar="T",
+    g.add_argument("--threshold", type=unit, default=None, metavar="T",
                    help="minimum score of a label, box or keypoint (default: 0; detectors "
                         "0.25 YOLO, 0.5 BlazeFace, 0.4 SSD)")
     g.add_argument("--smooth", type=positive(int), default=1, metavar="N",

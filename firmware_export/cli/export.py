@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from edge.cli.arg_types import byte_count
 from edge.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'none' embeds no model and gives the slot the model and slot parts "
                         "both (a model twice as large can then be updated in place; with no "
                         "valid image the board reports why and waits)")
-    parser.add_argument("--margin", type=int, default=DEFAULT_MARGIN, metavar="BYTES",
+    parser.add_argument("--margin", type=byte_count, default=DEFAULT_MARGIN, metavar="BYTES",
                         help=f"bytes added to the predicted arena (default {DEFAULT_MARGIN})")
     parser.add_argument("--patch", default="off", metavar="MODE",
                         help="patch-based inference: rewrite the model's first stages to run "
