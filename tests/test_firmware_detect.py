@@ -14,6 +14,7 @@ minimum; instructions per inference are reported. Models: small detectors traine
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import pytest
 from edge.boards import get_board
 from edge.errors import ExportError
 from edge.model import read_model
-from edge.model.labels import TRAINING_RECORD_MEMBER, with_embedded_files
+from edge.model.labels import TRAINING_RECORD_MEMBER, embedded_record, with_embedded_files
 from edge.serial.protocol import quantize_score
 from firmware_export.cli.export import main as export_main
 from firmware_export.codegen.detector import centroid_values, firmware_record_room
@@ -62,13 +63,17 @@ def test_the_export_decodes_the_grid(detectors: dict[str, Path], tmp_path: Path)
     values = result.detector
     assert values is not None
     assert (values.grid_height, values.grid_width, values.channels) == (12, 12, 3)
-    # softmax output: scale 1/256, zero point -128; 0.5 -> the first value >= 128/256
-    assert (values.scale, values.zero_point, values.threshold) == (1 / 256, -128, 0.5)
-    assert values.threshold_q == 0
+    # softmax output: scale 1/256, zero point -128; the threshold chosen on validation travels
+    # in the record, and the firmware's is the first int8 value whose score reaches it
+    record = embedded_record(detectors[SQUARE.name].read_bytes())
+    assert record is not None and 0.3 <= record["threshold"] <= 0.7
+    assert (values.scale, values.zero_point, values.threshold) == (1 / 256, -128,
+                                                                   record["threshold"])
+    assert values.threshold_q == math.ceil(record["threshold"] * 256 - 1e-9) - 128
     assert values.max_detections == firmware_record_room() == 19
     main = (result.out / "src" / "main.cpp").read_text(encoding="utf-8")
     assert '#include "edge_centroids.h"' in main and "edge_centroids_decode(" in main
-    assert "constexpr int8_t kThresholdQ = 0;" in main
+    assert f"constexpr int8_t kThresholdQ = {values.threshold_q};" in main
     assert "constexpr size_t kMaxDetections = 19;" in main
     table = main.split("kScoreQ16[256] = {", 1)[1].split("};", 1)[0]
     scores = [int(v) for v in table.replace(",", " ").split()]
@@ -171,7 +176,8 @@ def test_verify_through_the_cli(detectors: dict[str, Path], libraries: list[Libr
         assert stream["records"] == 3
         assert 1.0 <= by_key[("minimal arena", build)]["ratio"] <= 1.005
     assert by_key[("instructions per inference", ARM)]["instructions"] > 1e6
-    assert document["detector"]["threshold"] == 0.5
+    record = embedded_record(detectors[SQUARE.name].read_bytes())
+    assert record is not None and document["detector"]["threshold"] == record["threshold"]
 
 
 def test_scenes_are_int8_inputs(detectors: dict[str, Path]) -> None:
