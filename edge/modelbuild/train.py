@@ -568,11 +568,8 @@ def _metadata(folder: ImageFolder, settings: TrainSettings, run: _Run,
                  "counts": folder.counts(), "skipped": list(skipped)},
         "calibration": {"root": root, "split": "train"},
         "training": {
-            "seed": settings.seed, "epochs_planned": run.plan.epochs,
-            "min_epochs": run.plan.rule.min_epochs, "patience": run.plan.rule.patience,
-            "epochs_run": len(run.history), "best_epoch": run.best_epoch,
-            "best_val_accuracy": round(run.best[0], 5), "interrupted": run.stop.is_set(),
-            "stopped_early": run.stopped_early, "batch_size": settings.batch_size,
+            **run_summary(run, settings.seed, settings.batch_size),
+            "best_val_accuracy": round(run.best[0], 5),
             "augmentation": settings.augmentation.to_dict(),
             "label_smoothing": run.plan.label_smoothing, "weight_decay": run.plan.weight_decay,
             "class_weights": dict(zip(folder.classes, np.round(weights, 4).tolist(),
@@ -594,7 +591,24 @@ def train_file(data: Path, output: Path, settings: TrainSettings, *,
     """
     check_output(output)
     folder = scan_folder(data, settings.fractions)
-    result = train_model(folder, settings, progress=progress, stop=stop)
+    return save_trained(train_model(folder, settings, progress=progress, stop=stop), output,
+                        extra)
+
+
+def save_trained(result: TrainResult, output: Path,
+                 extra: dict[str, Any] | None = None) -> TrainResult:
+    """Save ``result``'s model with its training record (``extra`` merged in) to ``output``."""
     metadata = {**result.metadata, **(extra or {})}
     save_keras(result.model, output, metadata)
     return replace(result, metadata=metadata)
+
+
+def run_summary(run: Any, seed: int, batch_size: int) -> dict[str, Any]:
+    """What every task's training record says of its run: seed, plan, stopping rule, and how
+    the run ended (``run`` has ``plan``, ``history``, ``best_epoch``, ``stop``,
+    ``stopped_early``)."""
+    return {"seed": seed, "epochs_planned": run.plan.epochs,
+            "min_epochs": run.plan.rule.min_epochs, "patience": run.plan.rule.patience,
+            "epochs_run": len(run.history), "best_epoch": run.best_epoch,
+            "interrupted": run.stop.is_set(), "stopped_early": run.stopped_early,
+            "batch_size": batch_size}

@@ -21,7 +21,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from edge.modelbuild.detect import (
     match_centroids,
     total,
 )
-from edge.modelbuild.keras_file import check_output, save_keras
+from edge.modelbuild.keras_file import check_output
 from edge.modelbuild.schedule import EarlyStopping, StoppingRule, learning_rate, planned_epochs
 from edge.modelbuild.train import (
     PREDICT_BATCH,
@@ -53,6 +53,8 @@ from edge.modelbuild.train import (
     batch_norm_momentum,
     epoch_order,
     eta_seconds,
+    run_summary,
+    save_trained,
     start_residual_blocks_as_identity,
 )
 from edge.modelbuild.yolo_layout import Box, DetectionData, LabelledImage, scan_yolo
@@ -399,11 +401,8 @@ def _metadata(data: DetectionData, settings: DetectSettings, size: tuple[int, in
                  "problems": list(data.problems), "skipped": list(skipped)},
         "calibration": {"root": root, "split": "train", "layout": "yolo"},
         "training": {
-            "seed": settings.seed, "epochs_planned": run.plan.epochs,
-            "min_epochs": run.plan.rule.min_epochs, "patience": run.plan.rule.patience,
-            "epochs_run": len(run.history), "best_epoch": run.best_epoch,
-            "best_val_f1": round(run.best[0], 5), "interrupted": run.stop.is_set(),
-            "stopped_early": run.stopped_early, "batch_size": settings.batch_size,
+            **run_summary(run, settings.seed, settings.batch_size),
+            "best_val_f1": round(run.best[0], 5),
             "learning_rate": run.plan.learning_rate, "object_weight": settings.object_weight,
             "neighbour_weight": settings.neighbour_weight,
             "history": [_history(r) for r in run.history]},
@@ -428,7 +427,5 @@ def train_detector_file(data: Path, output: Path, settings: DetectSettings, *,
     """
     check_output(output)
     scanned = scan_yolo(data, settings.fractions)
-    result = train_detector(scanned, settings, progress=progress, stop=stop)
-    metadata = {**result.metadata, **(extra or {})}
-    save_keras(result.model, output, metadata)
-    return replace(result, metadata=metadata)
+    return save_trained(train_detector(scanned, settings, progress=progress, stop=stop), output,
+                        extra)

@@ -36,6 +36,8 @@ from firmware_export.plan.mobilenet import (
     RESOLUTIONS,
     WIDTHS,
     make_divisible,
+    member_label,
+    member_order,
     mobilenet_v2_arena,
     mobilenet_v2_model_bytes,
 )
@@ -164,11 +166,11 @@ class PatchedMember:
 
     @property
     def label(self) -> str:
-        return f"MobileNetV2 {self.width:g}/{self.resolution}"
+        return member_label(self.width, self.resolution)
 
     @property
     def size_key(self) -> tuple[float, float]:
-        return (self.width * self.resolution ** 2, self.width)
+        return member_order(self.width, self.resolution)
 
     def to_dict(self) -> dict[str, Any]:
         return {"width": self.width, "resolution": self.resolution,

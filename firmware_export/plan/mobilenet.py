@@ -42,12 +42,21 @@ class FamilyArena:
 
     @property
     def label(self) -> str:
-        return f"MobileNetV2 {self.width:g}/{self.resolution}"
+        return member_label(self.width, self.resolution)
 
     @property
     def size_key(self) -> tuple[float, float]:
-        """Orders networks by activations (width x resolution^2), then width."""
-        return (self.width * self.resolution ** 2, self.width)
+        return member_order(self.width, self.resolution)
+
+
+def member_label(width: float, resolution: int) -> str:
+    """``MobileNetV2 0.35/96``: one member of the family."""
+    return f"MobileNetV2 {width:g}/{resolution}"
+
+
+def member_order(width: float, resolution: int) -> tuple[float, float]:
+    """Orders the family's members by activations (width x resolution^2), then width."""
+    return (width * resolution ** 2, width)
 
 
 class _Chain:
