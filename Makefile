@@ -85,9 +85,11 @@ typecheck: $(VENV)/.installed-dev
 # The suite in TEST_WORKERS processes (pytest-xdist; auto = one per core), whole test files per
 # worker (--dist loadfile), so a module's fixtures are built once; the slowest files go first,
 # in tests/conftest.py's order (--no-loadscope-reorder keeps it). TEST_WORKERS=0: one process.
+# The 25 slowest steps are listed at the end, so a CI log shows where the time went.
 TEST_WORKERS ?= auto
 unit: $(VENV)/.installed-dev sysdeps
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--durations=25
 
 test: lint typecheck unit
 

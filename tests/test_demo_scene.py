@@ -148,11 +148,22 @@ def test_demo_scene_rejects_a_bad_hold():
 
 
 def test_demo_scene_is_cheap_enough_for_a_real_time_loop():
+    """A 320x240 frame costs no more than a few times what the runtime's own resize of a
+    640x480 camera frame to 224x224 costs (about one inference): a ratio of CPU times measured
+    interleaved in this process, not a wall-clock limit."""
+    import cv2
+
     scene = DemoScene(seed=4)
     scene.next_frame()
-    durations = []
+    camera = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)
+    ratios = []
     for _ in range(60):
-        start = time.perf_counter()
+        start = time.process_time()
         scene.next_frame()
-        durations.append(time.perf_counter() - start)
-    assert float(np.median(durations)) < 0.05  # ~3 ms on an idle 2-core VM
+        frame_cost = time.process_time() - start
+        start = time.process_time()
+        for _ in range(4):
+            cv2.resize(camera, (224, 224), interpolation=cv2.INTER_AREA)
+        resize_cost = (time.process_time() - start) / 4
+        ratios.append(frame_cost / max(resize_cost, 1e-6))
+    assert float(np.median(ratios)) < 8, np.median(ratios)
