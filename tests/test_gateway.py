@@ -47,6 +47,10 @@ def test_on_change_stream_through_the_gateway_loses_nothing(tmp_path: Path, fmt:
                  "--status-interval", "0.2"],
                 cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
+                # The gateway publishes its status only once it reads the port: records written
+                # before would be a test race, not a gateway fault (on a busy machine edge-run's
+                # first frame can come before the gateway's imports end).
+                assert status.wait_for(lambda m: len(m) >= 1), "the gateway did not start"
                 run = subprocess.run(
                     [sys.executable, "-m", "edge", "run", "--camera", "demo", "--max-frames",
                      str(FRAMES), "--serial", writer_port, "--serial-format", fmt,
