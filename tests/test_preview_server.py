@@ -469,8 +469,11 @@ def test_descriptors_stay_bounded_under_idle_and_half_open_connections(
                     time.monotonic() < deadline:
                 peak = max(peak, _open_fds() - before)
                 assert counters.connections <= 200
-                if _get(server, "/status")[0] == 200:
-                    answered += 1
+                try:
+                    if _get(server, "/status")[0] == 200:
+                        answered += 1
+                except ConnectionError:  # evicted to make room, like any connection at the limit
+                    pass
                 time.sleep(0.05)
             assert counters.evicted > 0, server.hub.numbers()
             assert counters.evicted + counters.timed_out >= 500, server.hub.numbers()
