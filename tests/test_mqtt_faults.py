@@ -322,32 +322,26 @@ def test_at_exit_the_drain_waits_for_the_broker_and_delivers_everything(tmp_path
 def test_edge_listen_drains_at_exit_once_the_broker_is_back(tmp_path: Path) -> None:
     import sys
 
-    from tests.test_run_serial import ENV, linked_ptys
+    from tests.test_run_serial import ENV, linked_ptys, listening, rest_of
 
     broker = Broker(tmp_path)
     broker.start()
     sub = Subscriber(broker, "test/+/label")  # a persistent session, kept across the restart
     broker.stop()
     try:
-        with linked_ptys() as (writer_port, reader_port):
-            gateway = subprocess.Popen(
-                [sys.executable, "-m", "edge", "listen", reader_port, "--format", "json",
-                 "--json", "--max-frames", "30", "--mqtt", broker.url(), "--device-name", "gw",
-                 "--state-dir", str(tmp_path / "state"), "--mqtt-drain", "60"],
-                cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            try:
-                sender = subprocess.run(
-                    [sys.executable, "-m", "edge", "run", "--camera", "demo", "--max-frames",
-                     "30", "--serial", writer_port, "--device-name", "mcu-1"],
-                    cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-                assert sender.returncode == 0, sender.stderr
-                time.sleep(1.0)
-                assert gateway.poll() is None  # 30 records read, waiting for the broker
-                broker.start()
-                _, err = gateway.communicate(timeout=120)
-            finally:
-                if gateway.poll() is None:
-                    gateway.kill()
+        with linked_ptys() as (writer_port, reader_port), listening(reader_port, [
+                "--format", "json", "--json", "--max-frames", "30", "--mqtt", broker.url(),
+                "--device-name", "gw", "--state-dir", str(tmp_path / "state"),
+                "--mqtt-drain", "60"]) as (gateway, lines, seen):
+            sender = subprocess.run(
+                [sys.executable, "-m", "edge", "run", "--camera", "demo", "--max-frames",
+                 "30", "--serial", writer_port, "--device-name", "mcu-1"],
+                cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+            assert sender.returncode == 0, sender.stderr
+            time.sleep(1.0)
+            assert gateway.poll() is None  # 30 records read, waiting for the broker
+            broker.start()
+            _, err = rest_of(gateway, lines, seen, timeout=120)
         assert gateway.returncode == 0, err
         summary = json.loads(err.strip().splitlines()[-1])["summary"]
         assert (summary["mqtt_queued"], summary["mqtt_delivered"]) == (0, 30), err

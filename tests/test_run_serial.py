@@ -3,13 +3,15 @@ frame for frame.
 
 Two pty pairs joined by a relay thread in the test: edge-run writes to the first slave,
 edge-listen reads the second. Both slaves are put in raw mode before either process starts,
-so no byte is translated and none is lost while a process is still starting.
+so no byte is translated; edge-run starts once edge-listen says it is listening, since opening
+the port flushes what is waiting in it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import select
 import subprocess
 import sys
@@ -38,6 +40,7 @@ from edge.serial.protocol import (
 from edge.sinks.base import LabelSink, OnChangeSink
 from edge.sinks.serial import SerialSink, fit_detections, label_record, run_id
 from tests.conftest import ROOT, shared_file
+from tests.process_lines import rest_of_lines, stderr_lines, wait_line
 from tests.test_listen_pty import listener, summary_of
 from tests.test_run_cli import SEGMENT_FRAMES, SEGMENTS, segments_video  # noqa: F401
 
@@ -78,23 +81,49 @@ def linked_ptys() -> Iterator[tuple[str, str]]:
             os.close(fd)
 
 
+@contextmanager
+def listening(reader_port: str, listen_args: list[str]
+              ) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str], list[str]]]:
+    """``edge-listen PORT ARGS -v``, yielded once it says it is listening: opening the port
+    flushes the tty's input, so a record written before then would be lost. Yields the process,
+    its remaining stderr lines and the lines read so far; kills it if still running at the end."""
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "edge", "listen", reader_port, *listen_args, "-v"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    try:
+        lines = stderr_lines(listener)
+        wait_line(lines, r"listening on ", seen, timeout=120)
+        yield listener, lines, seen
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+
+
+def rest_of(listener: subprocess.Popen[str], lines: queue.Queue[str], seen: list[str],
+            timeout: float) -> tuple[str, str]:
+    """Waits for the listener to end by itself; its stdout and its whole stderr."""
+    out: list[str] = []  # stdout read beside the wait (a full pipe would block the listener)
+    reader = threading.Thread(target=lambda: out.append(listener.stdout.read()),  # type: ignore
+                              daemon=True)
+    reader.start()
+    listener.wait(timeout=timeout)
+    reader.join(timeout)
+    return "".join(out), rest_of_lines(lines, seen)
+
+
 def run_into_listener(run_args: list[str], listen_args: list[str]
                       ) -> tuple[subprocess.CompletedProcess[str], int, str, str]:
     """``edge-run ARGS --serial TTY`` with ``edge-listen ARGS`` on the other end of linked
     ptys; returns the run, and the listener's exit code, stdout and stderr."""
-    with linked_ptys() as (writer_port, reader_port):
-        listener = subprocess.Popen(
-            [sys.executable, "-m", "edge", "listen", reader_port, *listen_args],
-            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            run = subprocess.run(
-                [sys.executable, "-m", "edge", "run", *run_args, "--serial", writer_port],
-                cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
-            # The listener ends by itself (--max-frames, --duration); this guards a hang only.
-            heard, listen_err = listener.communicate(timeout=240)
-        finally:
-            if listener.poll() is None:
-                listener.kill()
+    with linked_ptys() as (writer_port, reader_port), \
+            listening(reader_port, listen_args) as (listener, lines, seen):
+        run = subprocess.run(
+            [sys.executable, "-m", "edge", "run", *run_args, "--serial", writer_port],
+            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+        # The listener ends by itself (--max-frames, --duration); this guards a hang only.
+        heard, listen_err = rest_of(listener, lines, seen, timeout=240)
     return run, listener.returncode, heard, listen_err
 
 
