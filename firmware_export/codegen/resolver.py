@@ -7,25 +7,7 @@ from collections.abc import Sequence
 from edge.errors import ExportError
 from firmware_export.codegen.render import Code, render
 from firmware_export.plan.kernels import unsupported_ops
-
-# Where TFLM's method name is not the CamelCase of the builtin name (checked against the
-# pinned tree's micro_mutable_op_resolver.h by tests/test_tflm_library.py).
-METHOD_EXCEPTIONS = {
-    "BATCH_MATMUL": "BatchMatMul",
-    "CUMSUM": "CumSum",
-    "PADV2": "PadV2",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM",
-}
-
-
-def add_method(opcode: str) -> str:
-    """``CONV_2D`` -> ``AddConv2D``."""
-    name = METHOD_EXCEPTIONS.get(opcode) or "".join(_camel(p) for p in opcode.split("_"))
-    return f"Add{name}"
-
-
-def _camel(part: str) -> str:
-    return part.upper() if part[:1].isdigit() else part.capitalize()
+from firmware_export.tflm.opset import add_method
 
 
 def op_resolver_h(opcodes: Sequence[str]) -> str:
@@ -42,3 +24,6 @@ def op_resolver_h(opcodes: Sequence[str]) -> str:
                      for op in ops)
     return render("op_resolver.h.in", count=len(ops), op_list=Code(", ".join(ops)),
                   adds=Code(adds))
+
+
+__all__ = ["add_method", "op_resolver_h"]

@@ -5,29 +5,29 @@ Kept: the interpreter, the allocators, the kernels' shared code, the flatbuffers
 ruy headers, CMSIS-NN when the tree has it, and each licence. Left out: the sources of
 ``signal/`` and kissfft (no builtin operator uses them; their headers stay, the resolver header
 includes some), tests, and every kernel source whose ``Register_*``
-functions the model's resolver does not call. Which ``Register_*`` a resolver method calls is
-read from the tree's own ``micro_mutable_op_resolver.h``, not from a table of ours, so a tree
-that renames a kernel is followed.
+functions the model's resolver does not call (:mod:`firmware_export.tflm.opset` decides, for
+this copy and for the library build alike).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ExportError
-from firmware_export.codegen.resolver import add_method
+from firmware_export.tflm.opset import (
+    KERNELS,
+    RESOLVER,
+    SKIPPED_TOP,
+    SOURCE_SUFFIXES,
+    defined_registrations,
+    resolver_registrations,
+    tree_files,
+)
+from firmware_export.tflm.opset import needed_registrations as _needed
 from firmware_export.tflm.tree import locate_tree
 
-RESOLVER = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-KERNELS = "tensorflow/lite/micro/kernels/"
-SOURCE_SUFFIXES = (".cc", ".c", ".cpp")
-SKIPPED_TOP = ("signal/", "third_party/kissfft/")
-_METHOD = re.compile(r"TfLiteStatus (Add\w+)\((.*?)\n  \}", re.S)
-_REGISTER_CALL = re.compile(r"\b(Register_\w+)\(\)")
-_REGISTER_DEF = re.compile(r"^TFLMRegistration\*?\s*&?\s*(Register_\w+)\(", re.M)
 INCLUDE_DIRS = ("third_party/flatbuffers/include", "third_party/gemmlowp", "third_party/ruy")
 CMSIS_INCLUDE_DIRS = ("third_party/cmsis_nn", "third_party/cmsis_nn/Include",
                       "third_party/cmsis/CMSIS/Core/Include")
@@ -62,27 +62,17 @@ def choose_tree(paths: Sequence[str | Path], kernels: str) -> Path:
     return next((tree for tree in trees if tree.kernels == wanted), trees[0]).root
 
 
-def resolver_registrations(header: str) -> dict[str, frozenset[str]]:
-    """``AddConv2D`` -> the ``Register_*`` functions it calls, from the resolver header."""
-    return {name: frozenset(_REGISTER_CALL.findall(body))
-            for name, body in _METHOD.findall(header)}
-
-
 def needed_registrations(header: str, opcodes: Sequence[str]) -> frozenset[str]:
     """The ``Register_*`` functions the model's resolver calls.
 
     Raises:
         ExportError: the tree's resolver has no method for one of the operators.
     """
-    methods = resolver_registrations(header)
-    needed: set[str] = set()
-    for op in sorted(set(opcodes)):
-        method = add_method(op)
-        if method not in methods:
-            raise ExportError(f"the TFLM tree given with --tflm has no {method} ({op}) in its "
-                              f"{RESOLVER}; use a newer TFLM")
-        needed |= methods[method]
-    return frozenset(needed)
+    try:
+        return _needed(header, opcodes)
+    except ExportError as e:
+        raise ExportError(str(e).replace("the TFLM tree has", "the TFLM tree given with "
+                                         "--tflm has")) from None
 
 
 def _kept(relative: str, text: str | None, needed: frozenset[str]) -> bool:
@@ -92,7 +82,7 @@ def _kept(relative: str, text: str | None, needed: frozenset[str]) -> bool:
         return text is None
     if text is None or not relative.startswith(KERNELS):
         return True
-    defined = set(_REGISTER_DEF.findall(text))
+    defined = defined_registrations(text)
     return not defined or bool(defined & needed)
 
 
@@ -104,7 +94,7 @@ def select_files(root: Path, opcodes: Sequence[str]) -> TflmSelection:
     """
     needed = needed_registrations((root / RESOLVER).read_text(encoding="utf-8"), opcodes)
     files = []
-    for path in sorted(_walk(root)):
+    for path in sorted(tree_files(root)):
         relative = path.relative_to(root).as_posix()
         text = (path.read_text(encoding="utf-8", errors="replace")
                 if path.suffix in SOURCE_SUFFIXES else None)
@@ -119,7 +109,6 @@ def select_files(root: Path, opcodes: Sequence[str]) -> TflmSelection:
                          tuple(["-I.", *(f"-I{d}" for d in includes), *defines]))
 
 
-def _walk(root: Path) -> Iterable[Path]:
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            yield path
+
+__all__ = ["KERNELS", "RESOLVER", "SKIPPED_TOP", "SOURCE_SUFFIXES", "TflmSelection",
+           "choose_tree", "needed_registrations", "resolver_registrations", "select_files"]

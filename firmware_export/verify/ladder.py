@@ -129,7 +129,7 @@ def _untiled_equality(untiled: bytes, inputs: list[np.ndarray],
 def _build_rung(report: VerifyReport, spec: BuildSpec, model: Model, project: Path,
                 board: BoardProfile, exported: ArenaPlan, inputs: list[np.ndarray],
                 reference: list[np.ndarray] | None, detector: CentroidValues | None) -> None:
-    library = build_library(spec.tree, spec.target)
+    library = build_library(spec.tree, spec.target, model.opcodes)  # the resolver's kernels
     plan = plan_arena(model, spec.abi.pointer_size, spec.tree.kernels, exported.margin,
                       abi=spec.abi)
     work = Path(tempfile.mkdtemp(prefix="edge-verify-"))
