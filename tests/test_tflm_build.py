@@ -1,5 +1,7 @@
 """Locating TFLM trees, the build cache (once per key, atomic, locked), targets per board,
-and one cached library really built and reused."""
+and the suite's real library (the kernels of the tested models) built, reused, and a second
+operator set archived from its objects without compiling (tests/test_tflm_opsets.py: the same
+on a tiny tree)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import pytest
 
 from edge.boards import get_board
 from edge.errors import ExportError
+from edge.model import read_model
+from firmware_export.tflm import compiler
 from firmware_export.tflm.build import build_library
 from firmware_export.tflm.cache import cached_folder
 from firmware_export.tflm.targets import board_target
 from firmware_export.tflm.tree import TFLM_ENV, locate_tree
-from tests.tflm_support import tflm_library, tflm_tree
+from tests.conftest import ROOT, shared_file
+from tests.tflm_support import SUITE_OPS, tflm_library, tflm_tree
 
 
 def _build_once(folder: str, log: str) -> None:
@@ -78,11 +83,37 @@ def test_board_targets(board: str, target: str, machine: str | None) -> None:
     assert bool(why) == (machine is None)  # ESP32-S3: no emulator, said so
 
 
-def test_library_is_built_once_and_reused() -> None:
+def test_library_is_built_once_and_reused(monkeypatch: pytest.MonkeyPatch) -> None:
     library = tflm_library("host-64")
-    assert library.archive.is_file()
+    assert library.archive.is_file() and library.opcodes == SUITE_OPS
     manifest = library.manifest()
-    assert manifest["target"] == "host-64" and int(str(manifest["files"])) > 150
+    assert manifest["target"] == "host-64" and manifest["operators"] == list(SUITE_OPS)
+    files = int(str(manifest["files"]))
+    assert 79 + len(SUITE_OPS) <= files < 161  # the core and the kernels it needs, not all
     messages: list[str] = []
-    same = build_library(library.tree, library.target, progress=messages.append)
+    same = build_library(library.tree, library.target, SUITE_OPS, progress=messages.append)
     assert same.folder == library.folder and messages == []  # nothing rebuilt
+
+    compiled: list[list[str]] = []
+    real = compiler.run_compiler
+
+    def counting(command: list[str], timeout: float = compiler.TIMEOUT) -> str:
+        compiled.append(command)
+        return real(command, timeout)
+
+    monkeypatch.setattr(compiler, "run_compiler", counting)
+    fewer = build_library(library.tree, library.target, ["SOFTMAX", "FULLY_CONNECTED"],
+                          progress=None)
+    assert int(str(fewer.manifest()["files"])) < files
+    assert not [c for c in compiled if "-c" in c]  # its objects were all in the store
+    assert fewer.folder != library.folder and fewer.archive.is_file()
+
+
+def test_the_suite_library_holds_the_kernels_of_the_tested_models() -> None:
+    """The shared models the tests build programs for, the demo model, and person_detect's
+    tiled rewrite (tests/test_patch_slot.py); the test-built models were collected when
+    SUITE_OPS was written (tests/tflm_support.py)."""
+    models = [shared_file("models/person_detect.tflite"),
+              ROOT / "edge" / "demo" / "demo_model.tflite"]
+    needed = set().union(*(read_model(path).opcodes for path in models))
+    assert needed | {"SLICE", "CONCATENATION"} <= set(SUITE_OPS)

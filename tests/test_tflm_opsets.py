@@ -80,6 +80,7 @@ FILES = {
     f"{MICRO}/kernels/reduce.cc": kernel("Register_MEAN", "Register_SUM"),
     f"{MICRO}/kernels/softmax_test.cc": "int main() { return 0; }\n",
     f"{MICRO}/testing/helpers.cc": "#error not a library source\n",
+    f"{MICRO}/test_helpers.cc": "#error test support, not a library source\n",
     "third_party/kissfft/kiss_fft.c": "#error not a library source\n",
     "signal/src/window.cc": "#error not a library source\n",
 }

@@ -6,7 +6,8 @@ the kernels' shared code such as ``kernel_util.cc``, CMSIS-NN's C sources). Whic
 an operator needs is read from the tree's own ``micro_mutable_op_resolver.h`` (the body of its
 ``Add*`` method), not from a table of ours, so a tree that renames a kernel is followed. Left out
 of both: tests, ``testing/`` helpers, and the sources of ``signal/`` and kissfft (no builtin
-operator uses them; their headers stay, the resolver header includes some).
+operator uses them; their headers stay, the resolver header includes some); the library also
+leaves out TFLM's test support (:data:`TEST_SUPPORT`), which ``edge-export --tflm`` copies.
 
 Used by the library build (:mod:`firmware_export.tflm.build`: a library per operator set) and by
 ``edge-export --tflm`` (:mod:`firmware_export.codegen.tflm_sources`: the files to copy).
@@ -25,6 +26,12 @@ RESOLVER = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 KERNELS = "tensorflow/lite/micro/kernels/"
 SOURCE_SUFFIXES = (".cc", ".c", ".cpp")
 SKIPPED_TOP = ("signal/", "third_party/kissfft/")
+# TFLM's test support: referenced only by its tests and each other (kernel_runner.h includes
+# the fake context and mock graph); no program links them, so no library compiles them.
+TEST_SUPPORT = frozenset({
+    "tensorflow/lite/micro/test_helpers.cc", "tensorflow/lite/micro/test_helper_custom_ops.cc",
+    "tensorflow/lite/micro/kernels/kernel_runner.cc", "tensorflow/lite/micro/mock_micro_graph.cc",
+    "tensorflow/lite/micro/fake_micro_context.cc"})
 # Where TFLM's method name is not the CamelCase of the builtin name (checked against the
 # pinned tree's micro_mutable_op_resolver.h by tests/test_tflm_library.py).
 METHOD_EXCEPTIONS = {
@@ -77,9 +84,11 @@ def defined_registrations(text: str) -> frozenset[str]:
 
 
 def is_library_source(relative: str) -> bool:
-    """A C/C++ file that a TFLM library may compile (not a test, helper or unused third party)."""
+    """A C/C++ file that a TFLM library may compile (not a test, test support or unused third
+    party)."""
     return (relative.endswith(SOURCE_SUFFIXES) and "_test." not in relative
-            and "/testing/" not in relative and not relative.startswith(SKIPPED_TOP))
+            and "/testing/" not in relative and not relative.startswith(SKIPPED_TOP)
+            and relative not in TEST_SUPPORT)
 
 
 @dataclass(frozen=True)
