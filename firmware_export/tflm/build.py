@@ -172,11 +172,13 @@ def stderr_progress(message: str) -> None:
     sys.stderr.flush()
 
 
-def build_library(tree: TflmTree, target: Target, opcodes: Sequence[str] | None = None,
+def build_library(tree: TflmTree, target: Target, opcodes: Sequence[str] | None,
                   jobs: int | None = None,
                   progress: Progress | None = stderr_progress) -> Library:
-    """The library for a program on ``target`` whose op resolver registers ``opcodes`` (None:
-    every operator of the tree), built now unless the cache has it.
+    """The library for a program on ``target`` whose op resolver registers ``opcodes``, built
+    now unless the cache has it. None: every kernel of the tree (no caller of the project needs
+    that: every program here uses a ``MicroMutableOpResolver`` of its model's operators;
+    ``tools/bench_tflm.py --all-kernels`` builds it for comparison).
 
     Raises:
         BuildError: a compiler is missing or fails.
