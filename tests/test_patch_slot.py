@@ -51,8 +51,8 @@ def test_tiled_model_boots_from_the_slot(tmp_path: Path) -> None:
     frames = tmp_path / "frames.bin"
     pictures = [frame("person.bmp"), frame("no_person.bmp")]
     frames.write_bytes(b"".join(pictures))
-    firmware = build_slot(exported.out, tflm_library("cortex-m4", "cmsis-nn"), board,
-                          fallback=False)
+    library = tflm_library("cortex-m4", "cmsis-nn", read_model(tiled, name="tiled").opcodes)
+    firmware = build_slot(exported.out, library, board, fallback=False)
     result, records = boot_from_slot(firmware, board, image, frames, SIDE * SIDE,
                                      fallback=False)
     assert not result.crashed and result.returncode == 0, result.describe()

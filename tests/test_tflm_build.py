@@ -14,6 +14,7 @@ import pytest
 from edge.boards import get_board
 from edge.errors import ExportError
 from edge.model import read_model
+from firmware_export.export import export_model
 from firmware_export.tflm import compiler
 from firmware_export.tflm.build import build_library
 from firmware_export.tflm.cache import cached_folder
@@ -112,11 +113,12 @@ def test_library_is_built_once_and_reused(monkeypatch: pytest.MonkeyPatch) -> No
     assert fewer.folder != library.folder and fewer.archive.is_file()
 
 
-def test_the_suite_library_holds_the_kernels_of_the_tested_models() -> None:
+def test_the_suite_library_holds_the_kernels_of_the_tested_models(tmp_path: Path) -> None:
     """The shared models the tests build programs for, the demo model, and person_detect's
     tiled rewrite (tests/test_patch_slot.py); the test-built models were collected when
     SUITE_OPS was written (tests/tflm_support.py)."""
-    models = [shared_file("models/person_detect.tflite"),
-              ROOT / "edge" / "demo" / "demo_model.tflite"]
-    needed = set().union(*(read_model(path).opcodes for path in models))
-    assert needed | {"SLICE", "CONCATENATION"} <= set(SUITE_OPS)
+    person = shared_file("models/person_detect.tflite")
+    tiled = export_model(person, "nano33ble", tmp_path / "fw", patch=(2, 3)).model
+    needed = set(tiled.opcodes).union(
+        *(read_model(path).opcodes for path in (person, ROOT / "edge/demo/demo_model.tflite")))
+    assert {"SLICE", "PAD", "CONCATENATION"} <= needed <= set(SUITE_OPS)

@@ -22,12 +22,12 @@ from tests.conftest import SHARED, need_tool
 
 TREES = {"reference": "tflm_tree.tar.gz", "cmsis-nn": "tflm_tree_cmsis_nn.tar.gz"}
 # The operators of every model the suite builds TFLM programs for: person_detect (and its tiled
-# rewrite: + SLICE, CONCATENATION), the demo model, the tiny models (tests/tiny_models.py), the
+# rewrite: + SLICE, PAD, CONCATENATION), the demo model, the tiny models (tests/tiny_models.py), the
 # test detectors (tests/detector_models.py) and test_arena_tflm's small MobileNetV2 blocks.
 # tests/test_tflm_build.py checks the shared models' operators are in it.
 SUITE_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
-             "DEQUANTIZE", "FULLY_CONNECTED", "MEAN", "MUL", "PACK", "QUANTIZE", "RESHAPE",
-             "SHAPE", "SLICE", "SOFTMAX", "STRIDED_SLICE")
+             "DEQUANTIZE", "FULLY_CONNECTED", "MEAN", "MUL", "PACK", "PAD", "QUANTIZE",
+             "RESHAPE", "SHAPE", "SLICE", "SOFTMAX", "STRIDED_SLICE")
 
 
 def tflm_tree(kernels: str = "reference") -> TflmTree:
