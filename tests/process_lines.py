@@ -7,7 +7,6 @@ import re
 import subprocess
 import threading
 
-
 EOF = ""  # what the queue receives after the last line (a line read always ends in a newline)
 
 

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ import pytest
 from edge.cli.model import main as edge_model
 from edge.demo.scene import write_image_folder
 from edge.outputs import atomic_write_bytes
+from firmware_export.tflm.cache import cached_folder
 from tests.cache import artefact_cache
 
 pytestmark = pytest.mark.slow
@@ -54,6 +56,7 @@ SCRATCH_EPOCHS = 6
 COMMON = ["--alpha", "0.35", "--resolution", str(RESOLUTION), "--no-flip", "--seed", "0"]
 BACKBONE_RUN = [*COMMON, "--epochs", "8", "--patience", "8"]
 BACKBONE_PER_CLASS = 1500
+BACKBONE_SETTINGS = (OTHER, RENDER, RESOLUTION, BACKBONE_PER_CLASS, BACKBONE_RUN)
 VAL_ACC = re.compile(r"done in .* val acc ([\d.]+)%")
 
 
@@ -73,55 +76,76 @@ def _first_epoch_at(record: dict, level: float) -> int | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("digits")
-    write_image_folder(folder, PER_CLASS, seed=1, size=RENDER, labels=TARGET,
-                       save_size=(RESOLUTION, RESOLUTION), clutter=False)
-    (folder / "1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
-    return folder
+ROOT = Path(__file__).resolve().parents[1]
+# What the rendered images and the trainer's results depend on (besides the settings).
+DATA_SOURCES = ("edge/demo/scene.py", "edge/camera/images.py", "edge/runtime/preprocess.py")
+TRAIN_SOURCES = ("edge/modelbuild/*.py", *DATA_SOURCES)
+# The interrupted run is a child `edge model train --board nano33ble`: its CLI, its signal
+# handling and the board's sizing matter too.
+SCRATCH_SOURCES = (*TRAIN_SOURCES, "edge/cli/*.py", "edge/pipeline/signals.py",
+                   "boards/nano33ble.toml", "firmware_export/plan/*.py",
+                   "firmware_export/patch/*.py")
 
 
-@pytest.fixture(scope="module")
-def scratch(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """From scratch in a child process, interrupted with SIGINT after the first epoch whose
-    validation accuracy reaches STOP."""
-    out = tmp_path_factory.mktemp("scratch") / "digits.keras"
-    argv = [sys.executable, "-m", "edge", "model", "train", str(digits), str(out), *COMMON,
-            "--epochs", str(SCRATCH_EPOCHS), "--board", "nano33ble"]
-    child = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert child.stderr is not None
-    seen = []
-    for line in child.stderr:  # one line per finished epoch (stderr is not a terminal)
-        seen.append(line)
-        match = VAL_ACC.search(line)
-        if match and float(match.group(1)) >= 100 * STOP:
-            child.send_signal(signal.SIGINT)
-            break
-    rest = "".join(seen) + child.stderr.read()
-    assert child.wait() == 130, f"never reached {STOP:.0%} validation accuracy:\n{rest}"
-    return out, rest
-
-
-def _backbone_key() -> str:
-    """Hash of what the pre-trained backbone depends on: trainer, scene, settings, versions."""
-    root = Path(__file__).resolve().parents[1]
-    sources = sorted((root / "edge" / "modelbuild").glob("*.py"))
-    sources += [root / "edge" / "demo" / "scene.py", root / "edge" / "camera" / "images.py",
-                root / "edge" / "runtime" / "preprocess.py"]
+def _key(patterns: tuple[str, ...], settings: object) -> str:
+    """Hash of the files matching ``patterns``, ``settings`` and the library versions."""
     digest = hashlib.sha256()
-    for path in sources:
-        digest.update(path.name.encode() + path.read_bytes())
-    digest.update(repr((OTHER, RENDER, RESOLUTION, BACKBONE_PER_CLASS, BACKBONE_RUN)).encode())
+    for pattern in patterns:
+        for path in sorted(ROOT.glob(pattern)):
+            digest.update(path.name.encode() + path.read_bytes())
+    digest.update(repr(settings).encode())
     digest.update(f"{tf.__version__} {tf.keras.__version__} {sys.version_info[:2]}".encode())
     return digest.hexdigest()[:16]
 
 
 @pytest.fixture(scope="module")
+def digits() -> Path:
+    """3,000 rendered frames per class and one broken file, in the test cache: the folder
+    stays where it was rendered, since the cached model's record names it."""
+    key = _key(DATA_SOURCES, (PER_CLASS, RENDER, RESOLUTION, TARGET))
+
+    def render(folder: Path) -> None:
+        write_image_folder(folder, PER_CLASS, seed=1, size=RENDER, labels=TARGET,
+                           save_size=(RESOLUTION, RESOLUTION), clutter=False)
+        (folder / "1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    return cached_folder(artefact_cache("train-e2e") / f"digits-{key}", render)
+
+
+@pytest.fixture(scope="module")
+def scratch(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """From scratch in a child process, interrupted with SIGINT after the first epoch whose
+    validation accuracy reaches STOP; run once per key into the test cache. Returns a copy of
+    the model in a temporary folder, and what the run printed."""
+    args = [*COMMON, "--epochs", str(SCRATCH_EPOCHS), "--board", "nano33ble"]
+    key = _key(SCRATCH_SOURCES, (digits.name, args, STOP))
+
+    def train(folder: Path) -> None:
+        out = folder / "digits.keras"
+        child = subprocess.Popen(
+            [sys.executable, "-m", "edge", "model", "train", str(digits), str(out), *args],
+            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert child.stderr is not None
+        seen = []
+        for line in child.stderr:  # one line per finished epoch (stderr is not a terminal)
+            seen.append(line)
+            match = VAL_ACC.search(line)
+            if match and float(match.group(1)) >= 100 * STOP:
+                child.send_signal(signal.SIGINT)
+                break
+        rest = "".join(seen) + child.stderr.read()
+        assert child.wait() == 130, f"never reached {STOP:.0%} validation accuracy:\n{rest}"
+        assert not list(folder.glob(".*edge-tmp*")), "the interrupted run left a temporary file"
+        (folder / "stderr.txt").write_text(rest)
+    cached = cached_folder(artefact_cache("train-e2e") / f"scratch-{key}", train)
+    out = tmp_path_factory.mktemp("scratch") / "digits.keras"
+    shutil.copyfile(cached / "digits.keras", out)
+    return out, (cached / "stderr.txt").read_text()
+
+
+@pytest.fixture(scope="module")
 def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MobileNetV2 0.35/96 trained from scratch on other digits: the --weights PATH source."""
-    cached = artefact_cache("train-backbone") / f"{_backbone_key()}.keras"
+    cached = artefact_cache("train-backbone") / f"{_key(TRAIN_SOURCES, BACKBONE_SETTINGS)}.keras"
     if cached.is_file():
         return cached
     data = tmp_path_factory.mktemp("other-digits")
@@ -156,7 +180,6 @@ def test_ctrl_c_keeps_the_best_model_so_far(scratch: tuple[Path, str], digits: P
     assert record["classes"] == list(TARGET) and record["input_size"] == [RESOLUTION] * 2
     assert record["board"]["name"] == "nano33ble" and "largest MobileNetV2" in stderr
     assert record["data"]["root"] == str(digits.resolve())
-    assert not list(out.parent.glob(".*edge-tmp*"))
 
 
 def test_from_scratch_batch_norm_statistics_can_keep_up(scratch: tuple[Path, str]) -> None:

@@ -106,3 +106,36 @@ def test_run_plan_from_scratch_and_pretrained() -> None:
     plan = run_plan(TrainSettings(weights="imagenet"), 363)
     assert (plan.epochs, plan.rule.min_epochs, plan.rule.patience) == (30, 13, 5)
     assert plan.head_epochs == 10  # 120 steps of 12
+
+
+class _Weights:
+    """A model as BestEpoch sees it: weights to read and to put back."""
+
+    def __init__(self) -> None:
+        self.weights = [np.zeros(2)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return self.weights
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        self.weights = [w.copy() for w in weights]
+
+
+def test_the_best_whole_epoch_is_kept_and_a_partial_one_only_when_nothing_else_is() -> None:
+    from edge.modelbuild.train import BestEpoch
+
+    model, kept = _Weights(), BestEpoch()
+    with pytest.raises(KeyboardInterrupt):  # stopped before the first batch: nothing to keep
+        kept.restore(model)
+    model.weights = [np.full(2, 1.0)]
+    assert kept.offer(1, (0.5, -1.0), partial=True, model=model)  # nothing else yet
+    model.weights = [np.full(2, 2.0)]
+    assert kept.offer(2, (0.6, -0.9), partial=False, model=model)
+    model.weights = [np.full(2, 3.0)]
+    assert not kept.offer(3, (0.9, -0.1), partial=True, model=model)  # Ctrl-C mid-epoch
+    assert not kept.offer(4, (0.6, -0.9), partial=False, model=model)  # a tie is no progress
+    model.weights[0][:] = 4.0  # the model trains on in place; the kept copy must not follow
+    assert kept.offer(5, (0.6, -0.5), partial=False, model=model)  # same accuracy, lower loss
+    model.weights[0][:] = 5.0
+    kept.restore(model)
+    assert (kept.epoch, kept.score) == (5, (0.6, -0.5)) and model.weights[0].tolist() == [4, 4]

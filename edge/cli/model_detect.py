@@ -70,7 +70,8 @@ def _size(args: argparse.Namespace, classes: int, image_size: tuple[int, int]
 def train(args: argparse.Namespace) -> int:
     from edge.cli.progress import TrainingProgress
     from edge.modelbuild.dataset import SplitFractions
-    from edge.modelbuild.keras_file import check_output, save_keras
+    from edge.modelbuild.keras_file import check_output
+    from edge.modelbuild.train import save_trained
     from edge.modelbuild.train_detect import DetectSettings, image_size_of, train_detector
     from edge.modelbuild.yolo_layout import scan_yolo
     from edge.pipeline.signals import stop_on_signals
@@ -98,8 +99,8 @@ def train(args: argparse.Namespace) -> int:
     with stop_on_signals(stop):
         result = train_detector(data, settings, stop=stop,
                                 progress=None if args.quiet else TrainingProgress())
-    metadata = {**result.metadata, **extra}
-    save_keras(result.model, args.output, metadata)
+    result = save_trained(result, args.output, extra)
+    metadata = result.metadata
     if result.skipped:
         _say(args, f"skipped {len(result.skipped)} image(s) that cannot be decoded: "
              + ", ".join(result.skipped))

@@ -236,6 +236,15 @@ def start_residual_blocks_as_identity(backbone: Any) -> int:
     return zeroed
 
 
+def prepare_from_scratch(backbone: Any, steps_per_epoch: int) -> None:
+    """Batch-norm statistics that keep up with a short run (:func:`batch_norm_momentum`) and
+    residual branches that start as the identity, for a backbone from random weights."""
+    for layer in backbone.layers:
+        if hasattr(layer, "momentum"):
+            layer.momentum = batch_norm_momentum(steps_per_epoch)
+    start_residual_blocks_as_identity(backbone)
+
+
 def is_trainable(layer_name: str, blocks: int | None) -> bool:
     """Whether a backbone layer learns when the last ``blocks`` blocks are fine-tuned."""
     if blocks is None:
@@ -313,6 +322,45 @@ class TrainResult:
     skipped: tuple[str, ...]
     metadata: dict[str, Any]
 
+    @classmethod
+    def of(cls, run: Any, model: Any, skipped: tuple[str, ...],
+           metadata: dict[str, Any]) -> TrainResult:
+        """The result of ``run`` (``history``, ``kept``: :class:`BestEpoch`, ``stop``,
+        ``stopped_early``) once its best weights are back in ``model``."""
+        return cls(model, tuple(run.history), run.kept.epoch, run.kept.score[0],
+                   run.stop.is_set(), run.stopped_early, skipped, metadata)
+
+
+class BestEpoch:
+    """The best epoch so far by its score, ``(val measure, -val loss)``, and its weights.
+
+    A partial epoch (stopped by Ctrl-C) counts only while no epoch was completed: which batch
+    the stop lands in is chance, and the kept model should not depend on it.
+    """
+
+    def __init__(self) -> None:
+        self.score: tuple[float, float] = (-1.0, 0.0)
+        self.epoch = 0
+        self.weights: list[np.ndarray] | None = None
+
+    def offer(self, epoch: int, score: tuple[float, float], partial: bool, model: Any) -> bool:
+        """Keeps ``model``'s weights when this epoch is the best so far; whether it was."""
+        if (partial and self.weights is not None) or score <= self.score:
+            return False
+        self.score, self.epoch = score, epoch
+        self.weights = [w.copy() for w in model.get_weights()]
+        return True
+
+    def restore(self, model: Any) -> None:
+        """Puts the kept weights back into ``model``.
+
+        Raises:
+            KeyboardInterrupt: the run was stopped before its first batch (nothing to keep).
+        """
+        if self.weights is None:
+            raise KeyboardInterrupt
+        model.set_weights(self.weights)
+
 
 def epoch_order(rng: np.random.Generator, count: int, length: int) -> np.ndarray:
     """A shuffled order of ``count`` samples, filled up to ``length`` (whole batches) from a
@@ -356,9 +404,7 @@ class _Run:
         self.rng = np.random.default_rng(settings.seed)
         self.steps = max(1, math.ceil(len(train.labels) / settings.batch_size))
         self.history: list[EpochRecord] = []
-        self.best: tuple[float, float] = (-1.0, 0.0)
-        self.best_weights: list[np.ndarray] | None = None
-        self.best_epoch = 0
+        self.kept = BestEpoch()
         self.step_s = 0.0
         self.val_s = 0.0
         self.stopped_early = False
@@ -461,13 +507,8 @@ class _Run:
                              val_accuracy, time.perf_counter() - start,
                              partial=len(losses) < self.steps)
         self.history.append(record)
-        # A partial epoch (stopped by Ctrl-C) counts only when no epoch was completed: which
-        # batch the stop lands in is chance, and the kept model should not depend on it.
-        counts = not record.partial or self.best_weights is None
-        improved = counts and (val_accuracy, -val_loss) > self.best
-        if improved:
-            self.best, self.best_epoch = (val_accuracy, -val_loss), epoch
-            self.best_weights = [w.copy() for w in self.model.get_weights()]
+        improved = self.kept.offer(epoch, (val_accuracy, -val_loss), record.partial,
+                                   self.model)
         waiting = ""
         if not record.partial:
             self.last_state = self.stopping.update(val_accuracy, val_loss)
@@ -533,23 +574,14 @@ def train_model(folder: ImageFolder, settings: TrainSettings, *,
     run = _Run(tf, model, settings, train, val, weights.astype(np.float32), progress,
                stop or threading.Event(), plan)
     if not settings.pretrained:
-        momentum = batch_norm_momentum(run.steps)
-        backbone = model.get_layer(BACKBONE)
-        for layer in backbone.layers:
-            if hasattr(layer, "momentum"):
-                layer.momentum = momentum
-        start_residual_blocks_as_identity(backbone)
+        prepare_from_scratch(model.get_layer(BACKBONE), run.steps)
     log.info("planned %d epochs; %s", plan.epochs, plan.rule)
     run.run(plan_stages(settings, plan.epochs, plan.head_epochs))
-    if run.best_weights is None:
-        raise KeyboardInterrupt
-    model.set_weights(run.best_weights)
+    run.kept.restore(model)
     # The held-out images are not trained on, but a broken one is listed now, not at evaluation.
     held_out = load_images(folder.split("test"), size).skipped
     skipped = train.skipped + val.skipped + held_out
-    return TrainResult(model, tuple(run.history), run.best_epoch, run.best[0],
-                       run.stop.is_set(), run.stopped_early, skipped,
-                       _metadata(folder, settings, run, skipped, weights))
+    return TrainResult.of(run, model, skipped, _metadata(folder, settings, run, skipped, weights))
 
 
 def _metadata(folder: ImageFolder, settings: TrainSettings, run: _Run,
@@ -569,7 +601,7 @@ def _metadata(folder: ImageFolder, settings: TrainSettings, run: _Run,
         "calibration": {"root": root, "split": "train"},
         "training": {
             **run_summary(run, settings.seed, settings.batch_size),
-            "best_val_accuracy": round(run.best[0], 5),
+            "best_val_accuracy": round(run.kept.score[0], 5),
             "augmentation": settings.augmentation.to_dict(),
             "label_smoothing": run.plan.label_smoothing, "weight_decay": run.plan.weight_decay,
             "class_weights": dict(zip(folder.classes, np.round(weights, 4).tolist(),
@@ -605,10 +637,10 @@ def save_trained(result: TrainResult, output: Path,
 
 def run_summary(run: Any, seed: int, batch_size: int) -> dict[str, Any]:
     """What every task's training record says of its run: seed, plan, stopping rule, and how
-    the run ended (``run`` has ``plan``, ``history``, ``best_epoch``, ``stop``,
+    the run ended (``run`` has ``plan``, ``history``, ``kept``, ``stop``,
     ``stopped_early``)."""
     return {"seed": seed, "epochs_planned": run.plan.epochs,
             "min_epochs": run.plan.rule.min_epochs, "patience": run.plan.rule.patience,
-            "epochs_run": len(run.history), "best_epoch": run.best_epoch,
+            "epochs_run": len(run.history), "best_epoch": run.kept.epoch,
             "interrupted": run.stop.is_set(), "stopped_early": run.stopped_early,
             "batch_size": batch_size}

@@ -46,16 +46,16 @@ from edge.modelbuild.keras_file import check_output
 from edge.modelbuild.schedule import EarlyStopping, StoppingRule, learning_rate, planned_epochs
 from edge.modelbuild.train import (
     PREDICT_BATCH,
+    BestEpoch,
     EpochRecord,
     Progress,
     ProgressFn,
     TrainResult,
-    batch_norm_momentum,
     epoch_order,
     eta_seconds,
+    prepare_from_scratch,
     run_summary,
     save_trained,
-    start_residual_blocks_as_identity,
 )
 from edge.modelbuild.yolo_layout import Box, DetectionData, LabelledImage, scan_yolo
 
@@ -236,10 +236,8 @@ class _DetectRun:
         self.steps = max(1, math.ceil(len(train.pixels) / settings.batch_size))
         self.stopping = EarlyStopping(plan.rule)
         self.history: list[EpochRecord] = []
-        self.best = (-1.0, 0.0)  # (val F1, -val loss)
+        self.kept = BestEpoch()  # by (val F1, -val loss)
         self.best_threshold = 0.5
-        self.best_weights: list[np.ndarray] | None = None
-        self.best_epoch = 0
         self.stopped_early = False
         self.step_s = self.val_s = 0.0
         self._step = 0
@@ -305,11 +303,9 @@ class _DetectRun:
         record = EpochRecord(epoch, TASK, float(np.mean(losses)), math.nan, val_loss, f1,
                              time.perf_counter() - start, partial=partial)
         self.history.append(record)
-        counts = not partial or self.best_weights is None
-        improved = counts and (f1, -val_loss) > self.best
+        improved = self.kept.offer(epoch, (f1, -val_loss), partial, self.model)
         if improved:
-            self.best, self.best_epoch, self.best_threshold = (f1, -val_loss), epoch, threshold
-            self.best_weights = [w.copy() for w in self.model.get_weights()]
+            self.best_threshold = threshold
         stop, waiting = False, ""
         if not partial:
             state = self.stopping.update(f1, val_loss)
@@ -359,10 +355,7 @@ def train_detector(data: DetectionData, settings: DetectSettings, *,
                      stop or threading.Event())
     backbone = model.get_layer("backbone")
     if not settings.weights:
-        for layer in backbone.layers:
-            if hasattr(layer, "momentum"):
-                layer.momentum = batch_norm_momentum(run.steps)
-        start_residual_blocks_as_identity(backbone)
+        prepare_from_scratch(backbone, run.steps)
     else:  # statistics from far more images than a small data set has
         for layer in backbone.layers:
             if "BatchNormalization" in type(layer).__name__:
@@ -371,14 +364,10 @@ def train_detector(data: DetectionData, settings: DetectSettings, *,
     log.info("planned %d epochs; %s; input %dx%d, grid %dx%d", plan.epochs, plan.rule, *size,
              *grid_shape(size))
     run.run()
-    if run.best_weights is None:
-        raise KeyboardInterrupt
-    model.set_weights(run.best_weights)
+    run.kept.restore(model)
     held_out = load_split(data.split("test"), size).skipped
     skipped = train.skipped + val.skipped + held_out
-    return TrainResult(model, tuple(run.history), run.best_epoch, run.best[0],
-                       run.stop.is_set(), run.stopped_early, skipped,
-                       _metadata(data, settings, size, run, skipped))
+    return TrainResult.of(run, model, skipped, _metadata(data, settings, size, run, skipped))
 
 
 def _metadata(data: DetectionData, settings: DetectSettings, size: tuple[int, int],
@@ -402,7 +391,7 @@ def _metadata(data: DetectionData, settings: DetectSettings, size: tuple[int, in
         "calibration": {"root": root, "split": "train", "layout": "yolo"},
         "training": {
             **run_summary(run, settings.seed, settings.batch_size),
-            "best_val_f1": round(run.best[0], 5),
+            "best_val_f1": round(run.kept.score[0], 5),
             "learning_rate": run.plan.learning_rate, "object_weight": settings.object_weight,
             "neighbour_weight": settings.neighbour_weight,
             "history": [_history(r) for r in run.history]},
