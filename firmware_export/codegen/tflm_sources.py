@@ -15,17 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import ExportError
 from firmware_export.tflm.opset import (
     KERNELS,
     RESOLVER,
     SKIPPED_TOP,
     SOURCE_SUFFIXES,
     defined_registrations,
+    needed_registrations,
     resolver_registrations,
     tree_files,
 )
-from firmware_export.tflm.opset import needed_registrations as _needed
 from firmware_export.tflm.tree import locate_tree
 
 INCLUDE_DIRS = ("third_party/flatbuffers/include", "third_party/gemmlowp", "third_party/ruy")
@@ -62,19 +61,6 @@ def choose_tree(paths: Sequence[str | Path], kernels: str) -> Path:
     return next((tree for tree in trees if tree.kernels == wanted), trees[0]).root
 
 
-def needed_registrations(header: str, opcodes: Sequence[str]) -> frozenset[str]:
-    """The ``Register_*`` functions the model's resolver calls.
-
-    Raises:
-        ExportError: the tree's resolver has no method for one of the operators.
-    """
-    try:
-        return _needed(header, opcodes)
-    except ExportError as e:
-        raise ExportError(str(e).replace("the TFLM tree has", "the TFLM tree given with "
-                                         "--tflm has")) from None
-
-
 def _kept(relative: str, text: str | None, needed: frozenset[str]) -> bool:
     if "_test." in relative or "/testing/" in relative:
         return False
@@ -92,7 +78,8 @@ def select_files(root: Path, opcodes: Sequence[str]) -> TflmSelection:
     Raises:
         ExportError: not a tree, or it lacks an operator.
     """
-    needed = needed_registrations((root / RESOLVER).read_text(encoding="utf-8"), opcodes)
+    needed = needed_registrations((root / RESOLVER).read_text(encoding="utf-8"), opcodes,
+                                  tree="the TFLM tree given with --tflm")
     files = []
     for path in sorted(tree_files(root)):
         relative = path.relative_to(root).as_posix()

@@ -61,8 +61,10 @@ def resolver_registrations(header: str) -> dict[str, frozenset[str]]:
             for name, body in _METHOD.findall(header)}
 
 
-def needed_registrations(header: str, opcodes: Sequence[str]) -> frozenset[str]:
-    """The ``Register_*`` functions a resolver with these operators calls.
+def needed_registrations(header: str, opcodes: Sequence[str],
+                         tree: str = "the TFLM tree") -> frozenset[str]:
+    """The ``Register_*`` functions a resolver with these operators calls (``tree``: how the
+    error names the tree the header came from).
 
     Raises:
         ExportError: the tree's resolver has no method for one of the operators.
@@ -72,7 +74,7 @@ def needed_registrations(header: str, opcodes: Sequence[str]) -> frozenset[str]:
     for op in sorted(set(opcodes)):
         method = add_method(op)
         if method not in methods:
-            raise ExportError(f"the TFLM tree has no {method} ({op}) in its {RESOLVER}; "
+            raise ExportError(f"{tree} has no {method} ({op}) in its {RESOLVER}; "
                               "use a newer TFLM")
         needed |= methods[method]
     return frozenset(needed)
