@@ -100,7 +100,7 @@ def test_run_plan_from_scratch_and_pretrained() -> None:
     from edge.modelbuild.train import TrainSettings, run_plan
 
     plan = run_plan(TrainSettings(), 363)
-    assert (plan.epochs, plan.rule.min_epochs, plan.rule.patience) == (125, 41, 12)
+    assert (plan.epochs, plan.rule.min_epochs, plan.rule.patience) == (200, 66, 20)
     plan = run_plan(TrainSettings(epochs=12, patience=3, min_epochs=20), 363)
     assert (plan.epochs, plan.rule.min_epochs, plan.rule.patience) == (12, 12, 3)
     plan = run_plan(TrainSettings(weights="imagenet"), 363)

@@ -71,7 +71,7 @@ def _add_train(sub: Any) -> None:
                         "edge-model, or a quantized MobileNetV2 .tflite (e.g. "
                         "mobilenet_v2_1.0_224_quant.tflite; its width is the default --alpha)")
     p.add_argument("--epochs", type=int,
-                   help="most epochs (default: from scratch, enough for 1,500 steps, 30-200; "
+                   help="most epochs (default: from scratch, enough for 2,400 steps, 30-200; "
                         "with pre-trained weights 30)")
     p.add_argument("--patience", type=int,
                    help="stop after N epochs without progress of the smoothed val accuracy "
