@@ -82,8 +82,9 @@ def _resolve_weights(args: argparse.Namespace, alpha: float, resolution: int,
         return "imagenet"
     if per_class < SCRATCH_IMAGES_PER_CLASS:
         log.warning("no ImageNet weights (offline, none cached): training from scratch on %d "
-                    "training images per class; from scratch wants about %d per class, so "
-                    "for better accuracy pass --weights mobilenet_v2_1.0_224_quant.tflite "
+                    "training images per class; from scratch wants about %d per class "
+                    "unless the objects span a quarter of the frame or more, so for better "
+                    "accuracy pass --weights mobilenet_v2_1.0_224_quant.tflite "
                     "(--alpha 1.0) or another MobileNetV2 .tflite or *_no_top.h5 file",
                     per_class, SCRATCH_IMAGES_PER_CLASS)
     return None
