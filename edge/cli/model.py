@@ -26,6 +26,15 @@ from edge.cli.common import (
     run_command,
 )
 from edge.modelbuild.build import ALPHAS, MIN_RESOLUTION
+from edge.modelbuild.train import (
+    HEAD_EPOCHS,
+    HEAD_LEARNING_RATE,
+    HEAD_MIN_STEPS,
+    PRETRAINED_EPOCHS,
+    SCRATCH_EPOCHS,
+    SCRATCH_LEARNING_RATE,
+    SCRATCH_MIN_STEPS,
+)
 
 PROG = "edge-model"
 
@@ -71,20 +80,22 @@ def _add_train(sub: Any) -> None:
                         "edge-model, or a quantized MobileNetV2 .tflite (e.g. "
                         "mobilenet_v2_1.0_224_quant.tflite; its width is the default --alpha)")
     p.add_argument("--epochs", type=int,
-                   help="most epochs (default: from scratch, enough for 2,400 steps, 30-200; "
-                        "with pre-trained weights 30)")
+                   help=f"most epochs (default: from scratch, enough for {SCRATCH_MIN_STEPS:,} "
+                        f"steps, {SCRATCH_EPOCHS[0]}-{SCRATCH_EPOCHS[1]}; with pre-trained "
+                        f"weights {PRETRAINED_EPOCHS})")
     p.add_argument("--patience", type=int,
                    help="stop after N epochs without progress of the smoothed val accuracy "
                         "or loss (default: a tenth of the epochs, at least 5)")
     p.add_argument("--min-epochs", type=int,
                    help="never stop before this epoch (default: a third of the epochs from "
-                        "scratch; head epochs + 2 with pre-trained weights)")
+                        "scratch; head epochs + 3 with pre-trained weights)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
     p.add_argument("--learning-rate", type=float,
-                   help="peak rate (default: 2e-3 from scratch, 1e-3 for a new head)")
+                   help=f"peak rate (default: {SCRATCH_LEARNING_RATE:g} from scratch, "
+                        f"{HEAD_LEARNING_RATE:g} for a new head)")
     p.add_argument("--head-epochs", type=int,
                    help="pre-trained weights: epochs training only the new head (default: "
-                        "enough for 120 steps, 3-10)")
+                        f"enough for {HEAD_MIN_STEPS} steps, {HEAD_EPOCHS[0]}-{HEAD_EPOCHS[1]})")
     p.add_argument("--fine-tune-blocks", type=int, default=3,
                    help="pre-trained weights: last blocks fine-tuned after that (default: 3)")
     p.add_argument("--val", type=fraction, default=0.1, help="validation share (default 0.1)")
