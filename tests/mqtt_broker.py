@@ -7,6 +7,7 @@ restarted broker still holds the messages queued for the persistent test subscri
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import threading
@@ -21,9 +22,24 @@ from tests.conftest import need_tool
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range, so that it stays free while a test's broker
+    is down: no outgoing connection (a reconnecting client's own source port, which could otherwise
+    connect to itself) and no other test's ``bind(0)`` can be given it in the meantime."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first = 10000 if low > 12000 else 1024
+    rng = random.Random()  # seeded from the OS: parallel workers pick different ports
+    for _ in range(200):
+        port = rng.randrange(first, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port between {first} and {low}")
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -71,7 +87,11 @@ class Broker:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # until it accepts connections (or dies)
             if self.proc.poll() is not None:
-                raise AssertionError(f"mosquitto exited: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+                log = self.folder / "mosquitto.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                err = self.proc.stderr.read() if self.proc.stderr else b""
+                raise AssertionError(f"mosquitto on port {self.port} exited: {err!r}; "
+                                     f"its log ends: {tail!r}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
