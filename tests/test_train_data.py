@@ -136,6 +136,23 @@ def test_stages_and_fine_tuned_layers() -> None:
         TrainSettings(epochs=0)
 
 
+def test_from_scratch_small_inputs_first_train_a_third_larger() -> None:
+    from edge.modelbuild.train import larger_resolution
+
+    assert [larger_resolution(r) for r in (32, 64, 96, 112, 128, 160, 224)] == [
+        48, 96, 128, 160, 0, 0, 0]
+    stages = plan_stages(TrainSettings(resolution=96, epochs=200))
+    assert [(s.name, s.epochs, s.resolution) for s in stages] == [
+        ("train 128", 110, 128), ("train", 90, 0)]
+    assert stages[0].learning_rate == stages[1].learning_rate
+    assert [(s.name, s.epochs) for s in plan_stages(TrainSettings(resolution=160, epochs=200))
+            ] == [("train", 200)]
+    assert [s.name for s in plan_stages(TrainSettings(resolution=96, epochs=9))] == ["train"]
+    # with pre-trained weights the model learns at the size it was asked for
+    pretrained = plan_stages(TrainSettings(resolution=96, weights="imagenet", epochs=30))
+    assert {s.resolution for s in pretrained} == {0}
+
+
 def test_confusion_precision_recall_on_a_hand_count() -> None:
     truth = np.array([0, 0, 0, 1, 1, 2])
     predicted = np.array([0, 0, 1, 1, 1, 1])

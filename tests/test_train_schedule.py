@@ -139,3 +139,25 @@ def test_the_best_whole_epoch_is_kept_and_a_partial_one_only_when_nothing_else_i
     model.weights[0][:] = 5.0
     kept.restore(model)
     assert (kept.epoch, kept.score) == (5, (0.6, -0.5)) and model.weights[0].tolist() == [4, 4]
+
+
+def test_a_result_nearer_chance_than_perfect_has_learned_little() -> None:
+    from edge.modelbuild.train import learned_little
+
+    # three classes: chance 33.3 %, the line at 66.7 %; two: 75 %; ten: 55 %
+    assert learned_little(0.455, 3) and learned_little(0.66, 3)
+    assert not learned_little(0.67, 3) and not learned_little(0.9, 3)
+    assert learned_little(0.74, 2) and not learned_little(0.76, 2)
+    assert learned_little(0.54, 10) and not learned_little(0.56, 10)
+    assert not learned_little(0.0, 1)  # one class: nothing to learn, nothing to say
+
+
+def test_a_restarted_stopping_rule_forgets_its_measures_not_its_epochs() -> None:
+    rule = StoppingRule(min_epochs=4, patience=2)
+    stopping = EarlyStopping(rule)
+    for acc in (0.5, 0.9, 0.9):
+        stopping.update(acc, 0.5)
+    stopping.restart()  # the input size changed: a lower accuracy is no step back
+    state = stopping.update(0.6, 0.8)
+    assert state.epoch == 4 and state.since_progress == 0 and not state.stop
+    assert stopping.best_accuracy == pytest.approx(0.6)

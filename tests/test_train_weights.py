@@ -213,3 +213,40 @@ def test_listen_reads_the_labels_embedded_in_a_model(tmp_path: Path) -> None:
     assert _read_labels(model) == ("empty", "full")
     with pytest.raises(Exception, match="has no embedded labels"):
         _read_labels(MODELS / "person_detect.tflite")
+
+
+@pytest.mark.parametrize("weights", ["none", "mobilenet_v2_1.0_224_quant.tflite"])
+def test_a_training_near_chance_says_so_and_what_to_do(weights: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import logging
+
+    from edge.cli import model_commands
+    from edge.modelbuild.train import SCRATCH_IMAGES_PER_CLASS, TrainResult
+
+    def result(best: float) -> TrainResult:
+        metadata = {"classes": ["circle", "square", "triangle"],
+                    "architecture": {"weights": weights}}
+        return TrainResult(None, (), 40, best, False, True, (), metadata)
+
+    args = argparse.Namespace(quiet=False, output=tmp_path / "m.keras")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("edge-model").addHandler(handler)
+    try:
+        model_commands._report_training(args, result(0.9))
+        assert records == []
+        model_commands._report_training(args, result(0.455))
+    finally:
+        logging.getLogger("edge-model").removeHandler(handler)
+    assert len(records) == 1, records
+    message = records[0].getMessage()
+    assert "best val accuracy 45.5% is nearer chance (33.3% for 3 classes)" in message
+    assert str(tmp_path / "m.keras") in message
+    if weights == "none":
+        assert "--weights mobilenet_v2_1.0_224_quant.tflite" in message
+        assert f"about {SCRATCH_IMAGES_PER_CLASS} images per class" in message
+    else:
+        assert "each class folder holds what its name says" in message
+    assert "next: edge-model quantize" in capsys.readouterr().err

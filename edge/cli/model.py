@@ -32,6 +32,8 @@ from edge.modelbuild.train import (
     HEAD_MIN_STEPS,
     PRETRAINED_EPOCHS,
     SCRATCH_EPOCHS,
+    SCRATCH_LARGER_BELOW,
+    SCRATCH_LARGER_SHARE,
     SCRATCH_LEARNING_RATE,
     SCRATCH_MIN_STEPS,
 )
@@ -81,8 +83,11 @@ def _add_train(sub: Any) -> None:
                         "mobilenet_v2_1.0_224_quant.tflite; its width is the default --alpha)")
     p.add_argument("--epochs", type=int,
                    help=f"most epochs (default: from scratch, enough for {SCRATCH_MIN_STEPS:,} "
-                        f"steps, {SCRATCH_EPOCHS[0]}-{SCRATCH_EPOCHS[1]}; with pre-trained "
-                        f"weights {PRETRAINED_EPOCHS})")
+                        f"steps, {SCRATCH_EPOCHS[0]}-{SCRATCH_EPOCHS[1]}, and below "
+                        f"--resolution {SCRATCH_LARGER_BELOW} the first "
+                        f"{SCRATCH_LARGER_SHARE * 100:.0f}%% "
+                        "of them at a third larger input, where small objects learn; with "
+                        f"pre-trained weights {PRETRAINED_EPOCHS})")
     p.add_argument("--patience", type=int,
                    help="stop after N epochs without progress of the smoothed val accuracy "
                         "or loss (default: a tenth of the epochs, at least 5)")

@@ -154,7 +154,7 @@ def _say_when_stopping(args: argparse.Namespace, stop: threading.Event) -> None:
 
 
 def _report_training(args: argparse.Namespace, result: object) -> None:
-    from edge.modelbuild.train import TrainResult
+    from edge.modelbuild.train import SCRATCH_IMAGES_PER_CLASS, TrainResult, learned_little
 
     assert isinstance(result, TrainResult)
     if result.skipped:
@@ -164,6 +164,20 @@ def _report_training(args: argparse.Namespace, result: object) -> None:
            if result.stopped_early else "all epochs run")
     _say(args, f"{args.output}: best val accuracy {result.best_val_accuracy:.1%} at epoch "
          f"{result.best_epoch} of {len(result.history)} ({why}); kept that model")
+    classes = len(result.metadata["classes"])
+    if learned_little(result.best_val_accuracy, classes):
+        if result.metadata["architecture"]["weights"] == "none":
+            advice = ("From scratch, MobileNetV2 0.35/96 learns objects that span a quarter of "
+                      "the frame or more from 150 images per class; for smaller ones pass "
+                      "--weights mobilenet_v2_1.0_224_quant.tflite (--alpha 1.0) or another "
+                      f"pre-trained MobileNetV2, or give about {SCRATCH_IMAGES_PER_CLASS} images "
+                      "per class (docs/train.md)")
+        else:
+            advice = ("Check that each class folder holds what its name says and that the "
+                      "objects are visible at the model's input size (docs/train.md)")
+        log.warning("%s: best val accuracy %.1f%% is nearer chance (%.1f%% for %d classes) "
+                    "than 100%%: the model has not learned the objects. %s", args.output,
+                    100 * result.best_val_accuracy, 100 / classes, classes, advice)
     if not result.interrupted:
         _say(args, f"next: {PROG} quantize {args.output}")
 

@@ -84,6 +84,13 @@ class EarlyStopping:
         self.best_loss = math.inf
         self.since_progress = 0
 
+    def restart(self) -> None:
+        """Forget the measures so far (the model's input size changed, so they do not compare),
+        keeping the epoch count, which the least number of epochs counts in."""
+        self._acc = self._loss = None
+        self.best_accuracy, self.best_loss = -math.inf, math.inf
+        self.since_progress = 0
+
     def update(self, val_accuracy: float, val_loss: float) -> StopState:
         self.epoch += 1
         w = self.rule.smoothing
